@@ -1,0 +1,57 @@
+# elk-pipeline: `make demo` runs the main job, `make test` runs everything against real servers.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv stack-up stack-down stack-status stack-clean test test-fast lint demo bench clean
+
+help:
+	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
+	@echo "make test        lint + every test, against a real Kafka broker and OpenSearch (started for you)"
+	@echo "make lint        ruff + mypy"
+	@echo "make stack-up    start Kafka + OpenSearch from Maven Central jars (endpoints in .stack/env)"
+	@echo "make stack-down  stop them (by pid)"
+	@echo "make bench       run the benchmarks (results in docs/BENCHMARKS.md)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+stack-up: venv
+	$(BIN)/python -m stack up
+
+stack-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m stack down; else $(PY) -m stack down; fi
+
+stack-status:
+	@$(PY) -m stack status
+
+stack-clean:
+	$(PY) -m stack clean
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint stack-up
+	$(BIN)/pytest -q -rfEs $(PYTEST_ARGS)
+
+# the unit tests and the quick stack tests, without the long fault tests
+test-fast: stack-up
+	$(BIN)/pytest -q -rfEs -m "not slow" $(PYTEST_ARGS)
+
+demo: stack-up
+	$(BIN)/python -m demo
+
+bench: stack-up
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

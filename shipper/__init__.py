@@ -1,0 +1,1 @@
+"""elk-pipeline shipper: Kafka -> decode -> enrich -> route -> bulk sink -> commit."""

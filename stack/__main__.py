@@ -1,0 +1,5 @@
+import sys
+
+from stack.localstack import main
+
+sys.exit(main())
