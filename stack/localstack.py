@@ -273,14 +273,18 @@ def wait_kafka(cfg: Config, timeout: float = 90.0) -> None:
 
 def _kafka_round_trip(bootstrap: str, timeout: float) -> None:
     import asyncio
+    import logging
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    # while the broker boots, aiokafka logs every refused attempt; the caller reports the outcome
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def run() -> None:
         token = os.urandom(8).hex().encode()
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        await producer.start()
         try:
+            await producer.start()
             meta = await producer.send_and_wait("_stack_ready", token)
         finally:
             await producer.stop()
@@ -288,8 +292,8 @@ def _kafka_round_trip(bootstrap: str, timeout: float) -> None:
             bootstrap_servers=bootstrap, group_id="_stack_ready", enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
         try:
+            await consumer.start()
             from aiokafka import TopicPartition
 
             tp = TopicPartition("_stack_ready", meta.partition)
