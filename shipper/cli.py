@@ -1,9 +1,32 @@
-"""`shipper` console script."""
+"""`shipper` console script: run, setup, replay. Every setting is listed in --help, from the model."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+
+from pydantic import ValidationError
+
+from collector.settings_reference import env_vars
+from shipper.config import ShipperSettings
+
+
+def _settings_help() -> str:
+    lines = ["settings (environment variables; also keys of the JSON/TOML file in SHIPPER_CONFIG_FILE):"]
+    for var in env_vars(ShipperSettings):
+        default = "required" if var.required else f"default: {var.default or '(none)'}"
+        lines.append(f"  {var.name:<40} {var.description} [{default}]")
+    return "\n".join(lines)
+
+
+def _load() -> ShipperSettings:
+    try:
+        return ShipperSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"SHIPPER_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        raise SystemExit(f"shipper: invalid configuration: {problems}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,15 +34,44 @@ def main(argv: list[str] | None = None) -> int:
         prog="shipper",
         description="elk-pipeline shipper: consumes log, metric and health records from Kafka and "
         "bulk-writes them, enriched, into Elasticsearch/OpenSearch data streams.",
+        epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("run", help="consume from Kafka and index into the search engine")
+    sub.add_parser("run", help="consume from Kafka and index into the search engine",
+                   epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.add_parser("setup", help="install the index templates (idempotent) and exit")
+    replay = sub.add_parser("replay", help="re-publish dead letters to their original topics")
+    replay.add_argument("--error-type", help="only dead letters of this error.type (e.g. mapper_parsing_exception)")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    print(f"shipper {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    settings = _load()
+    from shipper.log import configure
+
+    configure()
+    if args.command == "run":
+        from shipper.app import run
+
+        return asyncio.run(run(settings))
+    if args.command == "setup":
+        from shipper.engines.detect import build_engine, detect_kind
+
+        async def setup() -> None:
+            engine = build_engine(settings, await detect_kind(settings))
+            try:
+                await engine.install_templates()
+            finally:
+                await engine.close()
+
+        asyncio.run(setup())
+        print("templates installed")
+        return 0
+    from shipper.replay import replay as do_replay
+
+    replayed, skipped = asyncio.run(do_replay(settings, args.error_type))
+    print(f"replayed {replayed} dead letters, skipped {skipped}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""The shipper's one settings model: env vars (SHIPPER_...), an optional config file, validated at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from collector.schema import DEFAULT_NAMESPACE, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from shipper.health.config import HealthSettings
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the JSON or TOML file named by SHIPPER_CONFIG_FILE; env vars win over it."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("SHIPPER_CONFIG_FILE")
+        self._data: dict[str, Any] = {}
+        if path:
+            text = Path(path).read_bytes()
+            self._data = tomllib.loads(text.decode()) if path.endswith(".toml") else json.loads(text)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+def _read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        return path.read_text().strip()
+    return None
+
+
+class ShipperSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIPPER_", env_nested_delimiter="__", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("SHIPPER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka brokers, comma-separated host:port.",
+    )
+    group_id: str = Field("elk-shipper", description="Consumer group; replicas with the same id share partitions.")
+    topics: str = Field(f"{TOPIC_LOGS},{TOPIC_METRICS},{TOPIC_HEALTH}", description="Topics, comma-separated.")
+    dead_letter_topic: str = Field(TOPIC_DEAD_LETTER, description="Topic for records rejected for good.")
+    search_url: str = Field(
+        "http://127.0.0.1:9200",
+        validation_alias=AliasChoices("SHIPPER_SEARCH_URL", "SEARCH_URL"),
+        description="Elasticsearch or OpenSearch URL.",
+    )
+    engine: Literal["auto", "elasticsearch", "opensearch"] = Field(
+        "auto", description="Search engine kind; `auto` asks GET / at start."
+    )
+    search_username: str | None = Field(None, description="Basic-auth user for the search engine.")
+    search_password: SecretStr | None = Field(None, description="Basic-auth password (prefer the _FILE variant).")
+    search_password_file: Path | None = Field(None, description="File holding the password (Docker secret).")
+    search_api_key: SecretStr | None = Field(None, description="Elasticsearch API key (base64 id:key).")
+    search_api_key_file: Path | None = Field(None, description="File holding the API key.")
+    search_timeout_s: float = Field(30.0, gt=0, description="Timeout of one request to the engine.")
+    namespace: str = Field(DEFAULT_NAMESPACE, description="Data-stream namespace: `logs-<service>-<namespace>`.")
+    service_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON: container/instance name or regex -> service name, for records without service.name.",
+    )
+    batch_max_records: int = Field(5000, ge=1, description="Records per batch taken from Kafka.")
+    batch_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Bytes per bulk request.")
+    batch_linger_ms: int = Field(200, ge=0, description="How long to wait to fill a batch.")
+    max_record_bytes: int = Field(1024 * 1024, ge=1024, description="Larger records are dead-lettered.")
+    bulk_concurrency: int = Field(4, ge=1, le=64, description="Bulk requests in flight at once.")
+    gzip: bool = Field(False, description="Gzip bulk request bodies.")
+    retry_initial_s: float = Field(0.2, gt=0, description="First retry delay for 429/5xx/connection errors.")
+    retry_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")
+    http_host: str = Field("127.0.0.1", description="Address of the /health and /metrics endpoint.")
+    http_port: int = Field(9108, ge=0, le=65535, description="Port of /health and /metrics (0: pick a free one).")
+    shutdown_timeout_s: float = Field(20.0, gt=0, description="Bound on graceful shutdown after SIGTERM.")
+    stats_interval_s: float = Field(10.0, gt=0, description="How often pipeline metrics are written.")
+    health: HealthSettings = Field(HealthSettings(), description="Health and alerting.")
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: str) -> str:
+        if not [t for t in value.split(",") if t.strip()]:
+            raise ValueError("at least one topic")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> ShipperSettings:
+        if self.search_password and self.search_password_file:
+            raise ValueError("set SHIPPER_SEARCH_PASSWORD or SHIPPER_SEARCH_PASSWORD_FILE, not both")
+        if self.search_api_key and self.search_api_key_file:
+            raise ValueError("set SHIPPER_SEARCH_API_KEY or SHIPPER_SEARCH_API_KEY_FILE, not both")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _ConfigFileSource(settings_cls)
+
+    @property
+    def topic_list(self) -> list[str]:
+        return [t.strip() for t in self.topics.split(",") if t.strip()]
+
+    @property
+    def password(self) -> str | None:
+        return _read_secret(self.search_password, self.search_password_file)
+
+    @property
+    def api_key(self) -> str | None:
+        return _read_secret(self.search_api_key, self.search_api_key_file)

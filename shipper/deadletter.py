@@ -1,0 +1,81 @@
+"""Dead letters: records that can never be indexed as they are.
+
+Each goes to the dead-letter Kafka topic (durable, replayable with `shipper replay`) AND to the
+searchable dead-letter data stream, with the original record, the error type and the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from collector.schema import DATASET_DEAD_LETTER, ECS_VERSION, sanitize_namespace
+from shipper.enrich import Meta
+
+STREAM_TYPE = "logs"
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    meta: Meta
+    raw: bytes | None
+    error_type: str
+    reason: str
+    stage: str  # "decode" or "index"
+    service: str | None = None
+
+
+def entry(dead: DeadLetter, namespace: str, now: datetime) -> dict[str, Any]:
+    raw = dead.raw or b""
+    try:
+        original, encoding = raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        original, encoding = base64.b64encode(raw).decode(), "base64"
+    doc: dict[str, Any] = {
+        "@timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "message": f"{dead.error_type}: {dead.reason}"[:4000],
+        "ecs": {"version": ECS_VERSION},
+        "event": {"kind": "pipeline_error", "dataset": DATASET_DEAD_LETTER},
+        "error": {"type": dead.error_type, "message": dead.reason[:8000]},
+        "dead_letter": {
+            "original": original,
+            "topic": dead.meta.topic,
+            "partition": dead.meta.partition,
+            "offset": dead.meta.offset,
+            "stage": dead.stage,
+            "key": dead.meta.key.decode(errors="replace") if dead.meta.key else None,
+        },
+        "data_stream": {"type": STREAM_TYPE, "dataset": DATASET_DEAD_LETTER,
+                        "namespace": sanitize_namespace(namespace)},
+    }
+    if encoding:
+        doc["dead_letter"]["encoding"] = encoding
+    if dead.service:
+        doc["service"] = {"name": dead.service}
+    return doc
+
+
+def entry_id(dead: DeadLetter) -> str:
+    """Deterministic: the same rejected record dead-letters to the same id, however often it is redelivered."""
+    return f"dl-{dead.meta.topic}-{dead.meta.partition}-{dead.meta.offset}"
+
+
+def stream(namespace: str) -> str:
+    return f"{STREAM_TYPE}-{DATASET_DEAD_LETTER}-{sanitize_namespace(namespace)}"
+
+
+def kafka_value(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc)
+
+
+def original_bytes(doc: dict[str, Any]) -> bytes:
+    """The record as it was first produced, for replay."""
+    letter = doc.get("dead_letter", {})
+    original = letter.get("original", "")
+    if letter.get("encoding") == "base64":
+        return base64.b64decode(original)
+    return str(original).encode()

@@ -1,0 +1,1 @@
+"""Search-engine adapters: one shared core, two thin clients."""

@@ -1,0 +1,51 @@
+"""Pick the adapter: from the settings, or from what `GET /` says the server is."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from base64 import b64encode
+
+from shipper.config import ShipperSettings
+from shipper.engines.base import EngineUnavailable, SearchEngine
+
+
+def _probe(url: str, username: str | None, password: str | None, api_key: str | None, timeout: float) -> str:
+    request = urllib.request.Request(url.rstrip("/") + "/")
+    if api_key:
+        request.add_header("Authorization", f"ApiKey {api_key}")
+    elif username:
+        request.add_header("Authorization", "Basic " + b64encode(f"{username}:{password or ''}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            product = response.headers.get("X-Elastic-Product")
+            info = json.loads(response.read() or b"{}")
+    except OSError as exc:
+        raise EngineUnavailable(f"{url}: {exc}") from exc
+    if info.get("version", {}).get("distribution") == "opensearch":
+        return "opensearch"
+    if product == "Elasticsearch" or info.get("tagline") == "You Know, for Search":
+        return "elasticsearch"
+    raise EngineUnavailable(f"{url} is neither Elasticsearch nor OpenSearch: {str(info)[:200]}")
+
+
+async def detect_kind(settings: ShipperSettings) -> str:
+    if settings.engine != "auto":
+        return settings.engine
+    return await asyncio.to_thread(_probe, settings.search_url, settings.search_username, settings.password,
+                                   settings.api_key, settings.search_timeout_s)
+
+
+def build_engine(settings: ShipperSettings, kind: str) -> SearchEngine:
+    pool = settings.bulk_concurrency + 2
+    if kind == "opensearch":
+        from shipper.engines.opensearch import OpenSearchEngine
+
+        return OpenSearchEngine(settings.search_url, username=settings.search_username, password=settings.password,
+                                timeout=settings.search_timeout_s, gzip=settings.gzip, pool=pool)
+    from shipper.engines.elasticsearch import ElasticsearchEngine
+
+    return ElasticsearchEngine(settings.search_url, username=settings.search_username, password=settings.password,
+                               api_key=settings.api_key, timeout=settings.search_timeout_s, gzip=settings.gzip,
+                               pool=pool)

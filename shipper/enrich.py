@@ -1,0 +1,235 @@
+"""Stage 3: normalise a decoded record to ECS and enrich it.
+
+Each step is a plain function over (record, meta) that returns the record, in the manner of
+structlog processors, so each is tested without I/O and `enrich()` simply runs them in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collector.schema import ECS_VERSION
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Where a record came from in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass
+class EnrichContext:
+    host_name: str
+    service_map: dict[str, str] = field(default_factory=dict)
+    state_of: Callable[[str], str | None] = lambda service: None
+    max_future: timedelta = timedelta(days=1)
+    _patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._patterns = [(re.compile(f"^(?:{pattern})$"), service) for pattern, service in self.service_map.items()]
+
+    def mapped_service(self, name: str) -> str | None:
+        if name in self.service_map:
+            return self.service_map[name]
+        for pattern, service in self._patterns:
+            if pattern.match(name):
+                return service
+        return None
+
+
+def expand_dotted(record: Record) -> Record:
+    """`{"log.level": "x"}` -> `{"log": {"level": "x"}}`, recursively.
+
+    When a name is both a leaf and an object (`{"a": 1, "a.b": 2}`) the leaf moves to `a.value`,
+    the same choice every time, so such records index instead of failing on the mapping.
+    """
+    if not any("." in key or isinstance(value, dict) for key, value in record.items()):
+        return record
+    out: Record = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = expand_dotted(value)
+        parts = key.split(".") if "." in key and not key.startswith(".") and not key.endswith(".") else [key]
+        target = out
+        for part in parts[:-1]:
+            existing = target.get(part)
+            if not isinstance(existing, dict):
+                target[part] = {} if existing is None else {"value": existing}
+            target = target[part]
+        _merge(target, parts[-1], value)
+    return out
+
+
+def _merge(target: Record, key: str, value: Any) -> None:
+    existing = target.get(key)
+    if existing is None:
+        target[key] = value
+    elif isinstance(existing, dict) and isinstance(value, dict):
+        for k, v in value.items():
+            _merge(existing, k, v)
+    elif isinstance(existing, dict):
+        _merge(existing, "value", value)
+    elif isinstance(value, dict):
+        target[key] = value
+        _merge(value, "value", existing)
+    else:
+        target[key] = value
+
+
+def _parse_timestamp(value: Any) -> datetime | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value  # epoch millis or seconds
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def normalize_timestamp(record: Record, meta: Meta, now: datetime, ctx: EnrichContext) -> Record:
+    """@timestamp in UTC. An unusable or far-future one is kept in labels and replaced by Kafka's time."""
+    raw = record.get("@timestamp")
+    parsed = _parse_timestamp(raw) if raw is not None else None
+    if parsed is None or parsed > now + ctx.max_future:
+        if raw is not None:
+            labels = record.setdefault("labels", {})
+            if isinstance(labels, dict):
+                labels["invalid_timestamp"] = str(raw)[:256]
+        parsed = datetime.fromtimestamp(meta.timestamp_ms / 1000, UTC) if meta.timestamp_ms > 0 else now
+    record["@timestamp"] = _iso(parsed)
+    return record
+
+
+def normalize_level(record: Record) -> Record:
+    log = record.get("log")
+    if isinstance(log, dict) and isinstance(log.get("level"), str):
+        log["level"] = log["level"].lower()
+    elif "level" in record and isinstance(record["level"], str) and not isinstance(log, dict):
+        record["log"] = {"level": record.pop("level").lower()}
+    if "message" not in record:
+        for alias in ("msg", "event"):
+            if isinstance(record.get(alias), str):
+                record["message"] = record.pop(alias)
+                break
+    return record
+
+
+def _header(meta: Meta, name: str) -> str | None:
+    for key, value in meta.headers:
+        if key.lower() == name:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+_INSTANCE = re.compile(r"^(?P<service>.+?)[-_](?P<node>\d+)$")
+
+
+def _set_node(service: Record, instance: str) -> None:
+    node = service.setdefault("node", {})
+    if isinstance(node, dict):
+        node.setdefault("name", instance)
+
+
+def _service_from(candidate: str, service: Record, ctx: EnrichContext) -> str:
+    mapped = ctx.mapped_service(candidate)
+    if mapped:
+        _set_node(service, candidate)
+        return mapped
+    instance = _INSTANCE.match(candidate)
+    if instance:
+        _set_node(service, candidate)
+        return instance["service"]
+    return candidate
+
+
+def resolve_service(record: Record, meta: Meta, ctx: EnrichContext) -> Record:
+    """service.name from the record, else the Kafka key or headers, else the container name.
+
+    A name found outside the record goes through the configured mapping first; an instance name
+    like `api-service-1` becomes service `api-service` with node `api-service-1`.
+    """
+    service = record.get("service")
+    if not isinstance(service, dict):
+        service = {} if service is None else {"value": service}
+        record["service"] = service
+    name = service.get("name")
+    if not isinstance(name, str) or not name:
+        container = record.get("container")
+        candidates = (
+            _header(meta, "service.name"),
+            _header(meta, "service"),
+            meta.key.decode(errors="replace") if meta.key else None,
+            container.get("name") if isinstance(container, dict) else None,
+        )
+        found = next((c for c in candidates if c), None)
+        name = _service_from(found, service, ctx) if found else "unknown"
+    service["name"] = name
+    return record
+
+
+def stamp_ingest(record: Record, now: datetime, ctx: EnrichContext) -> Record:
+    """event.ingested, ecs.version, the shipper as agent, and the service's current health state."""
+    event = record.get("event")
+    if not isinstance(event, dict):
+        event = {} if event is None else {"original": str(event)}
+        record["event"] = event
+    event["ingested"] = _iso(now)
+    ecs = record.get("ecs")
+    if isinstance(ecs, dict):
+        ecs.setdefault("version", ECS_VERSION)
+    else:
+        record["ecs"] = {"version": ECS_VERSION}
+    record.setdefault("agent", {"type": "elk-shipper", "name": ctx.host_name})
+    state = ctx.state_of(record["service"]["name"])
+    if state is not None:
+        health = record.get("health")
+        if not isinstance(health, dict):
+            record["health"] = health = {}
+        health.setdefault("state", state)
+    return record
+
+
+def document_id(record: Record, meta: Meta) -> str:
+    """The record's own id when it has one, else its place in Kafka: redelivery gives the same id."""
+    event = record.get("event")
+    own = event.get("id") if isinstance(event, dict) else None
+    if isinstance(own, str) and 0 < len(own) <= 200:
+        return own
+    raw = f"{meta.topic}/{meta.partition}/{meta.offset}".encode()
+    return hashlib.blake2b(raw, digest_size=15).hexdigest()
+
+
+def enrich(record: Record, meta: Meta, now: datetime, ctx: EnrichContext) -> Record:
+    record = expand_dotted(record)
+    record = normalize_timestamp(record, meta, now, ctx)
+    record = normalize_level(record)
+    record = resolve_service(record, meta, ctx)
+    return stamp_ingest(record, now, ctx)

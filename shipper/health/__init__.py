@@ -1,0 +1,1 @@
+"""Health state, stream signals and alerts (plugs into the shipper as its Monitor)."""

@@ -1,0 +1,54 @@
+"""How health tracking and alerting plug into the pipeline (see docs/ARCHITECTURE.md).
+
+The pipeline asks the monitor for each service's state (stamped on its records), shows it every
+enriched record, and ticks it every second; documents the monitor returns are written with the
+batch that caused them, so they are committed together and redelivery re-derives the same ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shipper.engines.base import SearchEngine
+
+Doc = tuple[str, dict[str, Any]]  # (document id, document with its data_stream.* fields set)
+
+
+@dataclass
+class PipelineStatus:
+    caught_up: bool = False
+    lag_total: int = 0
+    lag_by_partition: dict[str, int] = field(default_factory=dict)
+    dead_lettered_total: int = 0
+    consumed_total: int = 0
+    indexed_total: int = 0
+
+
+class Monitor(Protocol):
+    async def start(self, engine: SearchEngine) -> None: ...
+
+    def state_of(self, service: str) -> str | None: ...
+
+    def observe(self, record: dict[str, Any]) -> list[Doc]: ...
+
+    async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]: ...
+
+    async def stop(self) -> None: ...
+
+
+class NullMonitor:
+    async def start(self, engine: SearchEngine) -> None:
+        return None
+
+    def state_of(self, service: str) -> str | None:
+        return None
+
+    def observe(self, record: dict[str, Any]) -> list[Doc]:
+        return []
+
+    async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
+        return []
+
+    async def stop(self) -> None:
+        return None

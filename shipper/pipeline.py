@@ -1,0 +1,122 @@
+"""One batch through the stages: decode -> enrich -> route -> bulk sink -> dead letters -> commit.
+
+`prepare` is pure (no I/O): it turns Kafka messages into bulk actions and dead letters, so the
+whole transform is tested without servers; `Pipeline.process` does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from shipper import deadletter
+from shipper.commit import commit_positions
+from shipper.deadletter import DeadLetter
+from shipper.decode import Rejected, decode
+from shipper.enrich import EnrichContext, Meta, document_id, enrich
+from shipper.monitor import Doc, Monitor
+from shipper.route import route
+from shipper.sink import Action, BulkSink
+from shipper.stats import Stats
+
+
+class Message(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+def meta_of(message: Message) -> Meta:
+    return Meta(message.topic, message.partition, message.offset, message.timestamp or 0, message.key,
+                tuple(message.headers or ()))
+
+
+def doc_action(doc_id: str, doc: dict[str, Any], origin: Any = None) -> Action:
+    stream = doc["data_stream"]
+    name = f"{stream['type']}-{stream['dataset']}-{stream['namespace']}"
+    return Action(doc_id, name, orjson.dumps(doc), origin)
+
+
+def prepare(messages: Sequence[Message], *, namespace: str, max_record_bytes: int, ctx: EnrichContext,
+            monitor: Monitor, now: datetime) -> tuple[list[Action], list[DeadLetter]]:
+    actions: list[Action] = []
+    dead: list[DeadLetter] = []
+    for message in messages:
+        meta = meta_of(message)
+        try:
+            record = decode(message.value, max_record_bytes)
+        except Rejected as exc:
+            dead.append(DeadLetter(meta, message.value, exc.kind, exc.reason, "decode"))
+            continue
+        try:
+            record = enrich(record, meta, now, ctx)
+            stream = route(record, message.topic, namespace)
+            source = orjson.dumps(record)
+        except (TypeError, ValueError, RecursionError) as exc:  # e.g. integers beyond 64 bit
+            dead.append(DeadLetter(meta, message.value, "transform", str(exc), "decode"))
+            continue
+        actions.append(Action(document_id(record, meta), stream, source, (meta, message.value,
+                                                                            record["service"]["name"])))
+        for doc_id, doc in monitor.observe(record):
+            actions.append(doc_action(doc_id, doc))
+    return actions, dead
+
+
+Commit = Callable[[dict[tuple[str, int], int]], Awaitable[bool]]
+PublishDead = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
+
+
+class Pipeline:
+    def __init__(self, *, sink: BulkSink, stats: Stats, ctx: EnrichContext, monitor: Monitor, namespace: str,
+                 max_record_bytes: int, publish_dead: PublishDead, commit: Commit,
+                 waiting: Callable[[float], Awaitable[None]] | None = None) -> None:
+        self.sink = sink
+        self.stats = stats
+        self.ctx = ctx
+        self.monitor = monitor
+        self.namespace = namespace
+        self.max_record_bytes = max_record_bytes
+        self.publish_dead = publish_dead
+        self.commit = commit
+        self.waiting = waiting
+
+    async def process(self, messages: Sequence[Message]) -> None:
+        """Returns once every message is indexed or dead-lettered and the offsets are committed."""
+        if not messages:
+            return
+        self.stats.consumed += len(messages)
+        now = datetime.now(UTC)
+        actions, dead = prepare(messages, namespace=self.namespace, max_record_bytes=self.max_record_bytes,
+                                ctx=self.ctx, monitor=self.monitor, now=now)
+        failures = await self.sink.write(actions, self.waiting)
+        for failure in failures:
+            if failure.action.origin is None:  # a monitor document the engine refused: nothing to replay
+                continue
+            meta, raw, service = failure.action.origin
+            dead.append(DeadLetter(meta, raw, failure.error_type, failure.reason, "index", service))
+        await self.dead_letter(dead, now)
+        await self.commit(commit_positions((m.topic, m.partition, m.offset) for m in messages))
+        self.stats.batches += 1
+
+    async def dead_letter(self, dead: list[DeadLetter], now: datetime) -> None:
+        if not dead:
+            return
+        docs = [(deadletter.entry_id(d), deadletter.entry(d, self.namespace, now), d) for d in dead]
+        # Kafka first: the durable, replayable copy; then the searchable one
+        await self.publish_dead([(d.meta.key, deadletter.kafka_value(doc)) for _, doc, d in docs])
+        refused = await self.sink.write([doc_action(doc_id, doc) for doc_id, doc, _ in docs], self.waiting)
+        self.stats.dead_lettered += len(dead)
+        for failure in refused:  # still in the dead-letter topic; count it so it shows
+            self.stats.item_errors[f"deadletter_{failure.error_type}"] += 1
+
+    async def write_docs(self, docs: list[Doc]) -> None:
+        """Documents not tied to Kafka offsets (monitor ticks, pipeline metrics)."""
+        if docs:
+            await self.sink.write([doc_action(doc_id, doc) for doc_id, doc in docs], self.waiting)

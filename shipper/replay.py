@@ -1,0 +1,56 @@
+"""`shipper replay`: send dead letters back to the topic they came from, after the cause is fixed.
+
+Reads the dead-letter topic in its own consumer group (so a replay resumes where the last one
+stopped), optionally only one error type, and stops when it has reached the end. Replayed
+records get fresh offsets and so fresh ids; replay each dead letter once.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shipper.config import ShipperSettings
+from shipper.deadletter import original_bytes
+
+
+async def replay(settings: ShipperSettings, error_type: str | None = None) -> tuple[int, int]:
+    """Returns (replayed, skipped)."""
+    consumer = AIOKafkaConsumer(
+        settings.dead_letter_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{settings.group_id}-replay", enable_auto_commit=False, auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                enable_idempotence=True, max_request_size=max(1048576, settings.max_record_bytes * 3))
+    replayed = skipped = 0
+    await consumer.start()
+    await producer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=500)
+        partitions = list(consumer.assignment())
+        end = await consumer.end_offsets(partitions)
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            if all(positions[tp] >= end[tp] for tp in partitions):
+                break
+            batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+            commit: dict[TopicPartition, int] = {}
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset >= end[tp]:
+                        continue
+                    doc = orjson.loads(message.value) if message.value else {}
+                    letter = doc.get("dead_letter", {})
+                    if error_type and doc.get("error", {}).get("type") != error_type:
+                        skipped += 1
+                    else:
+                        await producer.send_and_wait(letter["topic"], original_bytes(doc), key=message.key)
+                        replayed += 1
+                    commit[tp] = message.offset + 1
+            if commit:
+                await consumer.commit(commit)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return replayed, skipped
