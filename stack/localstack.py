@@ -148,6 +148,15 @@ def running_pid(cfg: Config, name: str) -> int | None:
     return pid
 
 
+def _started_alive(cfg: Config, name: str) -> bool:
+    """Liveness of a server we just spawned; right after fork its command line is not java's yet."""
+    try:
+        pid = int(_pidfile(cfg, name).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return Path(f"/proc/{pid}").exists() and not _is_zombie(pid)
+
+
 def _spawn(cfg: Config, name: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
     logfile = cfg.state / name / f"{name}.log"
     with open(logfile, "ab") as out:
@@ -260,7 +269,7 @@ def wait_kafka(cfg: Config, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        if running_pid(cfg, "kafka") is None:
+        if not _started_alive(cfg, "kafka"):
             raise StackError(f"kafka exited; see {cfg.state / 'kafka' / 'kafka.log'}")
         try:
             _kafka_round_trip(cfg.bootstrap, max(5.0, deadline - time.monotonic()))
@@ -342,7 +351,7 @@ def search_health(url: str, timeout: float = 5.0) -> dict | None:
 def wait_opensearch(cfg: Config, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running_pid(cfg, "opensearch") is None:
+        if not _started_alive(cfg, "opensearch"):
             raise StackError(f"opensearch exited; see {cfg.state / 'opensearch' / 'opensearch.log'}")
         health = search_health(cfg.search_url)
         if health and health.get("status") in ("yellow", "green"):
