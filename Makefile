@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv stack-up stack-down stack-status stack-clean test test-fast lint demo bench clean
+.PHONY: help venv stack-up stack-down stack-status stack-clean test test-fast lint demo bench docs clean
 
 help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
@@ -52,6 +52,9 @@ demo: stack-up
 
 bench: stack-up
 	$(BIN)/python -m bench
+
+docs: venv
+	$(BIN)/python -m collector.settings_reference
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
