@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv stack-up stack-down stack-status stack-clean test test-fast lint demo bench docs clean
+.PHONY: help venv stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
 
 help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
@@ -50,7 +50,12 @@ test-fast: stack-up
 demo: stack-up
 	$(BIN)/python -m demo
 
-bench: stack-up
+# rsyslog (imkafka -> omelasticsearch) is one of the peers the shipper benchmark runs against
+bench-deps:
+	@command -v rsyslogd >/dev/null && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imkafka.so || \
+	  (apt-get update -qq && apt-get install -y -qq rsyslog-kafka rsyslog-elasticsearch)
+
+bench: stack-up bench-deps
 	$(BIN)/python -m bench
 
 docs: venv

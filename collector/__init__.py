@@ -1,1 +1,72 @@
-"""elk-pipeline collector: structured logging for services, the HTTP ingest API and the health prober."""
+"""elk-pipeline collector: structured logging for services, the HTTP ingest API and the health prober.
+
+Two lines::
+
+    import collector
+    collector.configure(service="api-service", environment="production")
+    log = collector.get_logger(__name__)
+    log.info("user logged in", user_id=42)
+"""
+
+from collector.context import (
+    bind_context,
+    bind_fields,
+    current_context,
+    parse_traceparent,
+    request_context,
+    reset_context,
+    reset_fields,
+)
+from collector.health import add_health
+from collector.metrics import REGISTRY
+from collector.middleware import LoggingMiddleware
+from collector.pipeline import (
+    ConfigError,
+    Logger,
+    configure,
+    emit_metrics,
+    flush,
+    get_logger,
+    outputs,
+    shutdown,
+    stats,
+    uvicorn_log_config,
+)
+
+# names the demo and service code use
+RequestLoggingMiddleware = LoggingMiddleware
+add_health_endpoint = add_health
+output_stats = stats
+
+counter = REGISTRY.counter
+gauge = REGISTRY.gauge
+histogram = REGISTRY.histogram
+
+__all__ = [
+    "REGISTRY",
+    "ConfigError",
+    "Logger",
+    "LoggingMiddleware",
+    "RequestLoggingMiddleware",
+    "add_health",
+    "add_health_endpoint",
+    "bind_context",
+    "bind_fields",
+    "configure",
+    "counter",
+    "current_context",
+    "emit_metrics",
+    "flush",
+    "gauge",
+    "get_logger",
+    "histogram",
+    "output_stats",
+    "outputs",
+    "parse_traceparent",
+    "request_context",
+    "reset_context",
+    "reset_fields",
+    "shutdown",
+    "stats",
+    "uvicorn_log_config",
+]

@@ -18,6 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "probe":
+        import asyncio
+
+        from collector.probe.config import ProbeSettings
+        from collector.probe.prober import run
+
+        asyncio.run(run(ProbeSettings()))
+        return 0
     print(f"collector {args.command}: not implemented yet", file=sys.stderr)
     return 2
 

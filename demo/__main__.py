@@ -1,19 +1,251 @@
-"""Until the pipeline exists, the demo starts the local stack and says how to reach it."""
+"""`make demo`: the whole pipeline on this machine, without Docker, on simulated seed services.
+
+Starts the shipper, the ingest API and the prober against the local Kafka and OpenSearch, runs
+api-service-1, api-service-2, auth-service (Python, logging through the collector library) and
+an nginx front (access logs through the ingest API), drives traffic with errors and one induced
+outage of api-service-2, then reads everything back from the engine and prints a summary.
+Exits non-zero if the pipeline did not deliver.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import random
+import secrets
 import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
+import httpx
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from opensearchpy import AsyncOpenSearch
+
+from collector.schema import TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from demo.procs import Processes, free_port, wait_http
+from demo.summary import collect, render
 from stack.localstack import Config
+
+NAMESPACE = "demo"
+SERVICES = ("api-service-1", "api-service-2", "auth-service")
+
+
+def say(message: str) -> None:
+    print(f"[demo {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class WebhookReceiver:
+    """Where the shipper delivers alerts during the demo (a Slack or generic webhook in real life)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    receiver.calls.append(orjson.loads(body))
+                except orjson.JSONDecodeError:
+                    receiver.calls.append({"raw": body.decode(errors="replace")})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+async def reset(cfg: Config) -> None:
+    """A clean slate: the demo's topics and data streams from an earlier run are removed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    await admin.start()
+    try:
+        topics = [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH, TOPIC_DEAD_LETTER]
+        existing = set(await admin.list_topics())
+        if existing & set(topics):
+            await admin.delete_topics([t for t in topics if t in existing])
+            await asyncio.sleep(2)
+        for _ in range(20):
+            try:
+                await admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics])
+                break
+            except Exception:  # topic deletion is asynchronous in Kafka
+                await asyncio.sleep(1)
+    finally:
+        await admin.close()
+    client = AsyncOpenSearch(hosts=[cfg.search_url])
+    try:
+        await client.indices.delete_data_stream(name=f"*-{NAMESPACE}", ignore=[404])
+    finally:
+        await client.close()
+
+
+async def traffic(front: str, seconds: float, outage: tuple[float, float], api2: str, markers: list[tuple[str, float]],
+                  services: dict[str, str]) -> int:
+    """Requests through nginx at ~25/s, logins at auth-service, and api-service-2 failing for a while."""
+    sent = 0
+    started = time.monotonic()
+    in_outage = False
+    async with httpx.AsyncClient(timeout=5) as client:
+        while (elapsed := time.monotonic() - started) < seconds:
+            if not in_outage and outage[0] <= elapsed < outage[1]:
+                in_outage = True
+                await client.post(f"{api2}/admin/health", params={"ok": "false"})
+                say("induced outage: api-service-2 reports unhealthy and fails its requests")
+            elif in_outage and elapsed >= outage[1]:
+                in_outage = False
+                await client.post(f"{api2}/admin/health", params={"ok": "true"})
+                say("api-service-2 recovered")
+            batch = [client.get(f"{front}/api/users/{random.randint(1, 500)}") for _ in range(4)]
+            batch.append(client.post(f"{services['auth-service']}/auth/login",
+                                     json={"user": f"u{random.randint(1, 50)}",
+                                           "password": "wrong" if random.random() < 0.1 else "hunter2"}))
+            await asyncio.gather(*batch, return_exceptions=True)
+            sent += len(batch)
+            if int(elapsed) % 3 == 0 and (not markers or time.monotonic() - markers[-1][1] > 2.5):
+                marker = secrets.token_hex(6)
+                target = services["api-service-1"]
+                markers.append((marker, time.monotonic()))
+                await client.post(f"{target}/admin/mark", params={"marker": marker})
+            if int(elapsed) % 10 == 0 and int(elapsed) != int(elapsed - 0.2):
+                say(f"t+{elapsed:4.0f}s  requests sent: {sent}")
+            await asyncio.sleep(0.2)
+    return sent
+
+
+async def marker_latencies(search_url: str, markers: list[tuple[str, float]]) -> list[float]:
+    """Log call -> searchable: each marker's own @timestamp against when a search first finds it."""
+    pending = {m for m, _ in markers}
+    found: dict[str, float] = {}
+    client = AsyncOpenSearch(hosts=[search_url])
+    deadline = time.monotonic() + 30
+    try:
+        while pending and time.monotonic() < deadline:
+            result = await client.search(index=f"logs-api_service-{NAMESPACE}", body={
+                "size": 100, "_source": ["@timestamp", "labels.marker", "extra.marker"],
+                "query": {"terms": {"labels.marker": sorted(pending)}}}, params={"ignore_unavailable": "true"})
+            now = time.time()
+            for hit in result["hits"]["hits"]:
+                marker = hit["_source"].get("labels", {}).get("marker")
+                if marker in pending:
+                    logged = datetime.fromisoformat(hit["_source"]["@timestamp"].replace("Z", "+00:00")).timestamp()
+                    found[marker] = (now - logged) * 1000
+                    pending.discard(marker)
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()
+    return list(found.values())
+
+
+async def shipper_caught_up(ops_url: str, within: float) -> bool:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=3) as client:
+        while time.monotonic() < deadline:
+            try:
+                text = (await client.get(f"{ops_url}/metrics")).text
+                lags = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith("shipper_consumer_lag{")]
+                if lags and not any(lags):
+                    return True
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    return False
+
+
+async def run(seconds: float) -> int:
+    cfg = Config.from_env()
+    say(f"local stack: Kafka {cfg.bootstrap}, OpenSearch {cfg.search_url}")
+    await reset(cfg)
+    workdir = Path(tempfile.mkdtemp(prefix="elk-demo-"))
+    tokens = workdir / "tokens"
+    tokens.mkdir()
+    nginx_token = secrets.token_urlsafe(24)
+    (tokens / "nginx").write_text(nginx_token)
+    procs = Processes(workdir / "logs")
+    webhook = WebhookReceiver()
+    ports = {name: free_port() for name in (*SERVICES, "nginx", "ingest", "shipper")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap}
+    try:
+        say("starting the shipper, the ingest API and the simulated services")
+        shipper = procs.start("shipper", ["-m", "shipper.cli", "run"], {
+            **kafka, "SHIPPER_SEARCH_URL": cfg.search_url, "SHIPPER_GROUP_ID": "elk-demo",
+            "SHIPPER_NAMESPACE": NAMESPACE, "SHIPPER_HTTP_PORT": str(ports["shipper"]),
+            "SHIPPER_BATCH_LINGER_MS": "100", "SHIPPER_HEALTH__WEBHOOK_URLS": webhook.url,
+        })
+        ingest = procs.start("ingest", ["-m", "collector.cli", "serve"], {
+            "INGEST_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap, "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(ports["ingest"]), "INGEST_TOKENS_DIR": str(tokens),
+        })
+        for name in SERVICES:
+            procs.start(name, ["-m", "demo.service", "--instance", name, "--port", str(ports[name])], {
+                "COLLECTOR_OUTPUT": "kafka", "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap,
+                "COLLECTOR_METRICS_INTERVAL_S": "5",
+            })
+        nginx = procs.start("nginx", ["-m", "demo.service", "--instance", "nginx", "--port", str(ports["nginx"]),
+                                      "--upstream", urls["api-service-1"], "--upstream", urls["api-service-2"]],
+                            {"DEMO_INGEST_URL": urls["ingest"], "DEMO_INGEST_TOKEN": nginx_token})
+        wait_http(f"{urls['shipper']}/health", 90, shipper)
+        wait_http(f"{urls['ingest']}/health", 30, ingest)
+        for name in SERVICES:
+            wait_http(f"{urls[name]}/health", 30)
+        wait_http(f"{urls['nginx']}/health", 30, nginx)
+        targets = ",".join(f"{name}={urls[name]}/health" for name in (*SERVICES, "nginx"))
+        procs.start("prober", ["-m", "collector.cli", "probe"], {
+            "PROBE_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap, "PROBE_TARGETS": targets,
+            "PROBE_INTERVAL_S": "2", "PROBE_TIMEOUT_S": "1",
+        })
+        say(f"everything is up; driving traffic for {seconds:.0f}s (logs of every process in {procs.logdir})")
+        markers: list[tuple[str, float]] = []
+        outage = (seconds * 0.3, seconds * 0.6)
+        sent = await traffic(urls["nginx"], seconds, outage, urls["api-service-2"], markers,
+                             {n: urls[n] for n in SERVICES})
+        procs.check_alive()
+        say(f"traffic done ({sent} requests); flushing the services and waiting for the shipper to catch up")
+        emitted: dict[str, dict[str, Any]] = {}
+        async with httpx.AsyncClient(timeout=15) as client:
+            for name in SERVICES:
+                emitted[name] = (await client.post(f"{urls[name]}/admin/flush")).json()
+            await asyncio.sleep(2.5)  # nginx forwards its access log once a second
+            emitted["nginx"] = (await client.get(f"{urls['nginx']}/admin/stats")).json()
+        await asyncio.sleep(3)
+        caught_up = await shipper_caught_up(urls["shipper"], 60)
+        latencies = await marker_latencies(cfg.search_url, markers)
+        await asyncio.sleep(2)
+        data = await collect(cfg.search_url, NAMESPACE)
+        print(render(data, latencies, cfg.search_url, NAMESPACE))
+        print(f"Webhook deliveries received: {len(webhook.calls)}")
+        delivered_ok = caught_up and data["logs_total"] > 0 and len(latencies) >= max(1, len(markers) // 2)
+        if not delivered_ok:
+            say(f"the pipeline did not deliver: caught_up={caught_up}, logs={data['logs_total']}, "
+                f"markers found {len(latencies)}/{len(markers)}; see {procs.logdir}")
+            return 1
+        say("done: the pipeline delivered")
+        return 0
+    finally:
+        procs.stop_all()
+        webhook.close()
 
 
 def main() -> int:
-    cfg = Config.from_env()
-    print("elk-pipeline demo: the local stack is up.")
-    print(f"  Kafka:      {cfg.bootstrap}")
-    print(f"  OpenSearch: {cfg.search_url}  (try: curl '{cfg.search_url}/_cat/indices?v')")
-    print("  Stop it with: make stack-down")
-    return 0
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=90, help="how long to drive traffic (default 90)")
+    args = parser.parse_args()
+    return asyncio.run(run(args.seconds))
 
 
 if __name__ == "__main__":

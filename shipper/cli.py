@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from shipper.config import ShipperSettings
 
-from collector.settings_reference import env_vars
-from shipper.config import ShipperSettings
+# SIGTERM/SIGINT that arrive while the heavy imports still run (an orchestrator stopping a
+# shipper that has just started) are remembered, and `run` then stops cleanly instead of the
+# process dying from the default action.
+EARLY_SIGNALS: list[int] = []
+
+
+def _remember(signum: int, frame: FrameType | None) -> None:
+    EARLY_SIGNALS.append(signum)
 
 
 def _settings_help() -> str:
+    from collector.settings_reference import env_vars
+    from shipper.config import ShipperSettings
+
     lines = ["settings (environment variables; also keys of the JSON/TOML file in SHIPPER_CONFIG_FILE):"]
     for var in env_vars(ShipperSettings):
         default = "required" if var.required else f"default: {var.default or '(none)'}"
@@ -21,6 +34,10 @@ def _settings_help() -> str:
 
 
 def _load() -> ShipperSettings:
+    from pydantic import ValidationError
+
+    from shipper.config import ShipperSettings
+
     try:
         return ShipperSettings()
     except ValidationError as exc:
@@ -30,6 +47,9 @@ def _load() -> ShipperSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the console script, not a test calling main([...])
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _remember)
     parser = argparse.ArgumentParser(
         prog="shipper",
         description="elk-pipeline shipper: consumes log, metric and health records from Kafka and "
@@ -47,25 +67,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     settings = _load()
-    from shipper.log import configure
+    from shipper.log import configure, get_logger
 
     configure()
     if args.command == "run":
+        # first line of every run: from here on SIGTERM means a clean stop (scripts may wait for it)
+        get_logger("shipper").info("starting", group=settings.group_id, topics=settings.topic_list)
         from shipper.app import run
 
-        return asyncio.run(run(settings))
+        return asyncio.run(run(settings, early_signals=EARLY_SIGNALS))
     if args.command == "setup":
-        from shipper.engines.detect import build_engine, detect_kind
+        from shipper.engines.base import EngineRejected, EngineUnavailable
+        from shipper.setup import install
 
-        async def setup() -> None:
-            engine = build_engine(settings, await detect_kind(settings))
-            try:
-                await engine.install_templates()
-            finally:
-                await engine.close()
+        async def setup() -> str:
+            engine = await install(settings)
+            await engine.close()
+            return engine.name
 
-        asyncio.run(setup())
-        print("templates installed")
+        try:
+            kind = asyncio.run(setup())
+        except (EngineUnavailable, EngineRejected) as exc:
+            print(f"shipper setup: {exc}", file=sys.stderr)
+            return 1
+        print(f"templates installed ({kind})")
         return 0
     from shipper.replay import replay as do_replay
 

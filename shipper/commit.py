@@ -1,20 +1,76 @@
-"""Stage 6: what may be committed after a batch.
+"""Stage 6: which offsets may be committed while several batches are in flight at once.
 
-Batches are finished one at a time (each fully indexed or dead-lettered before the next is
-committed), so the commit position of a partition is simply one past the highest offset the
-finished batch held for it. Nothing is committed on a timer.
+Batches finish out of order (a later one may be indexed before an earlier one still retrying),
+so per partition the tracker keeps the batches in fetch order and the commit position is one
+past the last offset of the longest finished prefix: everything below it is in the index or in
+the dead-letter path. Nothing is committed on a timer. Pure bookkeeping, no I/O.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
+TP = tuple[str, int]
 
-def commit_positions(offsets: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
-    """(topic, partition, offset) of every finished record -> {(topic, partition): next offset}."""
-    out: dict[tuple[str, int], int] = {}
-    for topic, partition, offset in offsets:
-        key = (topic, partition)
-        if offset + 1 > out.get(key, -1):
-            out[key] = offset + 1
-    return out
+
+class OffsetTracker:
+    def __init__(self) -> None:
+        self._pending: dict[TP, deque[list[int]]] = {}  # tp -> [[token, last offset, done], ...] in fetch order
+        self._tokens: dict[int, list[TP]] = {}  # batch token -> its partitions
+        self._ready: dict[TP, int] = {}  # tp -> committable position not yet committed
+        self._next = 0
+
+    def register(self, offsets: Iterable[tuple[str, int, int]]) -> int:
+        """A fetched batch, as (topic, partition, offset) of its records; returns the batch's token."""
+        token = self._next
+        self._next += 1
+        last: dict[TP, int] = {}
+        for topic, partition, offset in offsets:
+            key = (topic, partition)
+            if offset > last.get(key, -1):
+                last[key] = offset
+        for key, offset in last.items():
+            self._pending.setdefault(key, deque()).append([token, offset, 0])
+        self._tokens[token] = list(last)
+        return token
+
+    def finish(self, token: int) -> None:
+        """Every record of the batch is indexed or dead-lettered."""
+        for key in self._tokens.pop(token, ()):
+            queue = self._pending.get(key)
+            if queue is None:  # the partition was revoked meanwhile
+                continue
+            for entry in queue:
+                if entry[0] == token:
+                    entry[2] = 1
+            while queue and queue[0][2]:
+                self._ready[key] = queue.popleft()[1] + 1
+            if not queue:
+                del self._pending[key]
+
+    def committable(self, partitions: Iterable[TP] | None = None) -> dict[TP, int]:
+        """Positions that may be committed now (only the given partitions, when given)."""
+        if partitions is None:
+            return dict(self._ready)
+        wanted = set(partitions)
+        return {key: pos for key, pos in self._ready.items() if key in wanted}
+
+    def committed(self, positions: dict[TP, int]) -> None:
+        for key, position in positions.items():
+            if self._ready.get(key) == position:
+                del self._ready[key]
+
+    def unfinished(self, partitions: Iterable[TP] | None = None) -> int:
+        """Batches still in progress (touching the given partitions, when given)."""
+        if partitions is None:
+            return len(self._tokens)
+        wanted = set(partitions)
+        return sum(1 for keys in self._tokens.values() if wanted.intersection(keys))
+
+    def drop(self, partitions: Iterable[TP]) -> None:
+        """Partitions taken away by a rebalance: forget their unfinished batches (the new owner
+        redelivers them; the deterministic ids make that harmless) and any uncommitted position."""
+        for key in partitions:
+            self._pending.pop(key, None)
+            self._ready.pop(key, None)

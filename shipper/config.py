@@ -72,10 +72,14 @@ class ShipperSettings(BaseSettings):
         description="JSON: container/instance name or regex -> service name, for records without service.name.",
     )
     batch_max_records: int = Field(5000, ge=1, description="Records per batch taken from Kafka.")
-    batch_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Bytes per bulk request.")
+    batch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024,
+                                 description="Bytes per batch taken from Kafka and per bulk request.")
     batch_linger_ms: int = Field(200, ge=0, description="How long to wait to fill a batch.")
     max_record_bytes: int = Field(1024 * 1024, ge=1024, description="Larger records are dead-lettered.")
     bulk_concurrency: int = Field(4, ge=1, le=64, description="Bulk requests in flight at once.")
+    max_batches_in_flight: int = Field(
+        3, ge=1, le=32,
+        description="Batches being transformed/indexed at once; fetching waits beyond that (bounds memory).")
     gzip: bool = Field(False, description="Gzip bulk request bodies.")
     retry_initial_s: float = Field(0.2, gt=0, description="First retry delay for 429/5xx/connection errors.")
     retry_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")

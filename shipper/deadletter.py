@@ -14,14 +14,17 @@ from typing import Any
 import orjson
 
 from collector.schema import DATASET_DEAD_LETTER, ECS_VERSION, sanitize_namespace
-from shipper.enrich import Meta
+from shipper.enrich import Origin
 
 STREAM_TYPE = "logs"
+# Larger originals are cut in the entry (the full record stays in its source topic at the
+# offset the entry names); Kafka's default message limit is 1 MB and the entry must fit.
+MAX_ORIGINAL_BYTES = 256 * 1024
 
 
 @dataclass(slots=True)
 class DeadLetter:
-    meta: Meta
+    meta: Origin
     raw: bytes | None
     error_type: str
     reason: str
@@ -29,17 +32,25 @@ class DeadLetter:
     service: str | None = None
 
 
+def _as_text(raw: bytes, truncated: bool) -> tuple[str, str | None]:
+    """UTF-8 text when the bytes are UTF-8 (a cut may split the last character), else base64."""
+    for trim in range(4 if truncated else 1):
+        try:
+            return raw[: len(raw) - trim].decode("utf-8"), None
+        except UnicodeDecodeError:
+            continue
+    return base64.b64encode(raw).decode(), "base64"
+
+
 def entry(dead: DeadLetter, namespace: str, now: datetime) -> dict[str, Any]:
     raw = dead.raw or b""
-    try:
-        original, encoding = raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        original, encoding = base64.b64encode(raw).decode(), "base64"
+    truncated = len(raw) > MAX_ORIGINAL_BYTES
+    original, encoding = _as_text(raw[:MAX_ORIGINAL_BYTES], truncated)
     doc: dict[str, Any] = {
         "@timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "message": f"{dead.error_type}: {dead.reason}"[:4000],
         "ecs": {"version": ECS_VERSION},
-        "event": {"kind": "pipeline_error", "dataset": DATASET_DEAD_LETTER},
+        "event": {"kind": "pipeline_error", "dataset": DATASET_DEAD_LETTER, "id": entry_id(dead)},
         "error": {"type": dead.error_type, "message": dead.reason[:8000]},
         "dead_letter": {
             "original": original,
@@ -54,6 +65,9 @@ def entry(dead: DeadLetter, namespace: str, now: datetime) -> dict[str, Any]:
     }
     if encoding:
         doc["dead_letter"]["encoding"] = encoding
+    if truncated:
+        doc["dead_letter"]["truncated"] = True
+        doc["dead_letter"]["original_bytes"] = len(dead.raw or b"")
     if dead.service:
         doc["service"] = {"name": dead.service}
     return doc

@@ -26,8 +26,12 @@ async def replay(settings: ShipperSettings, error_type: str | None = None) -> tu
     await consumer.start()
     await producer.start()
     try:
-        while not consumer.assignment():
+        for _ in range(60):  # a missing or empty dead-letter topic is "nothing to replay", not a hang
+            if consumer.assignment():
+                break
             await consumer.getmany(timeout_ms=500)
+        else:
+            return 0, 0
         partitions = list(consumer.assignment())
         end = await consumer.end_offsets(partitions)
         while True:
@@ -42,8 +46,8 @@ async def replay(settings: ShipperSettings, error_type: str | None = None) -> tu
                         continue
                     doc = orjson.loads(message.value) if message.value else {}
                     letter = doc.get("dead_letter", {})
-                    if error_type and doc.get("error", {}).get("type") != error_type:
-                        skipped += 1
+                    if (error_type and doc.get("error", {}).get("type") != error_type) or letter.get("truncated"):
+                        skipped += 1  # a truncated original cannot be replayed: it is still at its source offset
                     else:
                         await producer.send_and_wait(letter["topic"], original_bytes(doc), key=message.key)
                         replayed += 1

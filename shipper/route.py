@@ -7,6 +7,7 @@ fields are set to match, as ECS asks.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from collector.schema import (
@@ -21,25 +22,31 @@ from collector.schema import (
 
 Record = dict[str, Any]
 
+# a handful of service names over millions of records: sanitise each once
+_dataset = functools.lru_cache(maxsize=4096)(sanitize_dataset)
+_namespace = functools.lru_cache(maxsize=256)(sanitize_namespace)
+
 _PRODUCT_DATASETS = {DATASET_HEALTH, DATASET_ALERTS, DATASET_DEAD_LETTER, "elk.pipeline"}
 
 
 def route(record: Record, topic: str, namespace: str) -> str:
-    event = record.get("event") if isinstance(record.get("event"), dict) else {}
-    stream = record.get("data_stream") if isinstance(record.get("data_stream"), dict) else {}
-    assert isinstance(event, dict) and isinstance(stream, dict)
-    kind = event.get("kind")
-    if stream.get("dataset") in _PRODUCT_DATASETS:
-        type_ = str(stream.get("type") or "logs")
-        dataset = str(stream["dataset"])
+    event = record.get("event")
+    if type(event) is not dict:
+        event = record["event"] = {}
+    stream = record.get("data_stream")
+    claimed = stream.get("dataset") if type(stream) is dict else None
+    if claimed in _PRODUCT_DATASETS:
+        assert isinstance(stream, dict)
+        # only the two types our templates cover: anything else would land unmapped
+        type_ = "metrics" if stream.get("type") == "metrics" else "logs"
+        dataset = str(claimed)
     elif topic == TOPIC_HEALTH or event.get("dataset") == DATASET_HEALTH:
         type_, dataset = "logs", DATASET_HEALTH
-    elif kind == "metric" or topic == TOPIC_METRICS or topic.endswith("metrics"):
-        type_, dataset = "metrics", sanitize_dataset(record["service"]["name"])
+    elif event.get("kind") == "metric" or topic == TOPIC_METRICS or topic.endswith("metrics"):
+        type_, dataset = "metrics", _dataset(str(record["service"]["name"]))
     else:
-        type_, dataset = "logs", sanitize_dataset(record["service"]["name"])
-    ns = sanitize_namespace(namespace)
+        type_, dataset = "logs", _dataset(str(record["service"]["name"]))
+    ns = _namespace(namespace)
     record["data_stream"] = {"type": type_, "dataset": dataset, "namespace": ns}
     event["dataset"] = dataset
-    record["event"] = event
     return f"{type_}-{dataset}-{ns}"

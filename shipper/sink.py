@@ -1,10 +1,13 @@
 """Stage 5: bulk-write routed records and read every item's result.
 
 - 201 created, or 409 on create (already indexed by an earlier delivery): done.
-- 429, 5xx, or the request failing as a whole: retried, only those items, with exponential
+- 429, 5xx, a write block (disk full), or the request failing as a whole: retried, only those items, with exponential
   backoff and jitter, for as long as it takes (Kafka is the buffer: nothing new is fetched
   meanwhile, so memory stays bounded).
-- any other 4xx (mapping or parse errors): permanent; handed back as dead letters.
+- any other 4xx on an item (mapping or parse errors): permanent; handed back as dead letters.
+- a 4xx on the whole request: 401/403 are retried (credentials may be fixed without a restart);
+  anything else (413 too large, 400 unreadable) is split in halves until the culprit item is
+  alone, which is then a permanent failure: one bad record never blocks or drops its neighbours.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from shipper.engines.base import EngineUnavailable, SearchEngine
+from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.stats import Stats
 
 
@@ -26,7 +29,7 @@ from shipper.stats import Stats
 class Action:
     doc_id: str
     stream: str
-    source: bytes  # the document, serialised once and reused on retries
+    source: bytes | memoryview  # the document, serialised once and reused on retries
     origin: Any = None  # whatever the caller needs to dead-letter it (the Kafka message)
 
 
@@ -38,7 +41,7 @@ class Failure:
 
 
 def bulk_body(actions: list[Action]) -> bytes:
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     for action in actions:
         parts.append(b'{"create":{"_index":' + orjson.dumps(action.stream) + b',"_id":' + orjson.dumps(action.doc_id)
                      + b"}}\n")
@@ -63,22 +66,33 @@ def chunks(actions: list[Action], max_bytes: int) -> list[list[Action]]:
     return out
 
 
-def classify(response: dict[str, Any], actions: list[Action]) -> tuple[int, int, list[Action], list[Failure]]:
-    """(created, already there, to retry, permanent failures) from one bulk response."""
-    created = duplicates = 0
-    retry: list[Action] = []
-    failed: list[Failure] = []
+def _blocked(result: dict[str, Any]) -> bool:
+    """A write block (disk flood stage makes indices read-only): transient, like a 429, never a dead letter."""
+    error = result.get("error")
+    return isinstance(error, dict) and error.get("type") == "cluster_block_exception"
+
+
+def classify(response: dict[str, Any], actions: list[Action]) -> tuple[list[Action], list[Action], list[Action],
+                                                                      list[Failure]]:
+    """(done, of which already there, to retry, permanent failures) from one bulk response."""
+    if response.get("errors") is False:  # the common case: no item to look at
+        return actions, [], [], []
     items = response.get("items") or []
     if len(items) != len(actions):
-        return 0, 0, list(actions), []  # a truncated answer proves nothing: send them all again
+        return [], [], list(actions), []  # a truncated answer proves nothing: send them all again
+    done: list[Action] = []
+    duplicates: list[Action] = []
+    retry: list[Action] = []
+    failed: list[Failure] = []
     for action, item in zip(actions, items, strict=True):
         result: dict[str, Any] = item.get("create") or next(iter(item.values()), {})
         status = int(result.get("status", 0))
         if status in (200, 201):
-            created += 1
+            done.append(action)
         elif status == 409:
-            duplicates += 1
-        elif status == 429 or status >= 500 or status == 0:
+            done.append(action)
+            duplicates.append(action)
+        elif status == 429 or status >= 500 or status == 0 or _blocked(result):
             retry.append(action)
         else:
             error = result.get("error") or {}
@@ -91,13 +105,14 @@ def classify(response: dict[str, Any], actions: list[Action]) -> tuple[int, int,
             else:
                 kind, reason = "unknown", str(error)
             failed.append(Failure(action, kind, reason[:2000]))
-    return created, duplicates, retry, failed
+    return done, duplicates, retry, failed
 
 
 class BulkSink:
     def __init__(self, engine: SearchEngine, stats: Stats, *, max_bytes: int, concurrency: int,
-                 retry_initial_s: float, retry_max_s: float) -> None:
+                 retry_initial_s: float, retry_max_s: float, gzip: bool = False) -> None:
         self.engine = engine
+        self.gzip = gzip
         self.stats = stats
         self.max_bytes = max_bytes
         self.concurrency = asyncio.Semaphore(concurrency)
@@ -106,21 +121,44 @@ class BulkSink:
         self.available = True
 
     async def _send(self, actions: list[Action]) -> tuple[list[Action], list[Failure]]:
+        body = bulk_body(actions)
+        rejected: EngineRejected | None = None
         async with self.concurrency:
             started = time.perf_counter()
             try:
-                response = await self.engine.bulk(bulk_body(actions))
+                response = await self.engine.bulk(body, self.gzip)
             except EngineUnavailable:
                 self.available = False
                 return actions, []
+            except EngineRejected as exc:
+                rejected = exc
             finally:
                 self.stats.observe_bulk(time.perf_counter() - started)
+        if rejected is not None:  # outside the semaphore: the halves take their own slots
+            return await self._rejected(actions, rejected)
         self.available = True
-        created, duplicates, retry, failed = classify(response, actions)
-        self.stats.indexed += created + duplicates
-        self.stats.duplicates += duplicates
+        done, duplicates, retry, failed = classify(response, actions)
+        # records from Kafka only; dead-letter entries, monitor and pipeline documents are not "indexed"
+        self.stats.indexed += sum(1 for a in done if a.origin is not None)
+        self.stats.duplicates += sum(1 for a in duplicates if a.origin is not None)
         for failure in failed:
             self.stats.item_errors[failure.error_type] += 1
+        return retry, failed
+
+    async def _rejected(self, actions: list[Action], exc: EngineRejected) -> tuple[list[Action], list[Failure]]:
+        self.stats.item_errors[f"request_{exc.status}"] += 1
+        if exc.status in (401, 403):
+            self.available = False
+            return actions, []
+        if len(actions) == 1:
+            return [], [Failure(actions[0], f"request_{exc.status}", str(exc)[:2000])]
+        half = len(actions) // 2
+        retry: list[Action] = []
+        failed: list[Failure] = []
+        for part in (actions[:half], actions[half:]):
+            part_retry, part_failed = await self._send(part)
+            retry += part_retry
+            failed += part_failed
         return retry, failed
 
     async def write(self, actions: list[Action],

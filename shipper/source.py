@@ -1,70 +1,120 @@
-"""Stage 1: the Kafka source. A consumer group over the configured topics, batches by count and
-linger time, manual commits only, and a rebalance listener that lets the batch in progress
-finish and commit before partitions move to another shipper."""
+"""Stage 1: the Kafka source. A consumer group over the configured topics, batches by count,
+bytes and linger time, manual commits only, and a rebalance listener that lets the batches in
+progress on revoked partitions finish (within a bound), commits what is finished and forgets
+the rest before the partitions move to another shipper."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Iterable
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from shipper.commit import TP, OffsetTracker
 from shipper.config import ShipperSettings
+from shipper.log import get_logger
+
+log = get_logger("shipper.source")
+
+Message: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
-class _FinishBeforeRevoke(ConsumerRebalanceListener):
-    def __init__(self, source: KafkaSource) -> None:
+class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, source: KafkaSource, bound_s: float) -> None:
         self.source = source
+        self.bound_s = bound_s
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # the batch being processed holds the lock until it is indexed and committed
-        async with self.source.batch_lock:
-            pass
+        keys = [(tp.topic, tp.partition) for tp in revoked]
+        if not keys:
+            return
+        tracker = self.source.tracker
+        deadline = time.monotonic() + self.bound_s
+        while tracker.unfinished(keys) and (left := deadline - time.monotonic()) > 0:
+            self.source.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.source.progress.wait(), left)
+        await self.source.commit_finished(keys)
+        left = tracker.unfinished(keys)
+        tracker.drop(keys)
+        log.info("partitions revoked", partitions=len(keys), unfinished_batches_dropped=left)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        return None
+        log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
 
 
 class KafkaSource:
     def __init__(self, settings: ShipperSettings) -> None:
         self.settings = settings
-        self.batch_lock = asyncio.Lock()
+        self.tracker = OffsetTracker()
+        self.progress = asyncio.Event()  # set whenever a batch finishes (the rebalance listener waits on it)
+        self._commit_lock = asyncio.Lock()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
             client_id=f"elk-shipper-{settings.group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # the prefetch buffer is the only memory Kafka costs us: bounded per partition and overall
             max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
-            fetch_max_bytes=max(52428800, settings.max_record_bytes * 4),
+            fetch_max_bytes=max(settings.batch_max_bytes, settings.max_record_bytes * 4),
             # while the engine is down we do not poll (Kafka is the buffer); staying in the group
             # for that long is what we want, heartbeats keep the membership alive
             max_poll_interval_ms=3_600_000,
             session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000,
+            heartbeat_interval_ms=1_000,  # a joining replica gets its share within about a second
             rebalance_timeout_ms=60_000,
         )
 
     async def start(self) -> None:
-        self.consumer.subscribe(self.settings.topic_list, listener=_FinishBeforeRevoke(self))
+        bound = min(self.settings.shutdown_timeout_s, 45.0)
+        self.consumer.subscribe(self.settings.topic_list, listener=_CommitFinishedOnRevoke(self, bound))
         await self.consumer.start()
 
-    async def fetch(self) -> list[ConsumerRecord[bytes, bytes]]:
-        batches = await self.consumer.getmany(
-            timeout_ms=self.settings.batch_linger_ms, max_records=self.settings.batch_max_records)
-        return [message for messages in batches.values() for message in messages]
+    async def fetch(self) -> list[Message]:
+        """One batch: up to batch_max_records and about batch_max_bytes, waiting at most batch_linger_ms."""
+        out: list[Message] = []
+        size = 0
+        deadline = time.monotonic() + self.settings.batch_linger_ms / 1000
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            batches = await self.consumer.getmany(timeout_ms=left_ms,
+                                                  max_records=self.settings.batch_max_records - len(out))
+            for messages in batches.values():
+                out += messages
+                size += sum(len(m.value or b"") for m in messages)
+            if (len(out) >= self.settings.batch_max_records or size >= self.settings.batch_max_bytes
+                    or left_ms == 0 or (out and not batches)):
+                return out
 
-    async def commit(self, positions: dict[tuple[str, int], int]) -> bool:
-        """False when a rebalance took the partitions first; their new owner redelivers (same ids)."""
-        if not positions:
+    def register(self, messages: list[Message]) -> int:
+        return self.tracker.register((m.topic, m.partition, m.offset) for m in messages)
+
+    def finished(self, token: int) -> None:
+        self.tracker.finish(token)
+        self.progress.set()
+
+    async def commit_finished(self, partitions: Iterable[TP] | None = None) -> bool:
+        """Commit every finished prefix on the partitions we still own. False when a rebalance
+        took them first: their new owner redelivers (same ids, so no duplicates)."""
+        async with self._commit_lock:
+            owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+            wanted = owned if partitions is None else owned.intersection(partitions)
+            positions = self.tracker.committable(wanted)
+            if not positions:
+                return True
+            try:
+                await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                log.warning("commit failed; the records will be redelivered", error=str(exc))
+                return False
+            self.tracker.committed(positions)
             return True
-        try:
-            await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
-            return True
-        except (CommitFailedError, KafkaError):
-            return False
 
     async def lag(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -82,5 +132,12 @@ class KafkaSource:
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())
 
+    def pause(self) -> None:
+        self.consumer.pause(*self.consumer.assignment())
+
+    def resume(self) -> None:
+        self.consumer.resume(*self.consumer.paused())
+
     async def stop(self) -> None:
         await self.consumer.stop()
+

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 BULK_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped (error types come from the engine)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 @dataclass
 class Stats:
     consumed: int = 0
@@ -48,7 +53,8 @@ class Stats:
                       f"shipper_{name}_total {value}"]
         lines += ["# HELP shipper_item_errors_total Per-item bulk errors by type.",
                   "# TYPE shipper_item_errors_total counter"]
-        lines += [f'shipper_item_errors_total{{type="{kind}"}} {n}' for kind, n in sorted(self.item_errors.items())]
+        lines += [f'shipper_item_errors_total{{type="{_label(kind)}"}} {n}'
+                  for kind, n in sorted(self.item_errors.items())]
         lines += ["# HELP shipper_bulk_seconds Bulk request latency.", "# TYPE shipper_bulk_seconds histogram"]
         cumulative = 0
         for bound, n in zip((*BULK_BUCKETS_S, float("inf")), self.bulk_buckets, strict=True):
@@ -60,5 +66,5 @@ class Stats:
                   "# TYPE shipper_consumer_lag gauge"]
         for tp, lag in sorted(self.lag.items()):
             topic, _, partition = tp.rpartition("/")
-            lines.append(f'shipper_consumer_lag{{topic="{topic}",partition="{partition}"}} {lag}')
+            lines.append(f'shipper_consumer_lag{{topic="{_label(topic)}",partition="{partition}"}} {lag}')
         return "\n".join(lines) + "\n"

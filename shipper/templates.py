@@ -62,7 +62,7 @@ ECS_PROPERTIES: dict[str, Any] = {
     "rule": _obj(id=KEYWORD, name=KEYWORD),
     "alert": _obj(id=KEYWORD, state=KEYWORD, severity=KEYWORD, started=DATE, resolved=DATE),
     "dead_letter": _obj(original=STORED_ONLY, encoding=KEYWORD, topic=KEYWORD, partition=LONG, offset=LONG,
-                        key=KEYWORD, stage=KEYWORD),
+                        key=KEYWORD, stage=KEYWORD, truncated=BOOL, original_bytes=LONG),
     "metric": _obj(name=KEYWORD, type=KEYWORD, unit=KEYWORD, value=DOUBLE, delta=DOUBLE, count=LONG, sum=DOUBLE,
                    min=DOUBLE, max=DOUBLE, p50=DOUBLE, p95=DOUBLE, p99=DOUBLE),
     "shipper": _obj(consumed=LONG, indexed=LONG, dead_lettered=LONG, retried=LONG, bulk_latency_ms=DOUBLE,

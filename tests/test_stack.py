@@ -98,7 +98,7 @@ async def test_data_stream_with_composable_template(search_url: str, unique: str
         await client.indices.put_index_template(name=template, body={
             "index_patterns": [f"logs-test{unique}-*"],
             "data_stream": {},
-            "priority": 600,
+            "priority": 700,
             "template": {"mappings": {"properties": {
                 "@timestamp": {"type": "date"},
                 "message": {"type": "match_only_text"},

@@ -6,33 +6,59 @@ bodies are built by the sink as NDJSON bytes and sent as they are.
 
 from __future__ import annotations
 
+import asyncio
+import gzip as gzip_lib
 from abc import ABC, abstractmethod
 from typing import Any
 
 from shipper.templates import component_templates, index_templates
 
+# Only what the sink reads from a bulk response: the engine skips serialising ids, versions and
+# shard counts of every item (a 5,000-item answer shrinks from ~1 MB to a few KB).
+BULK_FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.reason"
+
 
 class EngineUnavailable(Exception):
-    """The engine did not answer (connection refused, timeout, 5xx on the whole request)."""
+    """The engine did not answer (connection refused, timeout, 429/5xx on the whole request)."""
+
+
+class EngineRejected(Exception):
+    """A 4xx answer to a whole request (not per item): a bug or a setup problem, never retried."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+
+
+async def gzipped(body: bytes) -> bytes:
+    # zlib releases the GIL: compressing in a thread runs beside the next batch's transform
+    return await asyncio.to_thread(gzip_lib.compress, body, 1)
 
 
 class SearchEngine(ABC):
     name: str
 
     @abstractmethod
-    async def bulk(self, body: bytes) -> dict[str, Any]:
-        """POST /_bulk; returns the parsed response. Raises EngineUnavailable when it cannot be sent."""
+    async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
+        """POST /_bulk (NDJSON bytes, gzip-compressed on the way when asked); the parsed, filtered response.
+
+        Raises EngineUnavailable when it cannot be delivered (retry later), EngineRejected on a 4xx.
+        """
 
     @abstractmethod
     async def request(self, method: str, path: str, body: Any = None) -> Any:
-        """Any other API call (templates, search, count); raises EngineUnavailable on transport errors."""
+        """Any other API call; EngineUnavailable on transport errors and 5xx, EngineRejected on 4xx."""
 
     @abstractmethod
     async def close(self) -> None: ...
 
+    async def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/")
+        return result
+
     async def ping(self) -> bool:
         try:
-            await self.request("GET", "/")
+            await self.info()
             return True
         except Exception:
             return False
@@ -41,12 +67,15 @@ class SearchEngine(ABC):
         result: dict[str, Any] = await self.request("POST", f"/{index}/_search?ignore_unavailable=true", body)
         return result
 
-    async def install_templates(self) -> None:
-        """Idempotent: PUT replaces each template with the same content every start."""
-        for name, body in component_templates().items():
+    async def put_templates(self, component: dict[str, dict[str, Any]], index: dict[str, dict[str, Any]]) -> None:
+        """Idempotent: PUT replaces each template with the same content on every start."""
+        for name, body in component.items():
             await self.request("PUT", f"/_component_template/{name}", body)
-        for name, body in index_templates().items():
+        for name, body in index.items():
             await self.request("PUT", f"/_index_template/{name}", self.adapt_index_template(body))
+
+    async def install_templates(self) -> None:
+        await self.put_templates(component_templates(), index_templates())
 
     def adapt_index_template(self, body: dict[str, Any]) -> dict[str, Any]:
         return body

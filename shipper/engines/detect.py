@@ -6,9 +6,27 @@ import asyncio
 import json
 import urllib.request
 from base64 import b64encode
+from collections.abc import Mapping
+from typing import Any
 
 from shipper.config import ShipperSettings
 from shipper.engines.base import EngineUnavailable, SearchEngine
+
+
+def kind_from(headers: Mapping[str, str], info: dict[str, Any]) -> str | None:
+    """`elasticsearch`, `opensearch` or None, from the headers and body of `GET /`.
+
+    OpenSearch says `version.distribution: opensearch`; Elasticsearch 7.14+ sends the
+    `X-Elastic-Product` header and has a `version.build_flavor` (default/serverless).
+    """
+    version = info.get("version") if isinstance(info.get("version"), dict) else {}
+    assert isinstance(version, dict)
+    if version.get("distribution") == "opensearch":
+        return "opensearch"
+    product = next((v for k, v in headers.items() if k.lower() == "x-elastic-product"), None)
+    if product == "Elasticsearch" or version.get("build_flavor") in ("default", "serverless"):
+        return "elasticsearch"
+    return None
 
 
 def _probe(url: str, username: str | None, password: str | None, api_key: str | None, timeout: float) -> str:
@@ -19,15 +37,14 @@ def _probe(url: str, username: str | None, password: str | None, api_key: str | 
         request.add_header("Authorization", "Basic " + b64encode(f"{username}:{password or ''}".encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            product = response.headers.get("X-Elastic-Product")
+            headers = dict(response.headers.items())
             info = json.loads(response.read() or b"{}")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise EngineUnavailable(f"{url}: {exc}") from exc
-    if info.get("version", {}).get("distribution") == "opensearch":
-        return "opensearch"
-    if product == "Elasticsearch" or info.get("tagline") == "You Know, for Search":
-        return "elasticsearch"
-    raise EngineUnavailable(f"{url} is neither Elasticsearch nor OpenSearch: {str(info)[:200]}")
+    kind = kind_from(headers, info if isinstance(info, dict) else {})
+    if kind is None:
+        raise EngineUnavailable(f"{url} is neither Elasticsearch nor OpenSearch: {str(info)[:200]}")
+    return kind
 
 
 async def detect_kind(settings: ShipperSettings) -> str:
@@ -43,9 +60,8 @@ def build_engine(settings: ShipperSettings, kind: str) -> SearchEngine:
         from shipper.engines.opensearch import OpenSearchEngine
 
         return OpenSearchEngine(settings.search_url, username=settings.search_username, password=settings.password,
-                                timeout=settings.search_timeout_s, gzip=settings.gzip, pool=pool)
+                                timeout=settings.search_timeout_s, pool=pool)
     from shipper.engines.elasticsearch import ElasticsearchEngine
 
     return ElasticsearchEngine(settings.search_url, username=settings.search_username, password=settings.password,
-                               api_key=settings.api_key, timeout=settings.search_timeout_s, gzip=settings.gzip,
-                               pool=pool)
+                               api_key=settings.api_key, timeout=settings.search_timeout_s, pool=pool)

@@ -8,51 +8,74 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from shipper.engines.base import EngineUnavailable, SearchEngine
+from shipper.engines.base import BULK_FILTER_PATH, EngineRejected, EngineUnavailable, SearchEngine, gzipped
+from shipper.log import get_logger
 from shipper.templates import ILM_POLICY, ilm_policy
 
-_NDJSON = {"content-type": "application/vnd.elasticsearch+x-ndjson; compatible-with=8",
-           "accept": "application/vnd.elasticsearch+json; compatible-with=8"}
-_JSON = {"content-type": "application/vnd.elasticsearch+json; compatible-with=8",
-         "accept": "application/vnd.elasticsearch+json; compatible-with=8"}
+log = get_logger("shipper.engines.elasticsearch")
+
+_ACCEPT = "application/vnd.elasticsearch+json; compatible-with=8"
+_NDJSON = {"content-type": "application/vnd.elasticsearch+x-ndjson; compatible-with=8", "accept": _ACCEPT}
+_NDJSON_GZIP = {**_NDJSON, "content-encoding": "gzip"}
+_JSON = {"content-type": "application/vnd.elasticsearch+json; compatible-with=8", "accept": _ACCEPT}
+
+
+def _translate(exc: ApiError) -> Exception:
+    status = exc.meta.status
+    if status == 429 or status >= 500:
+        return EngineUnavailable(f"{status}: {exc.message}")
+    return EngineRejected(status, f"{exc.message} {str(exc.body)[:500]}")
 
 
 class ElasticsearchEngine(SearchEngine):
     name = "elasticsearch"
 
     def __init__(self, url: str, *, username: str | None, password: str | None, api_key: str | None,
-                 timeout: float, gzip: bool, pool: int) -> None:
+                 timeout: float, pool: int) -> None:
+        # no client-side compression or retries: the sink decides both, per request
         self.client = AsyncElasticsearch(
             hosts=[url], basic_auth=(username, password or "") if username else None, api_key=api_key,
-            request_timeout=timeout, http_compress=gzip, max_retries=0, retry_on_timeout=False,
+            request_timeout=timeout, http_compress=False, max_retries=0, retry_on_timeout=False,
             connections_per_node=pool,
         )
+        self.lifecycle = True  # cleared when the server has no ILM (e.g. an API imitation)
 
-    async def bulk(self, body: bytes) -> dict[str, Any]:
+    async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
         try:
-            response = await self.client.perform_request("POST", "/_bulk", body=body, headers=_NDJSON)
+            response = await self.client.perform_request(
+                "POST", "/_bulk", params={"filter_path": BULK_FILTER_PATH},
+                body=await gzipped(body) if gzip else body, headers=_NDJSON_GZIP if gzip else _NDJSON)
             return dict(response.body)
         except (ESConnectionError, ConnectionTimeout) as exc:
             raise EngineUnavailable(str(exc)) from exc
         except ApiError as exc:
-            if exc.meta.status >= 500 or exc.meta.status == 429:
-                raise EngineUnavailable(f"{exc.meta.status}: {exc.message}") from exc
-            raise
+            raise _translate(exc) from exc
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         try:
             response = await self.client.perform_request(
-                method, path, body=body, headers=_JSON if body is not None else {"accept": _JSON["accept"]})
+                method, path, body=body, headers=_JSON if body is not None else {"accept": _ACCEPT})
             return response.body
         except (ESConnectionError, ConnectionTimeout) as exc:
             raise EngineUnavailable(str(exc)) from exc
+        except ApiError as exc:
+            raise _translate(exc) from exc
 
     async def install_templates(self) -> None:
-        await self.request("PUT", f"/_ilm/policy/{ILM_POLICY}", ilm_policy())
+        try:
+            await self.request("PUT", f"/_ilm/policy/{ILM_POLICY}", ilm_policy())
+        except EngineRejected as exc:
+            # a server without ILM still gets the templates, only without a lifecycle
+            self.lifecycle = False
+            log.warning("no ILM on this server; data streams will have no lifecycle", error=str(exc))
         await super().install_templates()
 
     def adapt_index_template(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "template": {"settings": {"index.lifecycle.name": ILM_POLICY}}}
+        if not self.lifecycle:
+            return body
+        template = dict(body.get("template") or {})
+        template["settings"] = {**template.get("settings", {}), "index.lifecycle.name": ILM_POLICY}
+        return {**body, "template": template}
 
     async def close(self) -> None:
         await self.client.close()

@@ -8,37 +8,46 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
-from shipper.engines.base import EngineUnavailable, SearchEngine
+from shipper.engines.base import BULK_FILTER_PATH, EngineRejected, EngineUnavailable, SearchEngine, gzipped
 
 _NDJSON = {"content-type": "application/x-ndjson"}
+_NDJSON_GZIP = {**_NDJSON, "content-encoding": "gzip"}
+
+
+def _translate(exc: TransportError) -> Exception:
+    status = exc.status_code if isinstance(exc.status_code, int) else 0
+    if status == 429 or status >= 500 or status == 0:
+        return EngineUnavailable(f"{status}: {exc.error}")
+    return EngineRejected(status, f"{exc.error} {str(exc.info)[:500]}")
 
 
 class OpenSearchEngine(SearchEngine):
     name = "opensearch"
 
-    def __init__(self, url: str, *, username: str | None, password: str | None, timeout: float,
-                 gzip: bool, pool: int) -> None:
+    def __init__(self, url: str, *, username: str | None, password: str | None, timeout: float, pool: int) -> None:
         auth = (username, password or "") if username else None
-        self.client = AsyncOpenSearch(hosts=[url], http_auth=auth, timeout=timeout, http_compress=gzip,
+        # no client-side compression or retries: the sink decides both, per request
+        self.client = AsyncOpenSearch(hosts=[url], http_auth=auth, timeout=timeout, http_compress=False,
                                       max_retries=0, retry_on_timeout=False, pool_maxsize=pool)
 
-    async def bulk(self, body: bytes) -> dict[str, Any]:
+    async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
         try:
             response: dict[str, Any] = await self.client.transport.perform_request(
-                "POST", "/_bulk", body=body, headers=_NDJSON)
+                "POST", "/_bulk", params={"filter_path": BULK_FILTER_PATH},
+                body=await gzipped(body) if gzip else body, headers=_NDJSON_GZIP if gzip else _NDJSON)
             return response
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise EngineUnavailable(str(exc)) from exc
         except TransportError as exc:
-            if isinstance(exc.status_code, int) and (exc.status_code >= 500 or exc.status_code == 429):
-                raise EngineUnavailable(f"{exc.status_code}: {exc.error}") from exc
-            raise
+            raise _translate(exc) from exc
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         try:
             return await self.client.transport.perform_request(method, path, body=body)
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise EngineUnavailable(str(exc)) from exc
+        except TransportError as exc:
+            raise _translate(exc) from exc
 
     async def close(self) -> None:
         await self.client.close()

@@ -1,1 +1,16 @@
 """Health state, stream signals and alerts (plugs into the shipper as its Monitor)."""
+
+from __future__ import annotations
+
+from shipper.health.config import HealthSettings
+from shipper.health.monitor import HealthMonitor
+from shipper.monitor import Monitor, NullMonitor
+
+
+def build_monitor(settings: object) -> Monitor:
+    """Accepts the shipper's settings (uses its `.health`) or a HealthSettings directly."""
+    health = getattr(settings, "health", settings)
+    if not isinstance(health, HealthSettings):
+        health = HealthSettings()
+    namespace = str(getattr(settings, "namespace", "default"))
+    return HealthMonitor(health, namespace) if health.enabled else NullMonitor()

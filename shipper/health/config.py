@@ -7,3 +7,5 @@ from pydantic import BaseModel, Field
 
 class HealthSettings(BaseModel):
     enabled: bool = Field(True, description="Track health state and raise alerts.")
+    failures_to_down: int = Field(3, ge=1, description="Consecutive failed probes before an instance is unhealthy.")
+    successes_to_up: int = Field(1, ge=1, description="Consecutive good probes before an instance is healthy again.")

@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opensearchpy import AsyncOpenSearch
 
+STARTING = b'"message":"starting"'
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -63,9 +65,16 @@ class Run:
         return env
 
     def start_shipper(self, name: str = "shipper", **extra: str) -> subprocess.Popen[bytes]:
-        with open(self.logdir / f"{name}.log", "ab") as out:  # the child keeps its own descriptor
-            return subprocess.Popen([sys.executable, "-m", "shipper.cli", "run"], env=self.env(**extra),
+        """Returns once the shipper has logged "starting": from then on SIGTERM is a clean stop."""
+        path = self.logdir / f"{name}.log"
+        before = path.read_bytes().count(STARTING) if path.exists() else 0
+        with open(path, "ab") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run"], env=self.env(**extra),
                                     stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while path.read_bytes().count(STARTING) == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return proc
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:

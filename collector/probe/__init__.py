@@ -1,0 +1,1 @@
+"""Health prober: polls /health endpoints in parallel and publishes results to elk-health."""

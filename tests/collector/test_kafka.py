@@ -1,0 +1,124 @@
+"""The Kafka output against real brokers: the shared one for delivery, a private one for the
+outage test (nothing listens on its port, then it starts there; the shared stack is untouched)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+import collector
+from stack import localstack
+from stack.localstack import Config
+from tests.collector.conftest import assert_ecs
+from tests.collector.test_outputs import wait_for
+
+
+async def consume(bootstrap: str, topic: str, count: int, wait: float = 30.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + wait
+        while len(out) < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                out.extend(msgs)
+        # anything beyond `count` would be a duplicate: give it a moment to show up
+        extra = await consumer.getmany(timeout_ms=1000)
+        for msgs in extra.values():
+            out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_records_arrive_keyed_by_service(kafka_bootstrap: str, unique: str):
+    logs, metrics = f"test-{unique}-logs", f"test-{unique}-metrics"
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_topic_logs=logs, kafka_topic_metrics=metrics, kafka_acks="all",
+                        metrics_interval=0, capture_stdlib=False)
+    out = collector.outputs()["kafka"]
+    try:
+        log = collector.get_logger("x")
+        for i in range(20):
+            log.info("event", i=i)
+        collector.counter("test.kafka.hits").inc(3)
+        collector.emit_metrics()
+        wait_for(lambda: out.delivered >= 21, timeout=30)
+    finally:
+        collector.shutdown()
+    got = await consume(kafka_bootstrap, logs, 20)
+    assert len(got) == 20
+    assert {m.key for m in got} == {b"api-service"}
+    assert [assert_ecs(m.value)["labels"]["i"] for m in got] == list(range(20))
+    docs = await consume(kafka_bootstrap, metrics, 1)
+    names = [orjson.loads(m.value)["metric"]["name"] for m in docs]
+    assert "test.kafka.hits" in names and {m.key for m in docs} == {b"api-service"}
+    assert (out.emitted, out.delivered, out.dropped) == (20 + len(docs), 20 + len(docs), 0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+async def test_dead_broker_counts_drops_then_delivery_resumes(tmp_path: Any, unique: str):
+    base = Config.from_env()
+    cfg = replace(base, state=tmp_path / "stack", kafka_port=_free_port(), kafka_controller_port=_free_port(),
+                  search_port=_free_port(), search_transport_port=_free_port())
+    topic = f"test-{unique}-logs"
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers=cfg.bootstrap,
+                        kafka_topic_logs=topic, queue_size=20, backoff_initial=0.1, backoff_max=1.0,
+                        metrics_interval=0, capture_stdlib=False)
+    out = collector.outputs()["kafka"]
+    try:
+        log = collector.get_logger("x")
+        log.info("held", i=0)
+        wait_for(lambda: out.failures >= 1, timeout=20)  # the worker holds `held` for retry
+        slowest = 0.0
+        for i in range(1, 51):
+            t0 = time.perf_counter()
+            log.info("queued", i=i)
+            slowest = max(slowest, time.perf_counter() - t0)
+        assert slowest < 0.05  # the app is unaffected: no call waits on the broker
+        assert (out.emitted, out.delivered, out.dropped, out.pending()) == (51, 0, 30, 20)
+        try:
+            await asyncio.to_thread(localstack.up, cfg, ("kafka",))
+            wait_for(lambda: out.delivered == 22, timeout=60)  # held + notice + 20 queued
+            got = await consume(cfg.bootstrap, topic, 22)
+        finally:
+            await asyncio.to_thread(localstack.down, cfg, ("kafka",))
+    finally:
+        collector.shutdown(1.0)
+    recs = [orjson.loads(m.value) for m in got]
+    assert len(recs) == 22 and {m.key for m in got} == {b"api-service"}
+    notices = [r for r in recs if r["labels"].get("output") == "kafka"]
+    assert [n["labels"]["dropped"] for n in notices] == [30]
+    assert sorted(r["labels"]["i"] for r in recs if "i" in r["labels"]) == list(range(21))
+    assert (out.emitted, out.delivered, out.dropped) == (52, 22, 30)
+
+
+def test_shutdown_with_dead_broker_counts_everything_as_dropped():
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}",
+                        queue_size=100, backoff_initial=0.05, backoff_max=0.2, metrics_interval=0,
+                        capture_stdlib=False, flush_timeout=2.0)
+    out = collector.outputs()["kafka"]
+    log = collector.get_logger("x")
+    log.info("held")
+    wait_for(lambda: out.failures >= 1)
+    for i in range(300):
+        log.info("r", i=i)
+    started = time.monotonic()
+    collector.shutdown()
+    assert time.monotonic() - started < 3.0  # the flush deadline holds
+    assert (out.emitted, out.delivered, out.dropped, out.pending()) == (301, 0, 301, 0)

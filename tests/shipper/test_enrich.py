@@ -1,0 +1,114 @@
+"""Stage 3, pure: ECS normalisation and enrichment, one step at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shipper.enrich import EnrichContext, Meta, document_id, enrich, expand_dotted, resolve_service
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+KAFKA_MS = int(datetime(2026, 11, 28, 11, 59, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+def _meta(key: bytes | None = None, headers: tuple[tuple[str, bytes], ...] = (), offset: int = 7) -> Meta:
+    return Meta("elk-logs", 2, offset, KAFKA_MS, key, headers)
+
+
+def _enrich(record: dict[str, Any], meta: Meta | None = None, **ctx: Any) -> dict[str, Any]:
+    return enrich(record, meta or _meta(), NOW, EnrichContext(host_name="shipper-1", **ctx))
+
+
+def test_dotted_keys_expand_to_nested_objects() -> None:
+    assert expand_dotted({"log.level": "INFO", "service": {"node.name": "n1"}}) == {
+        "log": {"level": "INFO"}, "service": {"node": {"name": "n1"}}}
+
+
+def test_a_key_that_is_both_leaf_and_object_resolves_the_same_way_in_either_order() -> None:
+    one = expand_dotted({"a": "leaf", "a.b": 1})
+    other = expand_dotted({"a.b": 1, "a": "leaf"})
+    assert one == other == {"a": {"b": 1, "value": "leaf"}}
+
+
+def test_timestamps_become_utc_iso_with_millis() -> None:
+    record = _enrich({"@timestamp": "2026-11-28T13:00:00.5+01:00", "message": "m"})
+    assert record["@timestamp"] == "2026-11-28T12:00:00.500Z"
+    assert _enrich({"@timestamp": 1764331200123})["@timestamp"] == "2025-11-28T12:00:00.123Z"
+    assert _enrich({"@timestamp": "2026-11-28T12:00:00"})["@timestamp"] == "2026-11-28T12:00:00.000Z"
+
+
+def test_unparseable_and_far_future_timestamps_are_kept_and_replaced_by_kafka_time() -> None:
+    for bad in ("yesterday-ish", "2999-01-01T00:00:00Z", True, {"nested": 1}):
+        record = _enrich({"@timestamp": bad})
+        assert record["@timestamp"] == "2026-11-28T11:59:00.000Z"
+        assert record["labels"]["invalid_timestamp"] == str(bad)
+    assert _enrich({})["@timestamp"] == "2026-11-28T11:59:00.000Z"
+
+
+def test_level_is_lower_case_and_message_aliases_are_adopted() -> None:
+    record = _enrich({"log": {"level": "WARNING"}, "msg": "hello"})
+    assert record["log"]["level"] == "warning"
+    assert record["message"] == "hello"
+    assert _enrich({"level": "ERROR"})["log"]["level"] == "error"
+
+
+def test_service_name_from_the_record_wins() -> None:
+    record = _enrich({"service": {"name": "billing"}}, _meta(key=b"other-1"))
+    assert record["service"] == {"name": "billing"}
+
+
+def test_service_name_from_kafka_key_or_headers_with_the_instance_split() -> None:
+    record = _enrich({}, _meta(key=b"api-service-1"))
+    assert record["service"] == {"name": "api-service", "node": {"name": "api-service-1"}}
+    record = _enrich({}, _meta(key=b"ignored", headers=(("service.name", b"auth"),)))
+    assert record["service"]["name"] == "auth"
+
+
+def test_service_name_from_the_configured_mapping() -> None:
+    ctx = EnrichContext(host_name="h", service_map={"web_[a-z]+": "frontend", "exact-name": "billing"})
+    record = resolve_service({"container": {"name": "web_blue"}}, _meta(), ctx)
+    assert record["service"] == {"name": "frontend", "node": {"name": "web_blue"}}
+    assert resolve_service({}, _meta(key=b"exact-name"), ctx)["service"]["name"] == "billing"
+    assert resolve_service({}, _meta(), ctx)["service"]["name"] == "unknown"
+
+
+def test_ingest_stamps_and_health_state() -> None:
+    states = {"api-service": "degraded"}
+    record = _enrich({"service": {"name": "api-service"}}, state_of=states.get)
+    assert record["event"]["ingested"] == "2026-11-28T12:00:00.000Z"
+    assert record["ecs"]["version"]
+    assert record["agent"] == {"type": "elk-shipper", "name": "shipper-1"}
+    assert record["health"]["state"] == "degraded"
+    assert "health" not in _enrich({"service": {"name": "other"}}, state_of=states.get)
+
+
+def test_document_id_is_the_records_own_or_its_kafka_position() -> None:
+    assert document_id({"event": {"id": "abc"}}, _meta()) == "abc"
+    by_position = document_id({}, _meta(offset=7))
+    assert by_position == document_id({"event": {}}, _meta(offset=7))
+    assert by_position != document_id({}, _meta(offset=8))
+    assert document_id({"event": {"id": "x" * 500}}, _meta()) == by_position
+
+
+def test_dotted_key_detection_on_raw_bytes_never_misses_one() -> None:
+    from shipper.enrich import may_have_dotted_keys
+
+    assert may_have_dotted_keys(b'{"log.level": "info"}')
+    assert may_have_dotted_keys(b'{"a": {"b.c" : 1}}')
+    assert may_have_dotted_keys(b'{"a\\"b.c": 1}')  # escapes: cannot tell, so yes
+    assert not may_have_dotted_keys(b'{"message": "v1.2: done", "url": {"full": "http://x.y/"}}')
+    assert not may_have_dotted_keys(b'{"a": "' + b"." * 1_000_000 + b'"}')  # linear, even when long
+
+
+def test_enrich_without_expansion_equals_enrich_with_it_when_no_key_has_a_dot() -> None:
+    record = {"@timestamp": "2026-11-28T12:00:00.000Z", "log": {"level": "INFO"}, "service": {"name": "a"}}
+    copy = {"@timestamp": "2026-11-28T12:00:00.000Z", "log": {"level": "INFO"}, "service": {"name": "a"}}
+    assert _enrich(record) == enrich(copy, _meta(), NOW, EnrichContext(host_name="shipper-1"), expand=False)
+
+
+def test_environment_and_host_from_headers_only_when_missing() -> None:
+    headers = (("environment", b"staging"), ("host.name", b"node-7"))
+    record = _enrich({"service": {"name": "a"}}, _meta(headers=headers))
+    assert (record["service"]["environment"], record["host"]["name"]) == ("staging", "node-7")
+    own = _enrich({"service": {"name": "a", "environment": "prod"}, "host": {"name": "h1"}}, _meta(headers=headers))
+    assert (own["service"]["environment"], own["host"]["name"]) == ("prod", "h1")

@@ -1,0 +1,78 @@
+"""The pure transform of a batch (decode -> enrich -> route) and the dead-letter entry shape."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shipper import deadletter
+from shipper.deadletter import DeadLetter
+from shipper.enrich import EnrichContext, Meta
+from shipper.monitor import NullMonitor
+from shipper.pipeline import prepare
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Msg:
+    value: bytes | None
+    offset: int
+    topic: str = "elk-logs"
+    partition: int = 0
+    timestamp: int = 1_764_331_200_000
+    key: bytes | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class EchoMonitor(NullMonitor):
+    def observe(self, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        doc = {"message": "seen", "data_stream": {"type": "logs", "dataset": "elk.health", "namespace": "default"}}
+        return [(f"seen-{record['event']['id']}", doc)] if record["event"].get("id") else []
+
+
+def test_prepare_splits_good_records_from_poison() -> None:
+    messages = [
+        Msg(orjson.dumps({"message": "ok", "service": {"name": "api"}, "event": {"id": "e1"}}), 0),
+        Msg(b"[1]", 1),
+        Msg(b"\xff", 2),
+        Msg(orjson.dumps({"message": "big" * 6000}), 3),
+        Msg(b'{"a":' * 2000 + b"1" + b"}" * 2000, 4),  # nested deeper than any engine accepts
+    ]
+    actions, dead = prepare(messages, namespace="default", max_record_bytes=16384,
+                            ctx=EnrichContext(host_name="h"), monitor=EchoMonitor(), now=NOW)
+    assert [(a.doc_id, a.stream) for a in actions] == [("e1", "logs-api-default"),
+                                                         ("seen-e1", "logs-elk.health-default")]
+    assert orjson.loads(actions[0].source)["data_stream"]["dataset"] == "api"
+    assert [(d.meta.offset, d.error_type, d.stage) for d in dead] == [
+        (1, "not_object", "decode"), (2, "not_utf8", "decode"), (3, "too_large", "decode"), (4, "decode", "decode")]
+
+
+def _letter(raw: bytes, **kw: Any) -> DeadLetter:
+    return DeadLetter(Meta("elk-logs", 1, 42, 0, b"api-service"), raw, "mapper_parsing_exception", "bad", "index", **kw)
+
+
+def test_dead_letter_entry_shape_and_replayable_original() -> None:
+    raw = orjson.dumps({"message": "m"})
+    doc = deadletter.entry(_letter(raw, service="api-service"), "prod", NOW)
+    assert doc["event"]["kind"] == "pipeline_error"
+    assert doc["error"] == {"type": "mapper_parsing_exception", "message": "bad"}
+    assert doc["dead_letter"] | {} == {"original": raw.decode(), "topic": "elk-logs", "partition": 1, "offset": 42,
+                                       "stage": "index", "key": "api-service"}
+    assert doc["data_stream"] == {"type": "logs", "dataset": "elk.deadletter", "namespace": "prod"}
+    assert doc["service"] == {"name": "api-service"}
+    assert deadletter.original_bytes(doc) == raw
+    assert deadletter.entry_id(_letter(raw)) == deadletter.entry_id(_letter(b"other"))  # by position
+
+
+def test_dead_letter_of_binary_and_huge_records() -> None:
+    binary = deadletter.entry(_letter(b"\xff\x00"), "default", NOW)
+    assert binary["dead_letter"]["encoding"] == "base64"
+    assert base64.b64decode(binary["dead_letter"]["original"]) == b"\xff\x00"
+    huge = deadletter.entry(_letter(b"x" * (5 * 1024 * 1024)), "default", NOW)
+    assert huge["dead_letter"]["truncated"] is True
+    assert len(deadletter.kafka_value(huge)) < 1_000_000  # fits the broker's default message limit
