@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
+.PHONY: help venv system-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
 
 help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-stack-up: venv
+# the local stack needs a JDK and Maven; on a fresh Debian machine they come from apt
+system-deps:
+	@command -v java >/dev/null && command -v javac >/dev/null && command -v mvn >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven)
+
+stack-up: venv system-deps
 	$(BIN)/python -m stack up
 
 stack-down:

@@ -33,11 +33,6 @@ from collector.pipeline import (
     uvicorn_log_config,
 )
 
-# names the demo and service code use
-RequestLoggingMiddleware = LoggingMiddleware
-add_health_endpoint = add_health
-output_stats = stats
-
 counter = REGISTRY.counter
 gauge = REGISTRY.gauge
 histogram = REGISTRY.histogram
@@ -47,9 +42,7 @@ __all__ = [
     "ConfigError",
     "Logger",
     "LoggingMiddleware",
-    "RequestLoggingMiddleware",
     "add_health",
-    "add_health_endpoint",
     "bind_context",
     "bind_fields",
     "configure",
@@ -60,7 +53,6 @@ __all__ = [
     "gauge",
     "get_logger",
     "histogram",
-    "output_stats",
     "outputs",
     "parse_traceparent",
     "request_context",

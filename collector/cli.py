@@ -14,6 +14,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the HTTP ingest API (POST /v1/logs, /v1/metrics, /v1/health)")
     sub.add_parser("probe", help="poll the configured /health endpoints and publish results to Kafka")
+    fwd = sub.add_parser("forward-nginx", help="tail an nginx JSON access log and POST it to the ingest API")
+    fwd.add_argument("--file", required=True, help="the access log, e.g. /var/log/nginx/access.json")
+    fwd.add_argument("--url", required=True, help="ingest API base URL, e.g. http://ingest:8080")
+    fwd.add_argument("--token-file", required=True, help="file holding the token (a Docker secret)")
+    fwd.add_argument("--from-start", action="store_true", help="send the file's existing lines too")
+    tok = sub.add_parser("token", help="make an ingest API token and the SHA-256 hash to configure (INGEST_TOKENS)")
+    tok.add_argument("--hash-stdin", action="store_true", help="print the hash of the token read from stdin instead")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -26,8 +33,60 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(run(ProbeSettings()))
         return 0
+    if args.command == "serve":
+        return serve()
+    if args.command == "forward-nginx":
+        import signal
+        from pathlib import Path
+
+        from collector.ingest.forward import Forwarder
+
+        token = Path(args.token_file).read_text().strip()
+        forwarder = Forwarder(Path(args.file), args.url, token, from_start=args.from_start)
+        signal.signal(signal.SIGTERM, lambda *_: forwarder.stop.set())
+        try:
+            forwarder.run()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if args.command == "token":
+        import secrets
+
+        from collector.ingest.auth import token_hash
+
+        if args.hash_stdin:
+            print(token_hash(sys.stdin.read().strip()))
+        else:
+            token = secrets.token_urlsafe(32)
+            print(f"token: {token}\nsha256: {token_hash(token)}")
+        return 0
     print(f"collector {args.command}: not implemented yet", file=sys.stderr)
     return 2
+
+
+def serve() -> int:
+    """The ingest API under uvicorn (one worker; run more containers to scale), settings from INGEST_*."""
+    import os
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    import collector
+    from collector.ingest.app import create_app
+    from collector.ingest.config import IngestSettings
+
+    try:
+        settings = IngestSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"INGEST_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"collector serve: invalid configuration: {problems}", file=sys.stderr)
+        return 2
+    # our own logs: ECS on stdout through the library (COLLECTOR_* env vars apply)
+    collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": "elk-ingest"}))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
+                log_config=collector.uvicorn_log_config(), server_header=False)
+    return 0
 
 
 if __name__ == "__main__":

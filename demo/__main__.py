@@ -193,8 +193,8 @@ async def run(seconds: float) -> int:
         })
         for name in SERVICES:
             procs.start(name, ["-m", "demo.service", "--instance", name, "--port", str(ports[name])], {
-                "COLLECTOR_OUTPUT": "kafka", "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap,
-                "COLLECTOR_METRICS_INTERVAL_S": "5",
+                "COLLECTOR_OUTPUTS": "kafka", "COLLECTOR_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap,
+                "COLLECTOR_METRICS_INTERVAL": "5",
             })
         nginx = procs.start("nginx", ["-m", "demo.service", "--instance", "nginx", "--port", str(ports["nginx"]),
                                       "--upstream", urls["api-service-1"], "--upstream", urls["api-service-2"]],

@@ -44,9 +44,9 @@ def app_service(instance: str) -> FastAPI:
     collector.configure(service=service, environment="demo", node_name=instance)
     log = collector.get_logger(f"{service}.http")
     app = FastAPI(title=instance)
-    app.add_middleware(collector.RequestLoggingMiddleware)
+    app.add_middleware(collector.LoggingMiddleware)
 
-    collector.add_health_endpoint(app, checks={"database": lambda: Switch.healthy, "redis": lambda: True})
+    collector.add_health(app, checks={"database": lambda: Switch.healthy, "redis": lambda: True})
 
     @app.get("/api/users/{user_id}")
     async def user(user_id: int) -> dict[str, Any]:
@@ -84,12 +84,12 @@ def app_service(instance: str) -> FastAPI:
 
     @app.get("/admin/stats")
     async def stats() -> dict[str, Any]:
-        return collector.output_stats()
+        return collector.stats()
 
     @app.post("/admin/flush")
     async def flush() -> dict[str, Any]:
         collector.flush(timeout=10)
-        return collector.output_stats()
+        return collector.stats()
 
     return app
 

@@ -39,6 +39,7 @@ from shipper.stats import Stats
 log = get_logger("shipper")
 
 MAX_QUEUED_DOCS = 10_000  # monitor and pipeline-metric documents waiting for an unavailable engine
+FLUSH_ON_STOP_S = 2.0  # bound on writing the last monitor documents at shutdown
 
 
 def build_monitor(settings: ShipperSettings) -> Monitor:
@@ -160,8 +161,14 @@ class Shipper:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), 1.0)
         finally:
-            if writer is not None and not writer.done():
-                writer.cancel()
+            # alerts and transitions made just before SIGTERM get a short, bounded chance to land
+            pending = [writer] if writer is not None and not writer.done() else []
+            if queued:
+                pending.append(asyncio.create_task(pipeline.write_docs(queued)))
+            if pending:
+                _, late = await asyncio.wait(pending, timeout=FLUSH_ON_STOP_S)
+                for task in late:
+                    task.cancel()
 
     async def _until_stopped(self, awaitable: Any) -> Any:
         """The awaitable's result, or None when SIGTERM came first (the awaitable is cancelled)."""

@@ -94,3 +94,36 @@ def test_services_are_operable(project: dict[str, Any]) -> None:
     for name in ("kibana", "kafka", "elasticsearch"):
         for port in services[name].get("ports", []):
             assert port.get("host_ip") == "127.0.0.1", f"{name} publishes a port beyond loopback"
+
+
+# compose service -> the one settings model its process reads
+SETTINGS_OF = {
+    "collector-ingest": "collector.ingest.config:IngestSettings",
+    "collector-probe": "collector.probe.config:ProbeSettings",
+    "shipper": "shipper.config:ShipperSettings",
+    "kibana-setup": "kibana.config:KibanaSettings",
+}
+
+
+def _env_vars(target: str) -> list[Any]:
+    import importlib
+
+    from collector.settings_reference import env_vars
+
+    module, _, name = target.partition(":")
+    return env_vars(getattr(importlib.import_module(module), name))
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS_OF))
+def test_every_variable_set_is_read_by_the_code(project: dict[str, Any], service: str) -> None:
+    known = {var.name for var in _env_vars(SETTINGS_OF[service])}
+    environment = project["services"][service].get("environment") or {}
+    unknown = sorted(set(environment) - known)
+    assert not unknown, f"{service} sets variables its settings model does not read: {unknown}"
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS_OF))
+def test_every_required_variable_is_set(project: dict[str, Any], service: str) -> None:
+    environment = project["services"][service].get("environment") or {}
+    required = {var.name for var in _env_vars(SETTINGS_OF[service]) if var.required}
+    assert required <= set(environment), f"{service} misses {sorted(required - set(environment))}"

@@ -1,11 +1,86 @@
-"""Health and alerting settings, nested in the shipper's settings as SHIPPER_HEALTH__*."""
+"""Health and alerting settings, nested in the shipper's settings as SHIPPER_HEALTH__*.
+
+Rule thresholds have defaults (SHIPPER_HEALTH__SILENCE_S, ...) and can be overridden per service with
+SHIPPER_HEALTH__SERVICES, a JSON object: `{"api-service": {"silence_s": 30, "error_rate": false}}`.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+SHIPPER_SERVICE = "elk-shipper"  # the service name pipeline-scoped alerts (dead letters, lag) carry
 
 
-class HealthSettings(BaseModel):
+class RuleSettings(BaseModel):
+    unhealthy: bool = Field(True, description="Alert when a service is unhealthy (all instances down).")
+    unhealthy_for_s: float = Field(0.0, ge=0, description="... for at least this long (after the probe hysteresis).")
+    error_rate: bool = Field(True, description="Alert on an error-rate spike (error/critical records).")
+    error_window_s: float = Field(60.0, gt=0, description="Error-rate window (by event time).")
+    error_baseline_windows: int = Field(10, ge=1, description="Windows before the current one that form the baseline.")
+    error_rate_factor: float = Field(3.0, ge=1, description="Spike: errors in the window >= factor x baseline mean.")
+    error_min_count: int = Field(10, ge=1, description="... and at least this many errors in the window.")
+    silence: bool = Field(True, description="Alert when a service stops logging (only while the shipper is caught up).")
+    silence_s: float = Field(120.0, gt=0, description="No records for longer than this is silence.")
+    dead_letter: bool = Field(True, description="Alert when dead letters grow.")
+    dead_letter_window_s: float = Field(300.0, gt=0, description="Dead-letter growth window.")
+    dead_letter_min: int = Field(10, ge=1, description="Dead letters within the window that raise the alert.")
+    consumer_lag: bool = Field(True, description="Alert when the shipper's consumer lag stays over the limit.")
+    lag_max: int = Field(100_000, ge=0, description="Consumer lag (records, all partitions) limit.")
+    lag_for_s: float = Field(60.0, ge=0, description="... exceeded for at least this long.")
+    renotify_s: float = Field(3600.0, ge=0, description="Re-notify an open alert this often (0: never).")
+    flap_changes: int = Field(4, ge=2, description="This many activations within flap_window_s make a rule flap.")
+    flap_window_s: float = Field(600.0, gt=0, description="Window for flap detection.")
+    flap_quiet_s: float = Field(120.0, ge=0, description="A flapping alert resolves only after this long clear.")
+
+
+class HealthSettings(RuleSettings):
+    """The rule fields it inherits are the defaults for every service."""
+
     enabled: bool = Field(True, description="Track health state and raise alerts.")
     failures_to_down: int = Field(3, ge=1, description="Consecutive failed probes before an instance is unhealthy.")
     successes_to_up: int = Field(1, ge=1, description="Consecutive good probes before an instance is healthy again.")
+    services: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='JSON: per-service rule overrides, e.g. {"api-service": {"silence_s": 30}}.',
+    )
+    caught_up_max_lag: int = Field(
+        500, ge=0, description="Consumer lag (records) up to which the shipper counts as caught up (for silence).")
+    max_event_delay_s: float = Field(
+        30.0, gt=0, description="Records this far behind in event time mean the shipper is draining a backlog.")
+    webhook_urls: SecretStr = Field(SecretStr(""), description="Comma list of URLs that get each alert as JSON.")
+    slack_webhook_urls: SecretStr = Field(SecretStr(""), description="Comma list of Slack incoming-webhook URLs.")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook request.")
+    webhook_retries: int = Field(5, ge=0, description="Retries of a failed webhook delivery.")
+    webhook_backoff_s: float = Field(0.5, gt=0, description="First retry delay (doubles, up to webhook_backoff_max_s).")
+    webhook_backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay.")
+    webhook_queue: int = Field(1000, ge=1, description="Alerts waiting per webhook; beyond it the oldest is dropped.")
+
+    @field_validator("services")
+    @classmethod
+    def _known_overrides(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for service, overrides in value.items():
+            unknown = set(overrides) - set(RuleSettings.model_fields)
+            if unknown:
+                raise ValueError(f"unknown rule settings for {service}: {sorted(unknown)}")
+            RuleSettings(**{**RuleSettings().model_dump(), **overrides})  # validates the values
+        return value
+
+    @cached_property
+    def rules(self) -> RuleSettings:
+        return RuleSettings(**{name: getattr(self, name) for name in RuleSettings.model_fields})
+
+    @cached_property
+    def _resolved(self) -> dict[str, RuleSettings]:
+        base = self.rules.model_dump()
+        return {name: RuleSettings(**{**base, **over}) for name, over in self.services.items()}
+
+    def rules_for(self, service: str) -> RuleSettings:
+        return self._resolved.get(service, self.rules)
+
+    def urls(self) -> list[tuple[str, str]]:
+        """(kind, url) of every webhook: kind `json` or `slack`."""
+        out = [("json", u.strip()) for u in self.webhook_urls.get_secret_value().split(",") if u.strip()]
+        return out + [("slack", u.strip()) for u in self.slack_webhook_urls.get_secret_value().split(",") if u.strip()]

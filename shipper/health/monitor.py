@@ -1,4 +1,10 @@
-"""The health Monitor the shipper plugs in: feeds probe results to the state machine."""
+"""The health Monitor the shipper plugs in (see shipper/monitor.py).
+
+`observe` (hot path, per record) feeds probe results to the state machine and log records to the
+stream signals; `tick` (once a second) turns state and signals into rule conditions, runs the alert
+lifecycle, and hands each alert event to the webhooks and back to the shipper, which writes it
+to logs-elk.alerts-<ns>. Everything but `start`/`stop` and the webhook queue is pure.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,19 @@ from typing import Any
 
 import orjson
 
+from collector.schema import DATASET_ALERTS, DATASET_HEALTH, sanitize_namespace
 from shipper.engines.base import SearchEngine
-from shipper.health.config import HealthSettings
+from shipper.health import alerts
+from shipper.health.alerts import AlertBook, Condition, Key
+from shipper.health.config import SHIPPER_SERVICE, HealthSettings, RuleSettings
 from shipper.health.restore import apply_hits, restore_query
-from shipper.health.state import HealthState
+from shipper.health.signals import Signals, last_seen_query, seed_from
+from shipper.health.state import UNHEALTHY, HealthState
+from shipper.health.webhooks import WebhookNotifier
+from shipper.log import get_logger
 from shipper.monitor import Doc, PipelineStatus
+
+log = get_logger("shipper.health")
 
 
 def _when(record: dict[str, Any]) -> float:
@@ -24,18 +38,42 @@ def _when(record: dict[str, Any]) -> float:
 
 class HealthMonitor:
     def __init__(self, settings: HealthSettings, namespace: str = "default") -> None:
+        self.settings = settings
         self.state = HealthState(settings.failures_to_down, settings.successes_to_up)
-        self.namespace = namespace
+        self.namespace = sanitize_namespace(namespace)
+        all_rules = [settings.rules, *(settings.rules_for(s) for s in settings.services)]
+        self.signals = Signals(
+            error_window_s=max(r.error_window_s for r in all_rules),
+            history_windows=max(r.error_baseline_windows for r in all_rules),
+            caught_up_max_lag=settings.caught_up_max_lag,
+            max_event_delay_s=settings.max_event_delay_s,
+        )
+        self.book = AlertBook(settings.rules_for, self.namespace)
+        self.notifier = WebhookNotifier(settings)
 
     async def start(self, engine: SearchEngine) -> None:
-        result = await engine.search(f"logs-elk.health-{self.namespace}", restore_query())
-        apply_hits(self.state, result.get("hits", {}).get("hits", []))
+        """Rebuild health state and open alerts from the index (a restart re-fires nothing)."""
+        try:
+            result = await engine.search(f"logs-{DATASET_HEALTH}-{self.namespace}", restore_query())
+            apply_hits(self.state, list(reversed(result.get("hits", {}).get("hits", []))))
+            result = await engine.search(f"logs-{DATASET_ALERTS}-{self.namespace}", alerts.restore_query())
+            restored = self.book.restore(result.get("hits", {}).get("hits", []))
+            result = await engine.search(f"logs-*-{self.namespace}", last_seen_query())
+            seeded = seed_from(self.signals, result)
+            log.info("health state restored", services=len(self.state.services), open_alerts=restored,
+                     streams=seeded)
+        except Exception as exc:
+            log.warning("could not restore health state; starting fresh", error=type(exc).__name__)
+        await self.notifier.start()
 
     def state_of(self, service: str) -> str | None:
         return self.state.state_of(service)
 
     def observe(self, record: dict[str, Any]) -> list[Doc]:
-        event = record.get("event") or {}
+        event = record.get("event")
+        if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
+            self.signals.observe(record)
+            return []
         if event.get("action") != "health-check":
             return []
         service = (record.get("service") or {}).get("name") or "unknown"
@@ -47,12 +85,53 @@ class HealthMonitor:
         for t in self.state.observe_probe(service, node, ok, _when(record), trigger):
             doc_id, when = t.pop("_id"), t.pop("when")
             t["@timestamp"] = datetime.fromtimestamp(when, UTC).isoformat()
-            t["data_stream"] = {**(record.get("data_stream") or {}), "type": "logs", "dataset": "elk.health"}
+            t["data_stream"] = {**(record.get("data_stream") or {}), "type": "logs", "dataset": DATASET_HEALTH}
             docs.append((doc_id, t))
         return docs
 
+    def unhealthy(self, service: str, now: float, rules: RuleSettings) -> Condition:
+        entry = self.state.services.get(service)
+        if entry is None:
+            return None, "no probe results yet"
+        state, since = entry
+        lasted = max(0.0, now - since)
+        if state != UNHEALTHY:
+            return False, f"{state} for {lasted:.0f}s"
+        return lasted >= rules.unhealthy_for_s, f"unhealthy for {lasted:.0f}s (all instances failing their probes)"
+
+    def conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
+        out: dict[Key, Condition] = {}
+        services = set(self.state.services) | set(self.signals.streams) | {s for _, s in self.book.open}
+        for service in sorted(services):
+            rules = self.settings.rules_for(service)
+            checks = (("unhealthy", rules.unhealthy, self.unhealthy),
+                      ("error_rate", rules.error_rate, self.signals.error_spike),
+                      ("silence", rules.silence, self.signals.silence))
+            for rule, enabled, check in checks:
+                if enabled:
+                    out[(rule, service)] = check(service, now, rules)
+                elif (rule, service) in self.book.open:
+                    out[(rule, service)] = (False, "rule disabled")
+        rules = self.settings.rules_for(SHIPPER_SERVICE)
+        out[("dead_letter", SHIPPER_SERVICE)] = (
+            self.signals.dead_letter_growth(now, rules) if rules.dead_letter else (False, "rule disabled"))
+        out[("consumer_lag", SHIPPER_SERVICE)] = (
+            self.signals.consumer_lag(now, pipeline.lag_total, rules) if rules.consumer_lag
+            else (False, "rule disabled"))
+        return out
+
+    def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
+        """Pure step of `tick`: signals update, conditions, alert lifecycle."""
+        self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total)
+        return self.book.evaluate(now, self.conditions(now, pipeline))
+
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
-        return []
+        docs = self.evaluate(now, pipeline)
+        for _, doc in docs:
+            log.warning("alert", action=doc["event"]["action"], rule=doc["rule"]["id"],
+                        service=doc["service"]["name"], alert_id=doc["alert"]["id"], reason=doc["alert"]["reason"])
+            self.notifier.submit(doc)
+        return docs
 
     async def stop(self) -> None:
-        return None
+        await self.notifier.stop()

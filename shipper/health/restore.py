@@ -8,10 +8,11 @@ from typing import Any
 from shipper.health.state import HealthState, Instance
 
 
-def restore_query(size: int = 2000) -> dict[str, Any]:
+def restore_query(size: int = 5000) -> dict[str, Any]:
+    """The newest transitions (newest first: reverse them before `apply_hits`)."""
     return {
         "size": size,
-        "sort": [{"@timestamp": "asc"}],
+        "sort": [{"@timestamp": "desc"}],
         "query": {"term": {"event.action": "health-transition"}},
     }
 

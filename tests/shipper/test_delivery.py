@@ -122,7 +122,8 @@ async def test_replay_sends_dead_letters_back_filtered_by_type(run: Run) -> None
 
 def _stopped_consumed(log: Path) -> int:
     lines = [orjson.loads(line) for line in log.read_bytes().splitlines() if line.startswith(b"{")]
-    return sum(int(line["consumed"]) for line in lines if line.get("message") == "stopped")
+    # the shipper logs through the collector library: scalar fields are under `labels`
+    return sum(int(line["labels"]["consumed"]) for line in lines if line.get("message") == "stopped")
 
 
 async def test_scale_out_rebalance_hands_over_without_loss_or_double_counting(run: Run) -> None:

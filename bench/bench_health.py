@@ -1,0 +1,125 @@
+"""Health-alerting benchmark: flip a real loopback HTTP service's /health N times and measure
+fail -> alert and recover -> resolve latency (webhook arrival and alert document searchable).
+
+Real prober (2 s interval, 1 s timeout), real broker, real shipper (subprocess, 3 failures to go
+down, 1 success to come back), real engine, real webhook receiver. Flap suppression is switched
+off (SHIPPER_HEALTH__FLAP_CHANGES=1000): 20 flips in a few minutes *is* flapping, and
+with the default the alert would (correctly) stay open through them. Each flip starts at a
+random point of the probe cycle.
+
+    export STACK_DIR=/tmp/stack-x ...; .venv/bin/python -m stack up
+    .venv/bin/python -m bench.bench_health --flips 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from collector.probe.config import ProbeSettings
+from collector.probe.prober import run as run_prober
+from tests.health.loopback import FlipService, WebhookReceiver, wait_for
+from tests.shipper.harness import Run, create_topic, delete_namespace, stop
+
+
+def _stack_env() -> dict[str, str]:
+    from stack.localstack import Config
+
+    envfile = Config.from_env().state / "env"
+    pairs = (line.partition("=") for line in envfile.read_text().splitlines()) if envfile.exists() else ()
+    return {**{k: v for k, _, v in pairs if k}, **{k: v for k in ("KAFKA_BOOTSTRAP_SERVERS", "SEARCH_URL")
+                                                      if (v := os.environ.get(k))}}
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+async def count_alerts(client: httpx.AsyncClient, search_url: str, namespace: str, action: str) -> int:
+    body = {"query": {"term": {"event.action": action}}}
+    r = await client.post(f"{search_url}/logs-elk.alerts-{namespace}/_count?ignore_unavailable=true", json=body)
+    return int(r.json().get("count", 0))
+
+
+async def main(flips: int, seed: int) -> int:
+    rnd = random.Random(seed)
+    env = _stack_env()
+    unique = uuid.uuid4().hex[:10]
+    world = Run(env["KAFKA_BOOTSTRAP_SERVERS"], env["SEARCH_URL"], unique, Path(tempfile.mkdtemp()))
+    health_topic = f"health-{unique}"
+    for topic in (world.logs_topic, health_topic):
+        await create_topic(world.bootstrap, topic)
+    service, hooks = FlipService(), WebhookReceiver()
+    service.start()
+    hooks.start()
+    proc = world.start_shipper(SHIPPER_TOPICS=f"{world.logs_topic},{health_topic}",
+                               SHIPPER_HEALTH__WEBHOOK_URLS=hooks.url("hook"),
+                               SHIPPER_HEALTH__FLAP_CHANGES="1000")
+    stop_probe = asyncio.Event()
+    probe = asyncio.create_task(run_prober(ProbeSettings(
+        kafka_bootstrap_servers=world.bootstrap, topic=health_topic, interval_s=2.0, timeout_s=1.0,
+        targets=f"api-service-1={service.url}"), stop_probe))
+    lat: dict[str, list[float]] = {"fail_webhook": [], "fail_doc": [], "recover_webhook": [], "recover_doc": []}
+    try:
+        async with httpx.AsyncClient() as client:
+            async def healthy_seen() -> bool:
+                body = {"query": {"term": {"event.action": "health-transition"}}}
+                r = await client.post(f"{world.search_url}/logs-elk.health-{world.namespace}/_count"
+                                      "?ignore_unavailable=true", json=body)
+                return int(r.json().get("count", 0)) > 0
+
+            assert await wait_for(healthy_seen, 60), "shipper/prober not running"
+            for i in range(flips):
+                for healthy, action, key in ((False, "fired", "fail"), (True, "resolved", "recover")):
+                    await asyncio.sleep(rnd.uniform(0.5, 2.5))  # a random phase of the probe cycle
+                    flipped = time.time()
+                    service.healthy = healthy
+
+                    async def doc(action: str = action, i: int = i) -> bool:
+                        return await count_alerts(client, world.search_url, world.namespace, action) > i
+
+                    async def hook(action: str = action, i: int = i) -> bool:
+                        return sum(r.body["event"]["action"] == action for r in hooks.received) > i
+
+                    doc_at = await wait_for(doc, 60, every=0.1)
+                    hook_at = await wait_for(hook, 10, every=0.05)
+                    assert doc_at and hook_at, f"flip {i}: no {action}"
+                    arrived = [r.at for r in hooks.received if r.body["event"]["action"] == action][i]
+                    lat[f"{key}_webhook"].append(arrived - flipped)
+                    lat[f"{key}_doc"].append(doc_at - flipped)
+                print(f"flip {i + 1}/{flips}: fail->alert webhook {lat['fail_webhook'][-1]:.2f}s "
+                      f"doc {lat['fail_doc'][-1]:.2f}s; recover->resolve webhook {lat['recover_webhook'][-1]:.2f}s "
+                      f"doc {lat['recover_doc'][-1]:.2f}s", flush=True)
+    finally:
+        stop_probe.set()
+        await probe
+        code = stop(proc)
+        service.stop()
+        hooks.stop()
+        await delete_namespace(world.search_url, world.namespace)
+    print(f"\nflips: {flips}, shipper exit {code}; latencies in seconds (target p95 <= 10)\n")
+    print("| measure | p50 | p95 | max |\n| --- | ---: | ---: | ---: |")
+    names = {"fail_webhook": "fail -> alert webhook", "fail_doc": "fail -> alert doc searchable",
+             "recover_webhook": "recover -> resolved webhook", "recover_doc": "recover -> resolved doc searchable"}
+    for key, values in lat.items():
+        print(f"| {names[key]} | {statistics.median(values):.2f} | {p95(values):.2f} | {max(values):.2f} |")
+    return 0 if all(p95(v) <= 10 for v in lat.values()) else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flips", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(main(args.flips, args.seed)))

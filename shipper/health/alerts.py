@@ -1,0 +1,155 @@
+"""Alert lifecycle: one open alert per (rule, service). Pure, no I/O.
+
+Fed once per tick with every rule's condition (True / False / None = cannot tell), it returns the
+alert events to write and deliver: `fired` once when a condition becomes true, `renotified` on a
+schedule while it stays true, `resolved` when it clears. A rule that keeps switching on and off
+(flap_changes activations within flap_window_s) is flapping: its alert stays open through the
+flaps and resolves only after flap_quiet_s clear, so a flapping check sends one fired and one
+resolved instead of a storm. `restore` rebuilds the open alerts from the alerts stream so a
+restart neither re-fires nor forgets them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.schema import DATASET_ALERTS
+from shipper.health.config import RuleSettings
+
+# rule id -> (name, severity)
+RULES: dict[str, tuple[str, str]] = {
+    "unhealthy": ("Service unhealthy", "critical"),
+    "error_rate": ("Error-rate spike", "warning"),
+    "silence": ("Service stopped logging", "warning"),
+    "dead_letter": ("Dead letters growing", "warning"),
+    "consumer_lag": ("Shipper consumer lag over limit", "warning"),
+}
+
+Key = tuple[str, str]  # (rule id, service)
+Condition = tuple[bool | None, str]  # (active, reason)
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class OpenAlert:
+    alert_id: str
+    started: float
+    last_notified: float
+    renotified: int = 0
+    reason: str = ""
+    clear_since: float | None = None  # a flapping alert's condition has been clear since
+
+
+@dataclass
+class AlertBook:
+    rules_for: Callable[[str], RuleSettings]
+    namespace: str = "default"
+    open: dict[Key, OpenAlert] = field(default_factory=dict)
+    active: dict[Key, bool] = field(default_factory=dict)
+    activations: dict[Key, list[float]] = field(default_factory=dict)
+
+    def flapping(self, key: Key, now: float, rules: RuleSettings) -> bool:
+        times = [t for t in self.activations.get(key, []) if now - t <= rules.flap_window_s]
+        self.activations[key] = times
+        return len(times) >= rules.flap_changes
+
+    def evaluate(self, now: float, conditions: dict[Key, Condition]) -> list[tuple[str, dict[str, Any]]]:
+        """Returns (doc id, alert event) for every lifecycle step this tick."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for key, (active, reason) in conditions.items():
+            if active is None:
+                continue
+            rules = self.rules_for(key[1])
+            was = self.active.get(key, key in self.open)
+            self.active[key] = active
+            if active and not was:
+                self.activations.setdefault(key, []).append(now)
+            flapping = self.flapping(key, now, rules)
+            alert = self.open.get(key)
+            if active:
+                if alert is None:
+                    alert_id = hashlib.sha1(f"{key[0]}|{key[1]}|{now}".encode()).hexdigest()[:20]
+                    alert = self.open[key] = OpenAlert(alert_id, started=now, last_notified=now, reason=reason)
+                    out.append(self.event(key, alert, "fired", now, reason, flapping))
+                else:
+                    alert.clear_since = None
+                    alert.reason = reason
+                    if rules.renotify_s > 0 and now - alert.last_notified >= rules.renotify_s:
+                        alert.renotified += 1
+                        alert.last_notified = now
+                        out.append(self.event(key, alert, "renotified", now, reason, flapping))
+            elif alert is not None:
+                if flapping:
+                    alert.clear_since = alert.clear_since if alert.clear_since is not None else now
+                    if now - alert.clear_since < rules.flap_quiet_s:
+                        continue
+                del self.open[key]
+                out.append(self.event(key, alert, "resolved", now, reason, flapping))
+        return out
+
+    def event(self, key: Key, alert: OpenAlert, action: str, now: float, reason: str,
+              flapping: bool) -> tuple[str, dict[str, Any]]:
+        rule, service = key
+        name, severity = RULES[rule]
+        resolved = action == "resolved"
+        body: dict[str, Any] = {
+            "id": alert.alert_id, "state": "resolved" if resolved else "open", "severity": severity,
+            "started": iso(alert.started), "reason": reason, "flapping": flapping, "renotified": alert.renotified,
+        }
+        if resolved:
+            body["resolved"] = iso(now)
+            body["duration_ms"] = int((now - alert.started) * 1000)
+        doc: dict[str, Any] = {
+            "@timestamp": iso(now),
+            "event": {"kind": "alert", "action": action, "dataset": DATASET_ALERTS},
+            "rule": {"id": rule, "name": name},
+            "alert": body,
+            "service": {"name": service},
+            "message": f"[{action}] {name}: {service}: {reason}",
+            "data_stream": {"type": "logs", "dataset": DATASET_ALERTS, "namespace": self.namespace},
+        }
+        suffix = f"renotified-{alert.renotified}" if action == "renotified" else action
+        return f"{alert.alert_id}-{suffix}", doc
+
+    def restore(self, hits: list[dict[str, Any]]) -> int:
+        """Latest event per (rule, service), newest first in `hits`; open ones become open again."""
+        seen: set[Key] = set()
+        for hit in hits:
+            src = hit.get("_source") or {}
+            rule = (src.get("rule") or {}).get("id")
+            service = (src.get("service") or {}).get("name")
+            alert = src.get("alert") or {}
+            if rule not in RULES or not isinstance(service, str) or (rule, service) in seen:
+                continue
+            seen.add((rule, service))
+            if (src.get("event") or {}).get("action") == "resolved" or not alert.get("id"):
+                continue
+            started = parse_iso(alert.get("started")) or parse_iso(src.get("@timestamp")) or 0.0
+            last = parse_iso(src.get("@timestamp")) or started
+            renotified = int(alert.get("renotified", 0) or 0)
+            self.open[(rule, service)] = OpenAlert(str(alert["id"]), started, last, renotified,
+                                                   str(alert.get("reason", "")))
+        return len(self.open)
+
+
+def restore_query(size: int = 5000, days: int = 30) -> dict[str, Any]:
+    return {
+        "size": size,
+        "sort": [{"@timestamp": "desc"}],
+        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}},
+                                      {"range": {"@timestamp": {"gte": f"now-{days}d"}}}]}},
+    }

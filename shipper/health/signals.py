@@ -1,0 +1,223 @@
+"""Per-service stream signals: error rate against the service's own baseline, and silence. Pure, no I/O.
+
+Both work on event time (the record's @timestamp), so a backlog being drained fills history
+windows instead of looking like a burst. Silence is only counted while the shipper is caught up:
+its consumer lag is small, the freshest records it processes are recent in event time, and it has
+been so for the whole threshold. A draining backlog therefore never reads as a silent service.
+
+Evaluations answer True, False or None ("cannot tell yet"): an open alert is neither fired nor
+resolved on None (e.g. just after a restart, before there is history to compare with).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shipper.health.config import RuleSettings
+
+ERROR_LEVELS = frozenset({"error", "critical", "fatal", "alert", "emergency", "crit", "err"})
+BUCKETS_PER_WINDOW = 6
+UNSEEN = "~"  # sorts after every timestamp
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_second(prefix: str) -> float:
+    return datetime.fromisoformat(prefix).replace(tzinfo=UTC).timestamp()
+
+
+def last_seen_query(hours: int = 24, services: int = 1000) -> dict[str, Any]:
+    """Newest record per service in the service streams (`logs-*-<ns>` minus the elk.* ones)."""
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": f"now-{hours}h"}}}],
+                           "must_not": [{"prefix": {"data_stream.dataset": "elk."}}]}},
+        "aggs": {"services": {"terms": {"field": "service.name", "size": services},
+                              "aggs": {"last": {"max": {"field": "@timestamp"}}}}},
+    }
+
+
+def seed_from(signals: Signals, result: dict[str, Any]) -> int:
+    """Apply `last_seen_query`'s answer; the number of services seeded."""
+    n = 0
+    for bucket in (result.get("aggregations") or {}).get("services", {}).get("buckets", []):
+        last = (bucket.get("last") or {}).get("value")
+        if isinstance(bucket.get("key"), str) and isinstance(last, int | float):
+            signals.seed(bucket["key"], iso_ms(last / 1000))
+            n += 1
+    return n
+
+
+def iso_ms(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def event_time(record: dict[str, Any]) -> float | None:
+    """Epoch seconds of @timestamp (the enriched form `YYYY-MM-DDTHH:MM:SS.mmmZ`; others parsed fully)."""
+    ts = record.get("@timestamp")
+    if not isinstance(ts, str):
+        return None
+    try:
+        if len(ts) == 24 and ts[19] == "." and ts[23] == "Z":
+            return _epoch_second(ts[:19]) + int(ts[20:23]) / 1000
+        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class Stream:
+    max_ts: str  # the newest @timestamp seen (the enriched form sorts as a string)
+    min_ts: str
+    seen_ts: str = ""  # max_ts as of the last tick, when last_event was computed from it
+    seen_min: str = ""
+    last_event: float = 0.0
+    first_event: float = 0.0
+    errors: dict[int, int] = field(default_factory=dict)  # bucket index -> error records
+    bucket_s: float = 10.0
+
+
+@dataclass
+class Signals:
+    """Feed with `observe(record)` per record and `pipeline(now, lag, ...)` once per tick.
+
+    The hot path only compares @timestamp strings (the shipper's enriched form sorts in time
+    order); they are parsed once per tick, and future timestamps are clamped to the tick's time.
+    """
+
+    error_window_s: float = 60.0
+    history_windows: int = 10
+    caught_up_max_lag: int = 500
+    max_event_delay_s: float = 30.0
+    streams: dict[str, Stream] = field(default_factory=dict)
+    caught_up_since: float | None = None
+    freshest_ts: str = ""  # the newest @timestamp processed since the last tick
+    dead_letters: list[tuple[float, int]] = field(default_factory=list)
+    started: float | None = None
+    lag_over_since: float | None = None
+
+    @property
+    def bucket_s(self) -> float:
+        return self.error_window_s / BUCKETS_PER_WINDOW
+
+    def observe(self, record: dict[str, Any]) -> None:
+        """Hot path: one record of a service (not probe results)."""
+        service = record.get("service")
+        name = service.get("name") if type(service) is dict else None
+        ts = record.get("@timestamp")
+        if type(name) is not str or type(ts) is not str:
+            return
+        if ts > self.freshest_ts:
+            self.freshest_ts = ts
+        stream = self.streams.get(name)
+        if stream is None:
+            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s)
+        else:
+            if ts > stream.max_ts:
+                stream.max_ts = ts
+            if ts < stream.min_ts:
+                stream.min_ts = ts
+        log = record.get("log")
+        if type(log) is dict and log.get("level") in ERROR_LEVELS:
+            when = event_time(record)
+            if when is not None:
+                bucket = int(min(when, time.time()) // stream.bucket_s)
+                stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
+
+    def seed(self, service: str, last_ts: str) -> None:
+        """A service last seen (per the index) before this shipper started, so its silence is noticed."""
+        if service not in self.streams:  # no error history: the baseline starts with the first record
+            self.streams[service] = Stream(max_ts=last_ts, min_ts=UNSEEN, bucket_s=self.bucket_s)
+
+    def pipeline(self, now: float, lag: dict[str, int], dead_lettered_total: int) -> None:
+        """Once per tick: event times of what was seen, caught-up state, dead-letter history."""
+        if self.started is None:
+            self.started = now
+        for stream in self.streams.values():
+            if stream.max_ts != stream.seen_ts:
+                stream.seen_ts = stream.max_ts
+                stream.last_event = min(now, event_time({"@timestamp": stream.max_ts}) or now)
+            if stream.min_ts != stream.seen_min:
+                stream.seen_min = stream.min_ts
+                stream.first_event = min(now, event_time({"@timestamp": stream.min_ts}) or now)
+        behind = not lag or sum(lag.values()) > self.caught_up_max_lag
+        if self.freshest_ts:
+            freshest = event_time({"@timestamp": self.freshest_ts})
+            if freshest is not None and now - freshest > self.max_event_delay_s:
+                behind = True  # everything processed since the last tick was old: a backlog is draining
+            self.freshest_ts = ""
+        if behind:
+            self.caught_up_since = None
+        elif self.caught_up_since is None:
+            self.caught_up_since = now
+        self.dead_letters.append((now, dead_lettered_total))
+        self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        keep_dl = now - 24 * 3600
+        while len(self.dead_letters) > 1 and self.dead_letters[1][0] <= keep_dl:
+            self.dead_letters.pop(0)
+        if len(self.dead_letters) > 100_000:
+            del self.dead_letters[: len(self.dead_letters) - 100_000]
+        oldest = int((now - (self.history_windows + 2) * self.error_window_s) // self.bucket_s)
+        for stream in self.streams.values():
+            for bucket in [b for b in stream.errors if b < oldest]:
+                del stream.errors[bucket]
+
+    def silence(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+        stream = self.streams.get(service)
+        if stream is None:
+            return None, "never seen since start"
+        quiet = now - stream.last_event
+        if quiet <= rules.silence_s:
+            return False, f"last record {quiet:.0f}s ago"
+        if self.caught_up_since is None:
+            return None, "shipper not caught up"
+        if now - self.caught_up_since <= rules.silence_s:
+            return None, "caught up too recently to tell"
+        return True, f"no records for {quiet:.0f}s (threshold {rules.silence_s:g}s) while the shipper is caught up"
+
+    def error_spike(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+        stream = self.streams.get(service)
+        if stream is None:
+            return None, "never seen since start"
+        size = stream.bucket_s
+        current = int(now // size)
+        per_window = max(1, round(rules.error_window_s / size))
+        recent = sum(stream.errors.get(b, 0) for b in range(current - per_window + 1, current + 1))
+        history_s = now - rules.error_window_s - stream.first_event
+        windows = min(rules.error_baseline_windows, math.floor(history_s / rules.error_window_s))
+        if windows < 1:
+            return None, "no baseline yet"
+        start = current - per_window * (windows + 1) + 1
+        baseline = sum(stream.errors.get(b, 0) for b in range(start, current - per_window + 1)) / windows
+        threshold = max(float(rules.error_min_count), rules.error_rate_factor * baseline)
+        why = f"{recent} errors in {rules.error_window_s:g}s (baseline {baseline:.1f} per window)"
+        return recent >= threshold, why
+
+    def dead_letter_growth(self, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+        if not self.dead_letters:
+            return None, "no data"
+        window_start = now - rules.dead_letter_window_s
+        base = next((total for when, total in self.dead_letters if when >= window_start), self.dead_letters[-1][1])
+        grown = self.dead_letters[-1][1] - base
+        why = f"{grown} dead letters in {rules.dead_letter_window_s:g}s"
+        if grown >= rules.dead_letter_min:
+            return True, why
+        if self.started is not None and now - self.started < rules.dead_letter_window_s:
+            return None, why
+        return False, why
+
+    def consumer_lag(self, now: float, lag_total: int, rules: RuleSettings) -> tuple[bool | None, str]:
+        if lag_total <= rules.lag_max:
+            self.lag_over_since = None
+            return False, f"lag {lag_total}"
+        if self.lag_over_since is None:
+            self.lag_over_since = now
+        over = now - self.lag_over_since
+        return over >= rules.lag_for_s, f"lag {lag_total} over {rules.lag_max} for {over:.0f}s"

@@ -1,0 +1,121 @@
+"""Real HTTP services on loopback for the health tests and the benchmark: a service whose /health
+can be flipped, and a webhook receiver that records what arrives and when."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Server:
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.server.started, "loopback server did not start"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+class FlipService(_Server):
+    """GET /health answers 200 {"status": "ok"} or 503 {"status": "unhealthy"}; `fail_next` fails N probes."""
+
+    def __init__(self) -> None:
+        self.healthy = True
+        self.fail_next = 0
+        self.probes: list[tuple[float, bool]] = []
+        app = FastAPI()
+
+        @app.get("/health")
+        async def health() -> JSONResponse:
+            ok = self.healthy and self.fail_next <= 0
+            if self.fail_next > 0:
+                self.fail_next -= 1
+            self.probes.append((time.time(), ok))
+            return JSONResponse({"status": "ok" if ok else "unhealthy"}, status_code=200 if ok else 503)
+
+        super().__init__(app)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+
+@dataclass
+class Received:
+    at: float
+    path: str
+    body: dict[str, Any]
+
+
+@dataclass
+class WebhookReceiver(_Server):
+    """POST /hook/... records JSON bodies; POST /flaky/... fails `fail_first` times with 503 first."""
+
+    fail_first: int = 0
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        app = FastAPI()
+
+        @app.post("/{path:path}")
+        async def hook(path: str, request: Request) -> Response:
+            body = orjson.loads(await request.body())
+            if path.startswith("flaky") and self.fail_first > 0:
+                self.fail_first -= 1
+                return Response(status_code=503)
+            if path.startswith("hang"):
+                await asyncio.sleep(30)
+            self.received.append(Received(time.time(), path, body))
+            return Response(status_code=204)
+
+        super().__init__(app)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def json_events(self, path: str = "hook") -> list[Received]:
+        return [r for r in self.received if r.path.startswith(path)]
+
+
+async def alert_docs(search_url: str, namespace: str, **terms: str) -> list[dict[str, Any]]:
+    """Alert events in logs-elk.alerts-<namespace>, oldest first, filtered by term (dotted field=value)."""
+    filters = [{"term": {k.replace("__", "."): v}} for k, v in terms.items()]
+    body = {"size": 500, "sort": [{"@timestamp": "asc"}], "query": {"bool": {"filter": filters}}}
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{search_url}/logs-elk.alerts-{namespace}/_search?ignore_unavailable=true", json=body)
+        return [h["_source"] for h in r.json().get("hits", {}).get("hits", [])]
+
+
+async def wait_for(predicate: Any, within: float, every: float = 0.25) -> float | None:
+    """Polls an async predicate; the time.time() at which it first held, or None."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await predicate():
+            return time.time()
+        await asyncio.sleep(every)
+    return None

@@ -1,0 +1,221 @@
+"""Pure units: stream signals (error rate, silence vs backlog) and the alert lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shipper.health.alerts import AlertBook, iso
+from shipper.health.config import HealthSettings, RuleSettings
+from shipper.health.monitor import HealthMonitor
+from shipper.health.signals import Signals, event_time
+from shipper.monitor import PipelineStatus
+
+T0 = 1_790_000_000.0  # in the past: error buckets clamp to the real clock
+CAUGHT_UP = {"elk-logs/0": 0}
+
+
+def rec(service: str, when: float, level: str = "info") -> dict[str, Any]:
+    return {"@timestamp": iso(when), "log": {"level": level}, "service": {"name": service}, "message": "m"}
+
+
+def test_event_time_fast_and_slow_forms() -> None:
+    assert event_time({"@timestamp": iso(T0 + 0.25)}) == pytest.approx(T0 + 0.25)
+    assert event_time({"@timestamp": "2027-01-15T08:00:00+00:00"}) == pytest.approx(1800000000.0)
+    assert event_time({"@timestamp": "garbage"}) is None
+
+
+def test_silence_only_while_caught_up() -> None:
+    rules = RuleSettings(silence_s=5)
+    sig = Signals()
+    sig.observe(rec("api", T0))
+    sig.pipeline(T0 + 2, CAUGHT_UP, 0)
+    assert sig.silence("api", T0 + 3, rules)[0] is False
+    assert sig.streams["api"].last_event == T0
+    assert sig.silence("api", T0 + 5.5, rules)[0] is None  # caught up only 3.5 s: cannot tell yet
+    sig.pipeline(T0 + 7.5, CAUGHT_UP, 0)
+    assert sig.silence("api", T0 + 7.5, rules)[0] is True
+    assert sig.silence("other", T0 + 6, rules)[0] is None  # never seen
+
+
+def test_backlog_never_reads_as_silence() -> None:
+    """Draining records five minutes old: lag high, then event time old, then caught up and fresh."""
+    rules = RuleSettings(silence_s=5)
+    sig = Signals(caught_up_max_lag=100, max_event_delay_s=30)
+    now = T0
+    for step in range(20):  # lag over the limit while draining
+        sig.observe(rec("api", T0 - 300 + step))
+        sig.pipeline(now, {"elk-logs/0": 10_000 - step * 500}, 0)
+        assert sig.silence("api", now, rules)[0] is None
+        now += 1
+    # lag reads 0 but the records still being processed are minutes old: still behind
+    sig.observe(rec("api", T0 - 200))
+    sig.pipeline(now, {"elk-logs/0": 0}, 0)
+    assert sig.caught_up_since is None and sig.silence("api", now, rules)[0] is None
+    sig.observe(rec("api", now - 0.5))  # the tail of the backlog is live
+    sig.pipeline(now + 1, {"elk-logs/0": 0}, 0)
+    assert sig.silence("api", now + 1, rules)[0] is False
+    # ... and a real stop afterwards is reported once caught up for longer than the threshold
+    assert sig.silence("api", now + 7, rules)[0] is True
+
+
+def test_seeded_service_from_the_index_goes_silent() -> None:
+    from shipper.health.signals import seed_from
+
+    rules = RuleSettings(silence_s=5)
+    sig = Signals()
+    result = {"aggregations": {"services": {"buckets": [{"key": "gone", "last": {"value": (T0 - 60) * 1000}}]}}}
+    assert seed_from(sig, result) == 1
+    sig.pipeline(T0, CAUGHT_UP, 0)
+    assert sig.silence("gone", T0, rules)[0] is None  # just caught up
+    sig.pipeline(T0 + 6, CAUGHT_UP, 0)
+    assert sig.silence("gone", T0 + 6, rules)[0] is True
+    assert sig.error_spike("gone", T0 + 6, RuleSettings())[0] is None  # no error history from before
+    sig.observe(rec("gone", T0 + 6))
+    sig.pipeline(T0 + 7, CAUGHT_UP, 0)
+    assert sig.silence("gone", T0 + 7, rules)[0] is False
+    assert sig.streams["gone"].first_event == T0 + 6
+
+
+def test_error_spike_against_own_baseline() -> None:
+    rules = RuleSettings(error_window_s=60, error_baseline_windows=5, error_rate_factor=3, error_min_count=10)
+    sig = Signals(error_window_s=60, history_windows=5)
+    sig.observe(rec("noisy", T0))
+    sig.pipeline(T0 + 30, CAUGHT_UP, 0)
+    assert sig.error_spike("noisy", T0 + 30, rules)[0] is None  # no baseline yet
+    # 20 errors a minute is this service's normal: no spike
+    for minute in range(6):
+        for i in range(20):
+            when = T0 + minute * 60 + i * 3
+            sig.observe(rec("noisy", when, "error"))
+    now = T0 + 6 * 60 - 1
+    sig.pipeline(now, CAUGHT_UP, 0)
+    active, why = sig.error_spike("noisy", now, rules)
+    assert active is False, why
+    # a burst of 100 errors in the current minute: 3x the baseline of ~20
+    for i in range(100):
+        sig.observe(rec("noisy", now - 30 + i * 0.3, "error"))
+    active, why = sig.error_spike("noisy", now, rules)
+    assert active is True and "baseline" in why
+
+
+def test_error_spike_quiet_service_needs_min_count() -> None:
+    rules = RuleSettings(error_window_s=60, error_baseline_windows=5, error_min_count=10)
+    sig = Signals(error_window_s=60, history_windows=5)
+    sig.observe(rec("quiet", T0))
+    now = T0 + 300
+    for i in range(9):
+        sig.observe(rec("quiet", now - 10 + i, "critical"))
+    sig.pipeline(now, CAUGHT_UP, 0)
+    assert sig.error_spike("quiet", now, rules)[0] is False
+    sig.observe(rec("quiet", now - 0.5, "critical"))
+    assert sig.error_spike("quiet", now, rules)[0] is True
+
+
+def book(**rules: Any) -> AlertBook:
+    settings = HealthSettings(**rules)
+    return AlertBook(settings.rules_for, "t")
+
+
+def actions(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [e["event"]["action"] for _, e in events]
+
+
+def test_fire_once_renotify_resolve() -> None:
+    b = book(renotify_s=60)
+    key = ("unhealthy", "api")
+    fired = b.evaluate(T0, {key: (True, "down")})
+    assert actions(fired) == ["fired"]
+    doc_id, doc = fired[0]
+    assert doc["alert"]["state"] == "open" and doc["alert"]["severity"] == "critical"
+    assert doc["data_stream"] == {"type": "logs", "dataset": "elk.alerts", "namespace": "t"}
+    assert doc_id == f"{doc['alert']['id']}-fired"
+    assert b.evaluate(T0 + 1, {key: (True, "down")}) == []
+    assert b.evaluate(T0 + 2, {key: (None, "?")}) == []  # unknown keeps it open
+    assert actions(b.evaluate(T0 + 61, {key: (True, "down")})) == ["renotified"]
+    assert b.evaluate(T0 + 62, {key: (True, "down")}) == []
+    resolved = b.evaluate(T0 + 70, {key: (False, "up")})
+    assert actions(resolved) == ["resolved"]
+    assert resolved[0][1]["alert"]["id"] == doc["alert"]["id"]
+    assert resolved[0][1]["alert"]["duration_ms"] == 70_000
+    again = b.evaluate(T0 + 80, {key: (True, "down")})
+    assert actions(again) == ["fired"] and again[0][1]["alert"]["id"] != doc["alert"]["id"]
+
+
+def test_one_alert_per_rule_and_service() -> None:
+    b = book()
+    events = b.evaluate(T0, {("unhealthy", "a"): (True, ""), ("unhealthy", "b"): (True, ""),
+                             ("silence", "a"): (True, "")})
+    assert len(events) == 3 and len({e["alert"]["id"] for _, e in events}) == 3
+
+
+def test_flapping_is_suppressed() -> None:
+    b = book(flap_changes=3, flap_window_s=600, flap_quiet_s=60)
+    key = ("unhealthy", "api")
+    out: list[str] = []
+    now = T0
+    for _ in range(10):  # on 10 s, off 10 s
+        out += actions(b.evaluate(now, {key: (True, "")}))
+        out += actions(b.evaluate(now + 10, {key: (False, "")}))
+        now += 20
+    # two normal cycles, then the third activation makes it flap: it stays open through the rest
+    assert out == ["fired", "resolved", "fired", "resolved", "fired"]
+    assert b.evaluate(now + 30, {key: (False, "")}) == []
+    late = b.evaluate(now + 200, {key: (False, "")})
+    assert actions(late) == ["resolved"] and late[0][1]["alert"]["flapping"] is True
+
+
+def test_restore_keeps_open_alerts_without_refiring() -> None:
+    b = book()
+    fired = b.evaluate(T0, {("silence", "api"): (True, ""), ("unhealthy", "db"): (True, "")})
+    resolved = b.evaluate(T0 + 5, {("unhealthy", "db"): (False, "")})
+    hits = [{"_source": doc} for _, doc in reversed(fired + resolved)]  # newest first
+    restored = book()
+    assert restored.restore(hits) == 1
+    assert restored.evaluate(T0 + 10, {("silence", "api"): (True, "")}) == []
+    assert actions(restored.evaluate(T0 + 11, {("unhealthy", "db"): (True, "")})) == ["fired"]
+    out = restored.evaluate(T0 + 12, {("silence", "api"): (False, "")})
+    assert actions(out) == ["resolved"] and out[0][1]["alert"]["id"] == fired[0][1]["alert"]["id"]
+
+
+def test_per_service_overrides() -> None:
+    settings = HealthSettings(services={"api": {"silence_s": 7, "error_rate": False}})
+    assert settings.rules_for("api").silence_s == 7 and settings.rules_for("api").error_rate is False
+    assert settings.rules_for("other").silence_s == settings.rules.silence_s
+    with pytest.raises(ValueError):
+        HealthSettings(services={"api": {"silense_s": 7}})
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipper.config import ShipperSettings
+
+    monkeypatch.setenv("SHIPPER_HEALTH__WEBHOOK_URLS", "http://a.example/x?token=1, http://b.example/y")
+    monkeypatch.setenv("SHIPPER_HEALTH__SLACK_WEBHOOK_URLS", "https://hooks.slack.example/T/B/secret")
+    monkeypatch.setenv("SHIPPER_HEALTH__SILENCE_S", "9")
+    monkeypatch.setenv("SHIPPER_HEALTH__SERVICES", '{"api": {"silence_s": 3}}')
+    health = ShipperSettings().health
+    assert [k for k, _ in health.urls()] == ["json", "json", "slack"]
+    assert health.rules.silence_s == 9 and health.rules_for("api").silence_s == 3
+    assert "secret" not in repr(health)
+
+
+def test_monitor_pipeline_rules_and_health_rule() -> None:
+    settings = HealthSettings(failures_to_down=1, dead_letter_min=2, dead_letter_window_s=60, lag_max=100,
+                              lag_for_s=2)
+    mon = HealthMonitor(settings, "t")
+    probe = {"@timestamp": iso(T0), "event": {"action": "health-check", "dataset": "elk.health"},
+             "service": {"name": "api", "node": {"name": "api-1"}}, "health": {"status": "unhealthy"}}
+    assert len(mon.observe(probe)) == 2
+    status = PipelineStatus(lag_by_partition={"p/0": 500}, lag_total=500, dead_lettered_total=0)
+    events = mon.evaluate(T0 + 1, status)
+    assert actions(events) == ["fired"] and events[0][1]["rule"]["id"] == "unhealthy"
+    status.dead_lettered_total = 5
+    events = mon.evaluate(T0 + 2, status)
+    assert sorted(e["rule"]["id"] for _, e in events) == ["dead_letter"]
+    events = mon.evaluate(T0 + 3.5, status)
+    assert [e["rule"]["id"] for _, e in events] == ["consumer_lag"]
+    assert all(e["service"]["name"] == "elk-shipper" for _, e in events)
+    status.lag_total, status.lag_by_partition = 0, {"p/0": 0}
+    events = mon.evaluate(T0 + 4, status)
+    assert [(e["rule"]["id"], e["event"]["action"]) for _, e in events] == [("consumer_lag", "resolved")]

@@ -1,0 +1,170 @@
+"""Shaping posted records into the library's ECS shape (pure units, no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+import collector
+from collector.ingest.validate import OtherService, Reject, Shaper, parse_level, parse_timestamp
+from collector.redact import REDACTED, Redactor
+from collector.schema import ECS_VERSION
+
+SVC = "api-service"
+
+
+@pytest.fixture
+def shaper() -> Shaper:
+    return Shaper(Redactor(True))
+
+
+def _spec_first(rec: dict[str, Any]) -> None:
+    assert list(rec)[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
+    assert rec["ecs.version"] == ECS_VERSION
+
+
+def test_a_library_record_passes_through_unchanged(shaper: Shaper) -> None:
+    collector.configure(service=SVC, service_version="1.2.3", environment="test", outputs="memory",
+                        metrics_interval=0, capture_stdlib=False)
+    try:
+        log = collector.get_logger("api.users")
+        log.info("user logged in", user_id=42, path="/login", ctx={"a": [1, 2]})
+        try:
+            raise ValueError("kaputt")
+        except ValueError:
+            log.exception("failed")
+        lines = list(collector.outputs()["memory"].records)
+    finally:
+        collector.shutdown()
+    for line in lines:
+        original = orjson.loads(line)
+        shaped = shaper.log(orjson.loads(line), SVC)
+        _spec_first(shaped)
+        assert shaped == original
+
+
+def test_pino_record(shaper: Shaper) -> None:
+    rec = shaper.log({"level": 50, "time": 1700000000123, "pid": 7, "hostname": "h1", "msg": "db down",
+                      "err": {"type": "Error", "message": "connect ECONNREFUSED"}}, SVC)
+    _spec_first(rec)
+    assert rec["@timestamp"] == "2023-11-14T22:13:20.123Z"
+    assert rec["log.level"] == "error" and rec["message"] == "db down"
+    assert rec["service"] == {"name": SVC}
+    assert rec["event"] == {"dataset": "api_service"}
+    assert rec["labels"] == {"pid": 7, "hostname": "h1"}
+    assert rec["extra"] == {"err": {"type": "Error", "message": "connect ECONNREFUSED"}}
+
+
+def test_winston_record_dotted_keys_and_instance_name(shaper: Shaper) -> None:
+    rec = shaper.log({"level": "warn", "message": "slow", "timestamp": "2026-01-02T03:04:05+02:00",
+                      "service.name": "api-service-2", "http.response.status_code": 504, "trace.id": "abc",
+                      "url.path": "/api/users", "event.duration": 1500000, "event.dataset": "elk.alerts",
+                      "data_stream": {"dataset": "elk.alerts"}, "request.id": "r-1"}, SVC)
+    assert rec["@timestamp"] == "2026-01-02T01:04:05.000Z"
+    assert rec["log.level"] == "warning"
+    assert rec["service"] == {"name": SVC, "node": {"name": "api-service-2"}}
+    assert rec["http"] == {"response": {"status_code": 504}}
+    assert rec["trace"] == {"id": "abc"} and rec["url"] == {"path": "/api/users"}
+    assert rec["event"] == {"duration": 1500000, "dataset": "api_service"}  # the caller can't pick a stream
+    assert "data_stream" not in rec
+    assert rec["labels"] == {"request_id": "r-1"}
+
+
+def test_secrets_are_redacted(shaper: Shaper) -> None:
+    rec = shaper.log({"message": "login with Bearer abc.def.ghi", "password": "hunter2",
+                      "labels": {"api_key": "k", "ok": "postgresql://user:pass@db:5432/mydb"},
+                      "url": {"full": "https://u:pw@example.com/x"}, "session": {"id": 1}}, SVC)
+    assert rec["message"] == f"login with Bearer {REDACTED}"
+    assert rec["labels"] == {"api_key": REDACTED, "ok": f"postgresql://user:{REDACTED}@db:5432/mydb",
+                             "password": REDACTED}
+    assert rec["url"] == {"full": f"https://u:{REDACTED}@example.com/x"}
+    assert rec["extra"] == {"session": REDACTED}
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    ([1], "not a JSON object"),
+    ({"level": "info"}, "message: required"),
+    ({"message": {"a": 1}}, "message: expected a string"),
+    ({"message": "x", "level": "loud"}, "log.level"),
+    ({"message": "x", "@timestamp": "yesterday"}, "@timestamp"),
+    ({"message": "x", "@timestamp": 1e30}, "@timestamp"),
+    ({"message": "x", "service": 5}, "service: expected"),
+    ({"message": "x", "event": "e"}, "event: expected an object"),
+    ({"message": "x", "event": {"duration": -1}}, "event.duration"),
+    ({"message": "x", "trace": {"id": 5}}, "trace.id"),
+    ({"message": "x", "http": "GET"}, "http: expected an object"),
+    ({"message": "x", "tags": "a"}, "tags"),
+    ({"message": "x", "labels": [1]}, "labels"),
+    ({"message": "x", "http": {"a": 1}, "http.a": 2}, "given twice"),
+    ({"message": "x", "url": 1, "url.path": "/"}, "url"),
+])
+def test_rejections_name_the_field(shaper: Shaper, raw: Any, reason: str) -> None:
+    with pytest.raises(Reject, match=reason.replace(".", r"\.").replace("(", r"\(")):
+        shaper.log(raw, SVC)
+
+
+def test_other_service_is_refused(shaper: Shaper) -> None:
+    for name in ("auth-service", "api-service-x", "api-service-", "api"):
+        with pytest.raises(OtherService):
+            shaper.log({"message": "x", "service": {"name": name}}, SVC)
+    with pytest.raises(OtherService):
+        shaper.health({"status": "healthy", "service": "auth-service-1"}, SVC)
+
+
+def test_levels_and_timestamps() -> None:
+    assert [parse_level(v) for v in ("TRACE", "Warn", "fatal", 20, 60, "critical")] == \
+        ["debug", "warning", "critical", "debug", "critical", "critical"]
+    assert parse_timestamp("2026-01-02T03:04:05.123Z") == "2026-01-02T03:04:05.123Z"
+    assert parse_timestamp("2026-01-02T03:04:05.123456Z") == "2026-01-02T03:04:05.123Z"
+    assert parse_timestamp("2026-01-02 03:04:05") == "2026-01-02T03:04:05.000Z"
+    assert parse_timestamp(1700000000) == "2023-11-14T22:13:20.000Z"
+    with pytest.raises(Reject):
+        parse_timestamp(True)
+
+
+def test_metric_documents(shaper: Shaper) -> None:
+    rec = shaper.metric({"metric": {"name": "http.server.duration", "type": "histogram", "unit": "ms",
+                                    "count": 3, "sum": 30.0, "p95": 12.0}, "labels": {"route": "/api"}}, SVC)
+    _spec_first(rec)
+    assert rec["message"] == "metric http.server.duration" and rec["log.level"] == "info"
+    assert rec["event"] == {"kind": "metric", "dataset": "api_service"}
+    assert rec["metric"] == {"name": "http.server.duration", "type": "histogram", "unit": "ms",
+                             "count": 3, "sum": 30.0, "p95": 12.0}
+    assert rec["labels"] == {"route": "/api"}
+    for bad, reason in (({}, "metric: an object"), ({"metric": {"type": "gauge", "value": 1}}, "metric.name"),
+                        ({"metric": {"name": "m", "type": "summary", "value": 1}}, "metric.type"),
+                        ({"metric": {"name": "m", "type": "counter"}}, "metric.value"),
+                        ({"metric": {"name": "m", "type": "gauge", "value": "1"}}, "metric.value"),
+                        ({"metric": {"name": "m", "type": "histogram", "value": 1}}, "metric.count")):
+        with pytest.raises(Reject, match=reason.replace(".", r"\.")):
+            shaper.metric(bad, SVC)
+
+
+def test_health_from_the_seed_body_and_probe_shape(shaper: Shaper) -> None:
+    seed = shaper.health({"status": "healthy", "service": "api-service-1", "timestamp": "2026-01-02T03:04:05.000Z",
+                          "uptime": 12.5}, SVC)
+    _spec_first(seed)
+    assert seed["service"] == {"name": SVC, "node": {"name": "api-service-1"}}
+    assert seed["health"] == {"body_status": "healthy", "status": "healthy"}
+    assert seed["event"] == {"kind": "state", "dataset": "elk.health", "action": "health-check",
+                             "outcome": "success"}
+    assert seed["message"] == "api-service-1 healthy" and seed["labels"] == {"uptime": 12.5}
+    down = shaper.health({"status": "unhealthy", "error": "connect ECONNREFUSED 10.0.0.3:5432"}, SVC)
+    assert down["health"]["status"] == "unhealthy" and down["event"]["outcome"] == "failure"
+    assert down["error"] == {"message": "connect ECONNREFUSED 10.0.0.3:5432"}
+    probe = shaper.health({"health": {"status": "unhealthy"}, "event": {"duration": 5, "dataset": "x"},
+                           "service": {"name": SVC, "node": {"name": "api-service-2"}},
+                           "http": {"response": {"status_code": 503}}}, SVC)
+    assert probe["event"] == {"duration": 5, "kind": "state", "dataset": "elk.health", "action": "health-check",
+                              "outcome": "failure"}
+    for bad in ({"message": "x"}, {"status": 1}, {"status": "meh"}):
+        with pytest.raises(Reject):
+            shaper.health(bad, SVC)
+
+
+def test_odd_names_go_to_extra_not_labels(shaper: Shaper) -> None:
+    rec = shaper.log({"message": "x", "": 1, ".": "a", "labels": {" ": True, "ok.key": 2}}, SVC)
+    assert rec["labels"] == {"ok_key": 2}
+    assert rec["extra"] == {"": 1, ".": "a", " ": True}
