@@ -64,6 +64,10 @@ def app_service(instance: str) -> FastAPI:
     async def login(request: Request) -> dict[str, Any]:
         body = await request.json()
         await asyncio.sleep(random.uniform(0.005, 0.02))
+        if not Switch.healthy:
+            log.error("login failed: session store unavailable", user=body.get("user"),
+                      dependency="redis://:s3cret@redis:6379/0")
+            return Response(status_code=503, content=b'{"error":"service unavailable"}')  # type: ignore[return-value]
         if body.get("password") == "wrong":
             log.warning("login failed", user=body.get("user"), password=body.get("password"))
             return Response(status_code=401, content=b'{"error":"invalid credentials"}')  # type: ignore[return-value]
