@@ -255,6 +255,70 @@ async def test_silence_reported_and_restart_refires_nothing(
     assert docs[0]["alert"]["id"] == docs[1]["alert"]["id"]
 
 
+async def test_error_spike_and_dead_letter_growth_fire_and_resolve(world: Run, receiver: WebhookReceiver) -> None:
+    """Windows shrunk to seconds: `spiky` logs an error every 2 s (its baseline), then 20 at once;
+    3 poison records follow. Both rules fire once, and the spike resolves when errors calm down."""
+    await create_topic(world.bootstrap, world.logs_topic)
+    env = shipper_env(world, receiver, world.logs_topic, SHIPPER_HEALTH__SILENCE="false",
+                      SHIPPER_HEALTH__ERROR_WINDOW_S="2", SHIPPER_HEALTH__ERROR_BASELINE_WINDOWS="3",
+                      SHIPPER_HEALTH__ERROR_MIN_COUNT="5", SHIPPER_HEALTH__ERROR_RATE_FACTOR="3",
+                      SHIPPER_HEALTH__DEAD_LETTER_MIN="3", SHIPPER_HEALTH__DEAD_LETTER_WINDOW_S="60")
+    proc = world.start_shipper(**env)
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)
+    await producer.start()
+    sent = 0
+
+    async def steady(seconds: float) -> None:
+        nonlocal sent
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            level = "error" if sent % 10 == 0 else "info"  # one error every 2 s
+            await producer.send_and_wait(world.logs_topic, log_line("spiky", sent, level=level), key=b"spiky")
+            sent += 1
+            await asyncio.sleep(0.2)
+
+    try:
+        await steady(12)  # more than one window plus the baseline windows of history
+        assert await count(world.search_url, f"logs-spiky-{world.namespace}") > 0, "shipper not delivering"
+        assert await alert_docs(world.search_url, world.namespace) == []  # the baseline alone raises nothing
+
+        burst_at = time.time()
+        for n in range(20):
+            await producer.send(world.logs_topic, log_line("spiky", 10_000 + n, level="error"), key=b"spiky")
+        await producer.flush()
+        fired_at = await wait_for(_arrived(receiver, "hook", "fired"), 15)
+        assert fired_at is not None, "error spike not reported"
+        print(f"error spike reported {fired_at - burst_at:.2f}s after the burst")
+
+        for poison in (b"not json", b"[1, 2]", b"\xff\xfe"):
+            await producer.send_and_wait(world.logs_topic, poison)
+
+        async def dead_letter_fired() -> bool:
+            return bool(await alert_docs(world.search_url, world.namespace, rule__id="dead_letter"))
+
+        assert await wait_for(dead_letter_fired, 15) is not None, "dead-letter growth not reported"
+
+        async def spike_resolved() -> bool:
+            return bool(await alert_docs(world.search_url, world.namespace, rule__id="error_rate",
+                                         event__action="resolved"))
+
+        calm = asyncio.create_task(steady(25))
+        resolved_at = await wait_for(spike_resolved, 25)
+        calm.cancel()
+        await asyncio.gather(calm, return_exceptions=True)
+        assert resolved_at is not None, "error spike never resolved"
+    finally:
+        await producer.stop()
+        assert stop(proc) == 0
+    spike = await alert_docs(world.search_url, world.namespace, rule__id="error_rate")
+    assert [(d["event"]["action"], d["service"]["name"]) for d in spike] == [("fired", "spiky"), ("resolved", "spiky")]
+    dead = await alert_docs(world.search_url, world.namespace, rule__id="dead_letter", event__action="fired")
+    assert [d["service"]["name"] for d in dead] == ["elk-shipper"]
+    assert await count(world.search_url, f"logs-elk.deadletter-{world.namespace}") == 3
+
+
 BACKLOG_SECONDS = 300
 BACKLOG_RATE = 300  # records per second of event time: a 5-minute backlog is 90,000 records
 
