@@ -15,7 +15,7 @@ import orjson
 from shipper import deadletter
 from shipper.deadletter import DeadLetter
 from shipper.decode import Rejected, decode
-from shipper.enrich import EnrichContext, Origin, document_id, enrich, may_have_dotted_keys
+from shipper.enrich import EnrichContext, Origin, document_id, dotted_key_count, enrich, top_level_only
 from shipper.monitor import Doc, Monitor, NullMonitor
 from shipper.route import route
 from shipper.sink import Action, BulkSink
@@ -50,7 +50,8 @@ def prepare(messages: Sequence[Message], *, namespace: str, max_record_bytes: in
             dead.append(DeadLetter(meta, message.value, exc.kind, exc.reason, "decode"))
             continue
         try:
-            record = enrich(record, meta, now, ctx, expand=may_have_dotted_keys(message.value or b""))
+            dotted = dotted_key_count(message.value or b"")
+            record = enrich(record, meta, now, ctx, expand=dotted != 0, nested=not top_level_only(record, dotted))
             stream = route(record, message.topic, namespace)
             start = len(arena)
             arena += orjson.dumps(record)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+import pytest
+
 from shipper.enrich import EnrichContext, Meta, document_id, enrich, expand_dotted, resolve_service
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -98,6 +101,44 @@ def test_dotted_key_detection_on_raw_bytes_never_misses_one() -> None:
     assert may_have_dotted_keys(b'{"a\\"b.c": 1}')  # escapes: cannot tell, so yes
     assert not may_have_dotted_keys(b'{"message": "v1.2: done", "url": {"full": "http://x.y/"}}')
     assert not may_have_dotted_keys(b'{"a": "' + b"." * 1_000_000 + b'"}')  # linear, even when long
+
+
+def test_dotted_key_count_counts_every_dotted_key_once_or_cannot_tell() -> None:
+    from shipper.enrich import dotted_key_count
+
+    raw = b'{"log.level":"info","ecs.version":"8.11.0","a":{"b.c.d" : 1},"v":"1.2","n":1.5,"u":"x.y/z"}'
+    assert dotted_key_count(raw) == 3
+    assert dotted_key_count(b'{"a.": 1, "b": {"c": 2}}') == 1
+    assert dotted_key_count(b'{"message": "v1.2: done", "url": {"full": "http://x.y/"}}') == 0
+    assert dotted_key_count(b'{"a\\"b.c": 1}') == -1  # escapes: cannot tell
+    assert dotted_key_count(b'{"a": "' + b"." * 1_000_000 + b'"}') == 0  # linear, even when long
+
+
+@pytest.mark.parametrize("record", [
+    {"log.level": "INFO", "ecs.version": "8.11.0", "log": {"logger": "app"}, "service": {"name": "a"}},
+    {"a.b": 1, "a": {"b": 2}}, {"a.b": 1, "a": 5}, {"a": 5, "a.b": 1}, {"a.b": 1, "a.b.c": 2},
+    {"a.b": 1, "a.c": 2, "x": 3}, {".a": 1, "b.": 2, "c.d": 3}, {"a..b": 1}, {"a.b": {"c": 1}, "a": {"b": {"d": 2}}},
+])
+def test_expand_top_level_gives_what_the_full_walk_gives(record: dict[str, Any]) -> None:
+    import copy
+
+    from shipper.enrich import expand_top_level
+
+    assert expand_top_level(copy.deepcopy(record)) == expand_dotted(copy.deepcopy(record))
+
+
+def test_enrich_of_a_library_record_is_the_same_on_the_fast_path() -> None:
+    from shipper.enrich import dotted_key_count, top_level_only
+
+    raw = (b'{"@timestamp":"2026-11-28T12:00:00.000Z","log.level":"INFO","message":"m","ecs.version":"8.11.0",'
+           b'"log":{"logger":"app"},"service":{"name":"api-service"},"labels":{"user_id":1}}')
+    fast = orjson.loads(raw)
+    dotted = dotted_key_count(raw)
+    assert dotted == 2 and top_level_only(fast, dotted)
+    fast = enrich(fast, _meta(), NOW, EnrichContext(host_name="shipper-1"), nested=False)
+    assert fast == _enrich(orjson.loads(raw))
+    nested = b'{"log.level": 1, "a": {"b.c": 2}}'
+    assert not top_level_only(orjson.loads(nested), dotted_key_count(nested))
 
 
 def test_enrich_without_expansion_equals_enrich_with_it_when_no_key_has_a_dot() -> None:
