@@ -65,8 +65,41 @@ class Output:
             self._thread = threading.Thread(target=self._run, name=f"collector-{self.name}", daemon=True)
             self._thread.start()
 
-    def _run(self) -> None:
+    def _deliver(self, batch: list[bytes]) -> None:
+        """Hand one batch to the destination and count what it took; raise to have it retried
+        (an exception's `retry_after` seconds, when set, stretch the backoff)."""
         raise NotImplementedError
+
+    def _stopped(self) -> None:
+        """After the worker's last batch: release connections."""
+
+    def _run(self) -> None:
+        backoff = 0.0
+        pending: list[bytes] = []
+        while True:
+            if not pending:
+                self.wait_for_work()
+                pending = self.take()
+                if not pending:
+                    if self._closing:
+                        break
+                    continue
+            try:
+                self._deliver(pending)
+            except Exception as exc:
+                self.failures += 1
+                self.connected = False
+                if self._closing:
+                    self.dropped += len(pending)  # held for retry, lost at the shutdown deadline
+                    break
+                backoff = self.next_backoff(backoff)
+                self.sleep(max(backoff, getattr(exc, "retry_after", 0.0)))
+                continue
+            self.connected = True
+            backoff = 0.0
+            notice = self.drop_notice()
+            pending = [notice] if notice is not None else []
+        self._stopped()
 
     def pending(self) -> int:
         return len(self._queue)

@@ -93,31 +93,6 @@ class HttpOutput(Output):
         if metrics:
             self._send("/v1/metrics", metrics)
 
-    def _run(self) -> None:
-        backoff = 0.0
-        pending: list[bytes] = []
-        while True:
-            if not pending:
-                self.wait_for_work()
-                pending = self.take()
-                if not pending:
-                    if self.closing:
-                        break
-                    continue
-            try:
-                self._deliver(pending)
-            except Exception as exc:
-                self.failures += 1
-                self.connected = False
-                if self.closing:
-                    self.dropped += len(pending)  # held for retry, lost at the shutdown deadline
-                    break
-                backoff = self.next_backoff(backoff)
-                self.sleep(max(backoff, getattr(exc, "retry_after", 0.0)))
-                continue
-            self.connected = True
-            backoff = 0.0
-            notice = self.drop_notice()
-            pending = [notice] if notice is not None else []
+    def _stopped(self) -> None:
         if self._conn is not None:
             self._conn.close()
