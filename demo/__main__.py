@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from opensearchpy import AsyncOpenSearch
+from opensearchpy import AsyncOpenSearch, TransportError
 
 from collector.schema import TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 from demo.procs import Processes, free_port, wait_http
@@ -140,10 +140,16 @@ async def watch_markers(search_url: str, markers: list[str], latencies: dict[str
                 if not pending or time.monotonic() - stopped_at > grace:
                     return
             if pending:
-                result = await client.search(index=f"logs-api_service-{NAMESPACE}", body={
-                    "size": 100, "_source": ["@timestamp", "labels.marker"],
-                    "query": {"terms": {"labels.marker": pending}}},
-                    params={"ignore_unavailable": "true", "allow_no_indices": "true"})
+                try:
+                    result = await client.search(index=f"logs-api_service-{NAMESPACE}", body={
+                        "size": 100, "_source": ["@timestamp", "labels.marker"],
+                        "query": {"terms": {"labels.marker": pending}}},
+                        params={"ignore_unavailable": "true", "allow_no_indices": "true"})
+                except TransportError:
+                    # The shipper's first write creates the data stream; until its shard has
+                    # started, searches fail with 503. Not an error of the pipeline: poll again.
+                    await asyncio.sleep(0.2)
+                    continue
                 now = time.time()
                 for hit in result["hits"]["hits"]:
                     marker = hit["_source"].get("labels", {}).get("marker")

@@ -16,6 +16,10 @@ async def _search(client: AsyncOpenSearch, index: str, body: dict[str, Any]) -> 
 async def collect(search_url: str, namespace: str) -> dict[str, Any]:
     client = AsyncOpenSearch(hosts=[search_url])
     try:
+        # Streams created in the last moments (an alert, a dead letter) may still be starting
+        # their shard; a search before that fails with 503 instead of counting them.
+        await client.cluster.health(index=f"*-{namespace}", wait_for_status="yellow", timeout="30s",
+                                    request_timeout=40)
         await client.indices.refresh(index=f"*-{namespace}", params={"ignore_unavailable": "true",
                                                                       "allow_no_indices": "true"})
         logs = await _search(client, f"logs-*-{namespace}", {

@@ -8,13 +8,15 @@ to logs-elk.alerts-<ns>. Everything but `start`/`stop` and the webhook queue is 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from collector.schema import DATASET_ALERTS, DATASET_HEALTH, sanitize_namespace
-from shipper.engines.base import SearchEngine
+from shipper.engines.base import EngineUnavailable, SearchEngine
 from shipper.health import alerts
 from shipper.health.alerts import AlertBook, Condition, Key
 from shipper.health.config import SHIPPER_SERVICE, HealthSettings, RuleSettings
@@ -26,6 +28,9 @@ from shipper.log import get_logger
 from shipper.monitor import Doc, PipelineStatus
 
 log = get_logger("shipper.health")
+
+# How long a starting shipper waits for the engine to answer the restore queries.
+RESTORE_WITHIN_S = 30.0
 
 
 def _when(record: dict[str, Any]) -> float:
@@ -51,20 +56,42 @@ class HealthMonitor:
         self.book = AlertBook(settings.rules_for, self.namespace)
         self.notifier = WebhookNotifier(settings)
 
-    async def start(self, engine: SearchEngine) -> None:
-        """Rebuild health state and open alerts from the index (a restart re-fires nothing)."""
-        try:
-            result = await engine.search(f"logs-{DATASET_HEALTH}-{self.namespace}", restore_query())
-            apply_hits(self.state, list(reversed(result.get("hits", {}).get("hits", []))))
-            result = await engine.search(f"logs-{DATASET_ALERTS}-{self.namespace}", alerts.restore_query())
-            restored = self.book.restore(result.get("hits", {}).get("hits", []))
-            result = await engine.search(f"logs-*-{self.namespace}", last_seen_query())
-            seeded = seed_from(self.signals, result)
-            log.info("health state restored", services=len(self.state.services), open_alerts=restored,
-                     streams=seeded)
-        except Exception as exc:
-            log.warning("could not restore health state; starting fresh", error=type(exc).__name__)
+    async def start(self, engine: SearchEngine, restore_within_s: float = RESTORE_WITHIN_S) -> None:
+        """Rebuild health state and open alerts from the index (a restart re-fires nothing).
+
+        An engine that is briefly unavailable (shards still starting after its own restart) is
+        waited for: starting fresh would re-fire every open alert."""
+        deadline = time.monotonic() + restore_within_s
+        pause = 0.5
+        while True:
+            try:
+                await self._restore(engine)
+                break
+            except EngineUnavailable as exc:
+                if time.monotonic() + pause > deadline:
+                    log.warning("could not restore health state; starting fresh", error=str(exc)[:200])
+                    break
+                log.info("engine unavailable while restoring health state; retrying", retry_in_s=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+            except Exception as exc:
+                log.warning("could not restore health state; starting fresh", error=type(exc).__name__)
+                break
         await self.notifier.start()
+
+    async def _restore(self, engine: SearchEngine) -> None:
+        result = await engine.search(f"logs-{DATASET_HEALTH}-{self.namespace}", restore_query())
+        state = HealthState(self.settings.failures_to_down, self.settings.successes_to_up)
+        apply_hits(state, list(reversed(result.get("hits", {}).get("hits", []))))
+        result = await engine.search(f"logs-{DATASET_ALERTS}-{self.namespace}", alerts.restore_query())
+        alert_hits = result.get("hits", {}).get("hits", [])
+        result = await engine.search(f"logs-*-{self.namespace}", last_seen_query())
+        # Applied only once all three answered, so a retry never restores half twice.
+        self.state = state
+        restored = self.book.restore(alert_hits)
+        seeded = seed_from(self.signals, result)
+        log.info("health state restored", services=len(self.state.services), open_alerts=restored,
+                 streams=seeded)
 
     def state_of(self, service: str) -> str | None:
         return self.state.state_of(service)

@@ -219,3 +219,40 @@ def test_monitor_pipeline_rules_and_health_rule() -> None:
     status.lag_total, status.lag_by_partition = 0, {"p/0": 0}
     events = mon.evaluate(T0 + 4, status)
     assert [(e["rule"]["id"], e["event"]["action"]) for _, e in events] == [("consumer_lag", "resolved")]
+
+
+class _FlakyEngine:
+    """Answers the restore queries from canned hits after `fail` EngineUnavailable answers."""
+
+    def __init__(self, fail: int, alert_hits: list[dict[str, Any]]) -> None:
+        self.fail, self.alert_hits, self.calls = fail, alert_hits, 0
+
+    async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        from shipper.engines.base import EngineUnavailable
+
+        self.calls += 1
+        if self.fail:
+            self.fail -= 1
+            raise EngineUnavailable("503: search_phase_execution_exception")
+        return {"hits": {"hits": self.alert_hits if "alerts" in index else []}}
+
+
+async def test_start_waits_for_a_briefly_unavailable_engine() -> None:
+    fired = book().evaluate(T0, {("silence", "api"): (True, "")})
+    engine = _FlakyEngine(fail=2, alert_hits=[{"_source": doc} for _, doc in fired])
+    mon = HealthMonitor(HealthSettings(), "t")
+    await mon.start(engine, restore_within_s=10)  # type: ignore[arg-type]
+    try:
+        assert engine.calls == 2 + 3 and len(mon.book.open) == 1
+    finally:
+        await mon.stop()
+
+
+async def test_start_gives_up_and_starts_fresh() -> None:
+    engine = _FlakyEngine(fail=1000, alert_hits=[])
+    mon = HealthMonitor(HealthSettings(), "t")
+    await mon.start(engine, restore_within_s=1.2)  # type: ignore[arg-type]
+    try:
+        assert 2 <= engine.calls <= 3 and not mon.book.open
+    finally:
+        await mon.stop()
