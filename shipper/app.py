@@ -23,6 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from collector.promtext import render
 from collector.schema import DATASET_PIPELINE, ECS_VERSION, sanitize_namespace
 from shipper.config import ShipperSettings
 from shipper.engines.base import EngineUnavailable, SearchEngine
@@ -64,11 +65,14 @@ class Shipper:
         self.consuming = False
         self.failed = False
         self.engine_ok = False
-        self.ops = OpsServer(settings.http_host, settings.http_port, self.stats, self.ready, self.detail)
+        self.ops = OpsServer(settings.http_host, settings.http_port, self.metrics_text, self.ready, self.detail)
         self.producer = self._new_producer()
 
     def ready(self) -> bool:
         return self.consuming and self.engine_ok
+
+    def metrics_text(self) -> str:
+        return render([*self.stats.prometheus(self.ready()), *self.monitor.metrics()])
 
     def detail(self) -> dict[str, object]:
         return {"service": "elk-shipper", "consuming": self.consuming,
@@ -103,22 +107,25 @@ class Shipper:
                               dead_lettered_total=self.stats.dead_lettered, consumed_total=self.stats.consumed,
                               indexed_total=self.stats.indexed)
 
-    def pipeline_doc(self, now: datetime, window_s: float, last: dict[str, int]) -> tuple[str, dict[str, Any]]:
+    def pipeline_doc(self, now: datetime, window_s: float, last: dict[str, float]) -> tuple[str, dict[str, Any]]:
+        """The shipper's own metrics over the last interval; `last` is the stats snapshot at its start."""
         ns = sanitize_namespace(self.settings.namespace)
+        current = self.stats.snapshot()
+        delta = {k: v - last.get(k, 0) for k, v in current.items()}
         doc = {
             "@timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "ecs": {"version": ECS_VERSION},
             "event": {"kind": "metric", "dataset": DATASET_PIPELINE},
             "service": {"name": "elk-shipper", "node": {"name": self.host}},
             "shipper": {
-                "consumed": self.stats.consumed - last.get("consumed", 0),
-                "indexed": self.stats.indexed - last.get("indexed", 0),
-                "dead_lettered": self.stats.dead_lettered - last.get("dead_lettered", 0),
-                "retried": self.stats.retried - last.get("retried", 0),
+                "consumed": int(delta["consumed"]),
+                "indexed": int(delta["indexed"]),
+                "dead_lettered": int(delta["dead_lettered"]),
+                "retried": int(delta["retried"]),
                 "lag": sum(self.stats.lag.values()),
-                "records_per_s": round((self.stats.indexed - last.get("indexed", 0)) / window_s, 2),
-                "bulk_latency_ms": round(1000 * self.stats.bulk_sum_s / self.stats.bulk_count, 2)
-                if self.stats.bulk_count else 0.0,
+                "records_per_s": round(delta["indexed"] / window_s, 2),
+                "bulk_latency_ms": round(1000 * delta["bulk_sum_s"] / delta["bulk_count"], 2)
+                if delta["bulk_count"] else 0.0,
             },
             "data_stream": {"type": "metrics", "dataset": DATASET_PIPELINE, "namespace": ns},
         }
@@ -130,7 +137,7 @@ class Shipper:
         Their documents are written by a separate task, so an engine outage does not stop the
         ticking; what piles up meanwhile is bounded (oldest dropped first, and counted).
         """
-        last: dict[str, int] = {}
+        last: dict[str, float] = {}
         last_stats = time.monotonic()
         queued: list[Doc] = []
         writer: asyncio.Task[None] | None = None
@@ -147,8 +154,7 @@ class Shipper:
                     if time.monotonic() - last_stats >= self.settings.stats_interval_s:
                         window = time.monotonic() - last_stats
                         queued.append(self.pipeline_doc(datetime.now(UTC), window, last))
-                        last = {"consumed": self.stats.consumed, "indexed": self.stats.indexed,
-                                "dead_lettered": self.stats.dead_lettered, "retried": self.stats.retried}
+                        last = self.stats.snapshot()
                         last_stats = time.monotonic()
                     if len(queued) > MAX_QUEUED_DOCS:
                         self.stats.item_errors["background_doc_dropped"] += len(queued) - MAX_QUEUED_DOCS

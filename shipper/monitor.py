@@ -34,6 +34,8 @@ class Monitor(Protocol):
 
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]: ...
 
+    def metrics(self) -> list[str]: ...
+
     async def stop(self) -> None: ...
 
 
@@ -48,6 +50,9 @@ class NullMonitor:
         return []
 
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
+        return []
+
+    def metrics(self) -> list[str]:
         return []
 
     async def stop(self) -> None:

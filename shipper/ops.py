@@ -7,15 +7,13 @@ from collections.abc import Callable
 
 import orjson
 
-from shipper.stats import Stats
-
 
 class OpsServer:
-    def __init__(self, host: str, port: int, stats: Stats, ready: Callable[[], bool],
+    def __init__(self, host: str, port: int, metrics: Callable[[], str], ready: Callable[[], bool],
                  detail: Callable[[], dict[str, object]]) -> None:
         self.host = host
         self.port = port
-        self.stats = stats
+        self.metrics = metrics
         self.ready = ready
         self.detail = detail
         self.server: asyncio.Server | None = None
@@ -38,7 +36,7 @@ class OpsServer:
                 body = orjson.dumps({"status": "healthy" if ready else "unhealthy", **self.detail()})
                 ctype = "application/json"
             elif path == "/metrics":
-                status, body, ctype = 200, self.stats.prometheus(ready).encode(), "text/plain; version=0.0.4"
+                status, body, ctype = 200, self.metrics().encode(), "text/plain; version=0.0.4"
             else:
                 status, body, ctype = 404, b'{"error":"not found"}', "application/json"
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from collector.promtext import metric, single
 from collector.schema import DATASET_ALERTS, DATASET_HEALTH, sanitize_namespace
 from shipper.engines.base import EngineUnavailable, SearchEngine
 from shipper.health import alerts
@@ -159,6 +160,23 @@ class HealthMonitor:
                         service=doc["service"]["name"], alert_id=doc["alert"]["id"], reason=doc["alert"]["reason"])
             self.notifier.submit(doc)
         return docs
+
+    def metrics(self) -> list[str]:
+        """Prometheus lines for the ops endpoint: what is wrong now, and whether anyone was told."""
+        delivery = self.notifier.stats
+        return [
+            *metric("shipper_service_health", "gauge",
+                    "1 for each service's current state (healthy, degraded, unhealthy) from its probes.",
+                    [({"service": svc, "state": state}, 1) for svc, (state, _) in sorted(self.state.services.items())]),
+            *metric("shipper_alerts_open", "gauge", "1 for each open alert, by rule and service.",
+                    [({"rule": rule, "service": svc}, 1) for rule, svc in sorted(self.book.open)]),
+            *metric("shipper_webhook_deliveries_total", "counter",
+                    "Alert events handed to webhooks, by outcome (dropped: queue full, oldest first).",
+                    [({"outcome": "delivered"}, delivery.delivered), ({"outcome": "failed"}, delivery.failed),
+                     ({"outcome": "dropped"}, delivery.dropped)]),
+            *single("shipper_webhook_retries_total", "counter", "Webhook calls retried after an error.",
+                    delivery.retried),
+        ]
 
     async def stop(self) -> None:
         await self.notifier.stop()

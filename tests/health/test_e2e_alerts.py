@@ -19,7 +19,7 @@ import pytest
 from collector.probe.config import ProbeSettings
 from collector.probe.prober import run as run_prober
 from shipper.health.alerts import iso
-from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, wait_for
+from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for
 from tests.shipper.harness import Run, count, create_topic, delete_namespace, produce, stop
 
 pytestmark = pytest.mark.stack
@@ -110,13 +110,23 @@ async def prober_for(kafka_bootstrap: str) -> AsyncIterator[Any]:
         await asyncio.wait_for(task, 10)
 
 
+async def _metrics(port: int) -> dict[str, float]:
+    """The shipper's /metrics as {name with labels: value}."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
 async def test_unhealthy_alert_fires_and_resolves_within_10s(
     world: Run, receiver: WebhookReceiver, service: FlipService, prober_for: Any
 ) -> None:
     health_topic = f"health-{world.unique}"
     for topic in (world.logs_topic, health_topic):
         await create_topic(world.bootstrap, topic)
-    proc = world.start_shipper(**shipper_env(world, receiver, f"{world.logs_topic},{health_topic}"))
+    ops_port = free_port()
+    proc = world.start_shipper(**shipper_env(world, receiver, f"{world.logs_topic},{health_topic}",
+                                             SHIPPER_HTTP_PORT=str(ops_port)))
     try:
         prober_for(health_topic, f"api-service-1={service.url}")
 
@@ -148,6 +158,15 @@ async def test_unhealthy_alert_fires_and_resolves_within_10s(
         assert doc_at - failed_at <= 10
         assert receiver.json_events("hook")[0].at - failed_at <= 10
         assert receiver.json_events("slack")[0].at - failed_at <= 10
+        delivered = 'shipper_webhook_deliveries_total{outcome="delivered"}'
+
+        async def both_counted() -> bool:  # the receiver sees a call before the shipper reads the answer
+            return (await _metrics(ops_port))[delivered] == 2
+
+        assert await wait_for(both_counted, 5) is not None
+        metrics = await _metrics(ops_port)
+        assert metrics['shipper_alerts_open{rule="unhealthy",service="api-service"}'] == 1
+        assert metrics['shipper_service_health{service="api-service",state="unhealthy"}'] == 1
 
         # the health state is stamped on the service's log records
         await produce(world.bootstrap, world.logs_topic, [log_line("api-service", 1)], key=b"api-service")
@@ -176,6 +195,10 @@ async def test_unhealthy_alert_fires_and_resolves_within_10s(
         assert resolved_at - recovered_at <= 10
         assert receiver.json_events("hook")[1].at - recovered_at <= 10
         await asyncio.sleep(3)  # nothing else trails in
+        metrics = await _metrics(ops_port)
+        assert not any(name.startswith("shipper_alerts_open{") for name in metrics)
+        assert metrics[delivered] == 4
+        assert metrics['shipper_webhook_deliveries_total{outcome="failed"}'] == 0
     finally:
         assert stop(proc) == 0
 

@@ -256,3 +256,17 @@ async def test_start_gives_up_and_starts_fresh() -> None:
         assert 2 <= engine.calls <= 3 and not mon.book.open
     finally:
         await mon.stop()
+
+
+def test_monitor_metrics_show_state_open_alerts_and_webhooks() -> None:
+    mon = HealthMonitor(HealthSettings(failures_to_down=1), "t")
+    probe = {"@timestamp": iso(T0), "event": {"action": "health-check", "dataset": "elk.health"},
+             "service": {"name": "api", "node": {"name": "api-1"}}, "health": {"status": "unhealthy"}}
+    mon.observe(probe)
+    mon.book.evaluate(T0, {("unhealthy", "api"): (True, "")})
+    mon.notifier.stats.failed, mon.notifier.stats.retried = 2, 5
+    lines = mon.metrics()
+    assert 'shipper_service_health{service="api",state="unhealthy"} 1' in lines
+    assert 'shipper_alerts_open{rule="unhealthy",service="api"} 1' in lines
+    assert 'shipper_webhook_deliveries_total{outcome="failed"} 2' in lines
+    assert "shipper_webhook_retries_total 5" in lines

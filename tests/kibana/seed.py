@@ -183,16 +183,15 @@ async def seed(search_url: str, namespace: str) -> dict[str, int]:
 
         # pipeline metrics: the shipper's own document builder over its stats, three intervals
         fake = SimpleNamespace(settings=settings, stats=stats, host="shipper-test")
-        last: dict[str, int] = {}
+        last: dict[str, float] = {}
         docs = []
         for i, lag in enumerate((120, 40, 0)):
             stats.lag = {f"{TOPIC_LOGS}/0": lag}
             stats.retried += i
-            stats.bulk_sum_s, stats.bulk_count = 0.05 * (i + 1), i + 1
+            stats.observe_bulk(0.05)
             when = now - timedelta(seconds=30 * (3 - i))
             docs.append(Shipper.pipeline_doc(fake, when, 10.0, last))  # type: ignore[arg-type]
-            last = {"consumed": stats.consumed, "indexed": stats.indexed, "dead_lettered": stats.dead_lettered,
-                    "retried": stats.retried}
+            last = stats.snapshot()
         await pipeline.write_docs(docs)
         counts["pipeline"] = len(docs)
 

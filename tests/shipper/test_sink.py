@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from collector.promtext import render
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.sink import Action, BulkSink, bulk_body, chunks, classify
 from shipper.stats import Stats
@@ -130,7 +131,7 @@ def test_prometheus_text_counts_and_escapes_labels() -> None:
     stats.item_errors['odd"type'] += 1
     stats.observe_bulk(0.02)
     stats.lag = {"elk-logs/0": 5}
-    text = stats.prometheus(ready=True)
+    text = render(stats.prometheus(ready=True))
     assert "shipper_up 1\n" in text and "shipper_consumed_total 3\n" in text
     assert 'shipper_item_errors_total{type="odd\\"type"} 1' in text
     assert 'shipper_bulk_seconds_bucket{le="0.025"} 1' in text and "shipper_bulk_seconds_count 1" in text
