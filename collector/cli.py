@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,13 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "probe":
-        import asyncio
-
-        from collector.probe.config import ProbeSettings
-        from collector.probe.prober import run
-
-        asyncio.run(run(ProbeSettings()))
-        return 0
+        return probe()
     if args.command == "serve":
         return serve()
     if args.command == "forward-nginx":
@@ -64,6 +59,45 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def probe() -> int:
+    """The health prober, settings from PROBE_*; SIGTERM ends it after the current round."""
+    import asyncio
+    import os
+    import signal
+
+    from pydantic import ValidationError
+
+    import collector
+    from collector.probe.config import ProbeSettings
+    from collector.probe.prober import run
+
+    try:
+        settings = ProbeSettings()
+    except ValidationError as exc:
+        print(f"collector probe: invalid configuration: {_problems('PROBE_', exc)}", file=sys.stderr)
+        return 2
+    collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": "elk-prober"}))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _problems(prefix: str, exc: Any) -> str:
+    """pydantic errors as `PREFIX_SETTING: message; ...` (the names users set)."""
+    out = []
+    for e in exc.errors():
+        where = "_".join(str(p) for p in e["loc"]).upper()
+        out.append(f"{prefix}{where}: {e['msg']}" if where else e["msg"])
+    return "; ".join(out)
+
+
 def serve() -> int:
     """The ingest API under uvicorn (one worker; run more containers to scale), settings from INGEST_*."""
     import os
@@ -78,8 +112,7 @@ def serve() -> int:
     try:
         settings = IngestSettings()
     except ValidationError as exc:
-        problems = "; ".join(f"INGEST_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
-        print(f"collector serve: invalid configuration: {problems}", file=sys.stderr)
+        print(f"collector serve: invalid configuration: {_problems('INGEST_', exc)}", file=sys.stderr)
         return 2
     # our own logs: ECS on stdout through the library (COLLECTOR_* env vars apply)
     collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": "elk-ingest"}))

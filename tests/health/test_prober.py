@@ -95,3 +95,14 @@ async def test_probe_publishes_results_and_a_hang_never_delays_others(
     assert bad["event"]["action"] == "health-check" and bad["event"]["outcome"] == "failure"
     assert "timeout" in got["api-service-2"]["error"]["message"]
     assert got["nginx"]["service"]["name"] == "nginx" and "error" in got["nginx"]
+
+
+async def test_prober_without_a_broker_waits_and_stops_cleanly() -> None:
+    settings = ProbeSettings(kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}", interval_s=0.5,
+                             targets="api-service-1=http://127.0.0.1:9/health")
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    await asyncio.sleep(3)
+    assert not task.done(), "the prober must keep trying, not die, while Kafka is away"
+    stop.set()
+    await asyncio.wait_for(task, 10)
