@@ -66,6 +66,14 @@ class ShipperSettings(BaseSettings):
     search_api_key: SecretStr | None = Field(None, description="Elasticsearch API key (base64 id:key).")
     search_api_key_file: Path | None = Field(None, description="File holding the API key.")
     search_timeout_s: float = Field(30.0, gt=0, description="Timeout of one request to the engine.")
+    index_replicas: int | None = Field(
+        None, ge=0, le=10,
+        description="Replicas of new backing indices; 0 on a single-node cluster, which otherwise stays "
+        "yellow. Unset: the engine's default (1).")
+    retention_days: int = Field(
+        30, ge=1, le=3650,
+        description="Elasticsearch: ILM deletes a backing index this many days after its rollover (daily or "
+        "at 50 GB). OpenSearch: indices are not deleted by the shipper (no ISM policy is installed).")
     namespace: str = Field(DEFAULT_NAMESPACE, description="Data-stream namespace: `logs-<service>-<namespace>`.")
     service_map: dict[str, str] = Field(
         default_factory=dict,

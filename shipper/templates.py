@@ -77,18 +77,19 @@ DYNAMIC_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
-def component_templates() -> dict[str, dict[str, Any]]:
+def component_templates(replicas: int | None = None) -> dict[str, dict[str, Any]]:
+    settings: dict[str, Any] = {
+        "index.mapping.total_fields.limit": TOTAL_FIELDS_LIMIT,
+        "index.mapping.ignore_malformed": True,
+        "index.refresh_interval": "1s",
+    }
+    if replicas is not None:
+        settings["index.number_of_replicas"] = replicas
     return {
         "elk-pipeline-ecs-mappings": {
             "template": {"mappings": {"dynamic_templates": DYNAMIC_TEMPLATES, "properties": ECS_PROPERTIES}},
         },
-        "elk-pipeline-settings": {
-            "template": {"settings": {
-                "index.mapping.total_fields.limit": TOTAL_FIELDS_LIMIT,
-                "index.mapping.ignore_malformed": True,
-                "index.refresh_interval": "1s",
-            }},
-        },
+        "elk-pipeline-settings": {"template": {"settings": settings}},
     }
 
 

@@ -37,6 +37,9 @@ async def gzipped(body: bytes) -> bytes:
 
 class SearchEngine(ABC):
     name: str
+    # what setup installs; build_engine sets them from the settings
+    replicas: int | None = None
+    retention_days: int = 30
 
     @abstractmethod
     async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
@@ -75,7 +78,7 @@ class SearchEngine(ABC):
             await self.request("PUT", f"/_index_template/{name}", self.adapt_index_template(body))
 
     async def install_templates(self) -> None:
-        await self.put_templates(component_templates(), index_templates())
+        await self.put_templates(component_templates(self.replicas), index_templates())
 
     def adapt_index_template(self, body: dict[str, Any]) -> dict[str, Any]:
         return body

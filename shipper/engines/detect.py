@@ -56,12 +56,17 @@ async def detect_kind(settings: ShipperSettings) -> str:
 
 def build_engine(settings: ShipperSettings, kind: str) -> SearchEngine:
     pool = settings.bulk_concurrency + 2
+    engine: SearchEngine
     if kind == "opensearch":
         from shipper.engines.opensearch import OpenSearchEngine
 
-        return OpenSearchEngine(settings.search_url, username=settings.search_username, password=settings.password,
-                                timeout=settings.search_timeout_s, pool=pool)
-    from shipper.engines.elasticsearch import ElasticsearchEngine
+        engine = OpenSearchEngine(settings.search_url, username=settings.search_username,
+                                  password=settings.password, timeout=settings.search_timeout_s, pool=pool)
+    else:
+        from shipper.engines.elasticsearch import ElasticsearchEngine
 
-    return ElasticsearchEngine(settings.search_url, username=settings.search_username, password=settings.password,
-                               api_key=settings.api_key, timeout=settings.search_timeout_s, pool=pool)
+        engine = ElasticsearchEngine(settings.search_url, username=settings.search_username,
+                                     password=settings.password, api_key=settings.api_key,
+                                     timeout=settings.search_timeout_s, pool=pool)
+    engine.replicas, engine.retention_days = settings.index_replicas, settings.retention_days
+    return engine

@@ -63,7 +63,7 @@ class ElasticsearchEngine(SearchEngine):
 
     async def install_templates(self) -> None:
         try:
-            await self.request("PUT", f"/_ilm/policy/{ILM_POLICY}", ilm_policy())
+            await self.request("PUT", f"/_ilm/policy/{ILM_POLICY}", ilm_policy(f"{self.retention_days}d"))
         except EngineRejected as exc:
             # a server without ILM still gets the templates, only without a lifecycle
             self.lifecycle = False

@@ -62,3 +62,22 @@ async def test_our_templates_win_over_competing_ones(search_url: str, client: As
         await client.indices.delete_data_stream(name=stream, ignore=[404])
         for name in competitors:
             await client.indices.delete_index_template(name=name, ignore=[404])
+
+
+async def test_replicas_setting_reaches_new_backing_indices(search_url: str, client: AsyncOpenSearch,
+                                                            unique: str) -> None:
+    stream = f"logs-replicas-t{unique}"
+    engine = await install(ShipperSettings(search_url=search_url, index_replicas=0))
+    await engine.close()
+    try:
+        await client.indices.create_data_stream(name=stream)
+        settings = next(iter((await client.indices.get_settings(index=stream)).values()))["settings"]["index"]
+        assert settings["number_of_replicas"] == "0"
+        health = await client.cluster.health(index=stream, wait_for_status="green", timeout="10s",
+                                             request_timeout=20)
+        assert health["status"] == "green"  # a single node: with the default (1 replica) it stays yellow
+    finally:
+        await client.indices.delete_data_stream(name=stream, ignore=[404])
+        await _install(search_url)  # the defaults again, for the tests after this one
+    default = await client.cluster.get_component_template(name="elk-pipeline-settings")
+    assert "number_of_replicas" not in str(default)

@@ -38,3 +38,27 @@ def test_ilm_only_on_elasticsearch_with_rollover_and_delete() -> None:
     assert adapted["template"]["settings"]["index.lifecycle.name"] == ILM_POLICY
     engine.lifecycle = False
     assert "template" not in engine.adapt_index_template(index_templates()["elk-pipeline-logs"])
+
+
+async def test_retention_setting_is_the_ilm_delete_age() -> None:
+    from typing import Any
+
+    from shipper.config import ShipperSettings
+    from shipper.engines.detect import build_engine
+
+    engine = build_engine(ShipperSettings(retention_days=7, index_replicas=0), "elasticsearch")
+    sent: list[tuple[str, str, Any]] = []
+
+    async def record(method: str, path: str, body: Any = None) -> Any:
+        sent.append((method, path, body))
+        return {}
+
+    engine.request = record  # type: ignore[method-assign]
+    try:
+        await engine.install_templates()
+    finally:
+        await engine.close()
+    ilm = next(body for _, path, body in sent if path.startswith("/_ilm/policy/"))
+    assert ilm["policy"]["phases"]["delete"]["min_age"] == "7d"
+    settings = next(body for _, path, body in sent if path == "/_component_template/elk-pipeline-settings")
+    assert settings["template"]["settings"]["index.number_of_replicas"] == 0
