@@ -197,6 +197,7 @@ async def run(seconds: float) -> int:
             **kafka, "SHIPPER_SEARCH_URL": cfg.search_url, "SHIPPER_GROUP_ID": "elk-demo",
             "SHIPPER_NAMESPACE": NAMESPACE, "SHIPPER_HTTP_PORT": str(ports["shipper"]),
             "SHIPPER_BATCH_LINGER_MS": "100", "SHIPPER_HEALTH__WEBHOOK_URLS": webhook.url,
+            "SHIPPER_INDEX_REPLICAS": "0",  # the local stack is a single node
         })
         ingest = procs.start("ingest", ["-m", "collector.cli", "serve"], {
             "INGEST_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap, "INGEST_HOST": "127.0.0.1",
