@@ -59,24 +59,40 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def probe() -> int:
-    """The health prober, settings from PROBE_*; SIGTERM ends it after the current round."""
-    import asyncio
+def _start(command: str, settings_cls: Any, prefix: str, service: str) -> Any:
+    """Settings from the environment (None after printing what is wrong), then our own logs: ECS on
+    stdout through the library (COLLECTOR_* env vars apply)."""
     import os
-    import signal
 
     from pydantic import ValidationError
 
     import collector
+
+    try:
+        settings = settings_cls()
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            where = "_".join(str(p) for p in e["loc"]).upper()
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{prefix}{where}: {message}" if where else message)
+        print(f"collector {command}: invalid configuration: {'; '.join(problems)}", file=sys.stderr)
+        return None
+    collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": service}))
+    return settings
+
+
+def probe() -> int:
+    """The health prober, settings from PROBE_*; SIGTERM ends it after the current round."""
+    import asyncio
+    import signal
+
     from collector.probe.config import ProbeSettings
     from collector.probe.prober import run
 
-    try:
-        settings = ProbeSettings()
-    except ValidationError as exc:
-        print(f"collector probe: invalid configuration: {_problems('PROBE_', exc)}", file=sys.stderr)
+    settings = _start("probe", ProbeSettings, "PROBE_", "elk-prober")
+    if settings is None:
         return 2
-    collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": "elk-prober"}))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -89,33 +105,17 @@ def probe() -> int:
     return 0
 
 
-def _problems(prefix: str, exc: Any) -> str:
-    """pydantic errors as `PREFIX_SETTING: message; ...` (the names users set)."""
-    out = []
-    for e in exc.errors():
-        where = "_".join(str(p) for p in e["loc"]).upper()
-        out.append(f"{prefix}{where}: {e['msg']}" if where else e["msg"])
-    return "; ".join(out)
-
-
 def serve() -> int:
     """The ingest API under uvicorn (one worker; run more containers to scale), settings from INGEST_*."""
-    import os
-
     import uvicorn
-    from pydantic import ValidationError
 
     import collector
     from collector.ingest.app import create_app
     from collector.ingest.config import IngestSettings
 
-    try:
-        settings = IngestSettings()
-    except ValidationError as exc:
-        print(f"collector serve: invalid configuration: {_problems('INGEST_', exc)}", file=sys.stderr)
+    settings = _start("serve", IngestSettings, "INGEST_", "elk-ingest")
+    if settings is None:
         return 2
-    # our own logs: ECS on stdout through the library (COLLECTOR_* env vars apply)
-    collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": "elk-ingest"}))
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
                 log_config=collector.uvicorn_log_config(), server_header=False)

@@ -106,3 +106,4 @@ async def test_prober_without_a_broker_waits_and_stops_cleanly() -> None:
     assert not task.done(), "the prober must keep trying, not die, while Kafka is away"
     stop.set()
     await asyncio.wait_for(task, 10)
+
