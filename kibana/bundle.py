@@ -43,18 +43,22 @@ def _walk(attrs: Obj, path: str) -> tuple[Obj, str] | None:
     return node, last
 
 
+def _json_object(text: str | bytes, where: str) -> Obj:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{where}: not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise BundleError(f"{where}: not a JSON object")
+    return obj
+
+
 def load_dir(kind: str, root: Path | None = None) -> list[Obj]:
     """Every object of one kind (a sub-folder of the objects directory), sorted by file name."""
     folder = (root or OBJECTS_DIR) / kind
     out: list[Obj] = []
     for path in sorted(folder.glob("*.json")):
-        try:
-            obj = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{path}: not JSON: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise BundleError(f"{path}: not a JSON object")
-        out.append(obj)
+        out.append(_json_object(path.read_text(), str(path)))
     return out
 
 
@@ -111,13 +115,7 @@ def parse_ndjson(data: bytes) -> list[Obj]:
     for n, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"line {n}: not JSON: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise BundleError(f"line {n}: not a JSON object")
-        out.append(obj)
+        out.append(_json_object(line, f"line {n}"))
     return out
 
 

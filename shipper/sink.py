@@ -133,7 +133,7 @@ class BulkSink:
             except EngineRejected as exc:
                 rejected = exc
             finally:
-                self.stats.observe_bulk(time.perf_counter() - started)
+                self.stats.bulk.observe(time.perf_counter() - started)
         if rejected is not None:  # outside the semaphore: the halves take their own slots
             return await self._rejected(actions, rejected)
         self.available = True

@@ -20,9 +20,6 @@ class Stats:
     bulk: Histogram = field(default_factory=Histogram)
     lag: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> records behind
 
-    def observe_bulk(self, seconds: float) -> None:
-        self.bulk.observe(seconds)
-
     def snapshot(self) -> dict[str, float]:
         """The counters the pipeline document reports per interval (as differences of two snapshots)."""
         return {"consumed": self.consumed, "indexed": self.indexed, "dead_lettered": self.dead_lettered,

@@ -256,7 +256,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     await gate.produce(topic, out)
                 except Unavailable as exc:
                     raise Problem(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
-                stats.observe_produce(time.perf_counter() - t0)
+                stats.produce.observe(time.perf_counter() - t0)
                 stats.accepted[endpoint] += len(out)
             if rejected:
                 stats.rejected[endpoint] += len(rejected)

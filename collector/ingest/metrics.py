@@ -18,9 +18,6 @@ class IngestStats:
     body_bytes: int = 0
     produce: Histogram = field(default_factory=lambda: Histogram(PRODUCE_BUCKETS_S))
 
-    def observe_produce(self, seconds: float) -> None:
-        self.produce.observe(seconds)
-
     def prometheus(self, kafka_up: bool, in_flight_bytes: int, in_flight_records: int, kafka_failures: int,
                    bytes_in_process: int) -> str:
         return render([

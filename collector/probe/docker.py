@@ -97,7 +97,7 @@ def apply_event(known: dict[str, Container], event: dict[str, Any]) -> None:
 
 
 class DockerHealth:
-    """Keeps `known` current from the Docker socket, reconnecting with backoff; never raises."""
+    """Keeps `known` current from the Docker socket, reconnecting with backoff, until cancelled."""
 
     def __init__(self, socket_path: Path, timeout_s: float = 5.0) -> None:
         self.socket_path = socket_path
@@ -109,12 +109,12 @@ class DockerHealth:
         """What each round publishes: every container with a health check that is not still starting."""
         return [c for c in self.known.values() if c.status != "starting"]
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self) -> None:
         pause = 0.5
-        while not stop.is_set():
+        while True:
             try:
-                await self._follow(stop)
-                pause = 0.5
+                await self._follow()
+                raise httpx.RemoteProtocolError("docker closed the event stream")
             except (httpx.HTTPError, OSError, ValueError) as exc:
                 if self.connected or pause == 0.5:
                     log.warning("docker socket unavailable; container health unknown until it answers",
@@ -122,13 +122,10 @@ class DockerHealth:
                 self.connected = False
                 # stale knowledge would keep reporting a state nobody observes any more
                 self.known.clear()
-                try:
-                    await asyncio.wait_for(stop.wait(), pause)
-                except TimeoutError:
-                    pass
+                await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
 
-    async def _follow(self, stop: asyncio.Event) -> None:
+    async def _follow(self) -> None:
         transport = httpx.AsyncHTTPTransport(uds=str(self.socket_path))
         timeout = httpx.Timeout(self.timeout_s, read=None)  # the event stream is quiet for long spells
         async with httpx.AsyncClient(transport=transport, base_url="http://docker", timeout=timeout) as client:
@@ -147,23 +144,10 @@ class DockerHealth:
                     log.info("following docker health checks", socket=str(self.socket_path),
                              containers=len(self.known))
                 self.connected = True
-                lines = stream.aiter_lines()
-                while not stop.is_set():
-                    next_line = asyncio.ensure_future(anext(lines))
-                    stopped = asyncio.ensure_future(stop.wait())
-                    done, _ = await asyncio.wait({next_line, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                    stopped.cancel()
-                    if next_line not in done:
-                        next_line.cancel()
-                        return
+                async for line in stream.aiter_lines():
                     try:
-                        line = next_line.result()
-                    except StopAsyncIteration:
-                        raise httpx.RemoteProtocolError("docker closed the event stream") from None
-                    if line.strip():
-                        try:
-                            event = orjson.loads(line)
-                        except orjson.JSONDecodeError:
-                            continue
-                        if isinstance(event, dict):
-                            apply_event(self.known, event)
+                        event = orjson.loads(line) if line.strip() else None
+                    except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(event, dict):
+                        apply_event(self.known, event)

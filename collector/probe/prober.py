@@ -86,7 +86,7 @@ async def run(settings: ProbeSettings, stop: asyncio.Event | None = None) -> Non
     targets = settings.target_map()
     stop = stop or asyncio.Event()
     docker = DockerHealth(settings.docker_socket, settings.timeout_s) if settings.docker_socket else None
-    follower = asyncio.create_task(docker.run(stop)) if docker else None
+    follower = asyncio.create_task(docker.run()) if docker else None
     producer = await _connect(settings, stop)
     kafka_ok = True
     try:
@@ -116,9 +116,9 @@ async def run(settings: ProbeSettings, stop: asyncio.Event | None = None) -> Non
                 except TimeoutError:
                     pass
     finally:
-        stop.set()
         if follower is not None:
-            await follower
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
         if producer is not None:
             await producer.stop()
 

@@ -11,33 +11,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 import collector
 from stack import localstack
 from stack.localstack import Config
 from tests.collector.conftest import assert_ecs
 from tests.collector.test_outputs import wait_for
-
-
-async def consume(bootstrap: str, topic: str, count: int, wait: float = 30.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        deadline = time.monotonic() + wait
-        while len(out) < count and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for msgs in batch.values():
-                out.extend(msgs)
-        # anything beyond `count` would be a duplicate: give it a moment to show up
-        extra = await consumer.getmany(timeout_ms=1000)
-        for msgs in extra.values():
-            out.extend(msgs)
-    finally:
-        await consumer.stop()
-    return out
+from tests.kafka_io import consume
 
 
 async def test_records_arrive_keyed_by_service(kafka_bootstrap: str, unique: str):
@@ -55,11 +35,11 @@ async def test_records_arrive_keyed_by_service(kafka_bootstrap: str, unique: str
         wait_for(lambda: out.delivered >= 21, timeout=30)
     finally:
         collector.shutdown()
-    got = await consume(kafka_bootstrap, logs, 20)
+    got = await consume(kafka_bootstrap, logs, 20, wait=30)
     assert len(got) == 20
     assert {m.key for m in got} == {b"api-service"}
     assert [assert_ecs(m.value)["labels"]["i"] for m in got] == list(range(20))
-    docs = await consume(kafka_bootstrap, metrics, 1)
+    docs = await consume(kafka_bootstrap, metrics, 1, wait=30)
     names = [orjson.loads(m.value)["metric"]["name"] for m in docs]
     assert "test.kafka.hits" in names and {m.key for m in docs} == {b"api-service"}
     assert (out.emitted, out.delivered, out.dropped) == (20 + len(docs), 20 + len(docs), 0)
@@ -95,7 +75,7 @@ async def test_dead_broker_counts_drops_then_delivery_resumes(tmp_path: Any, uni
         try:
             await asyncio.to_thread(localstack.up, cfg, ("kafka",))
             wait_for(lambda: out.delivered == 22, timeout=60)  # held + notice + 20 queued
-            got = await consume(cfg.bootstrap, topic, 22)
+            got = await consume(cfg.bootstrap, topic, 22, wait=30)
         finally:
             await asyncio.to_thread(localstack.down, cfg, ("kafka",))
     finally:

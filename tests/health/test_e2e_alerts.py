@@ -20,7 +20,7 @@ from collector.probe.config import ProbeSettings
 from collector.probe.prober import run as run_prober
 from shipper.health.alerts import iso
 from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for
-from tests.shipper.harness import Run, count, create_topic, delete_namespace, produce, stop
+from tests.shipper.harness import Run, count, create_topic, delete_namespace, ops_metrics, produce, stop
 
 pytestmark = pytest.mark.stack
 
@@ -32,14 +32,6 @@ def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Path) ->
     run = Run(kafka_bootstrap, search_url, unique, tmp_path)
     yield run
     asyncio.run(delete_namespace(search_url, run.namespace))
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    hooks = WebhookReceiver()
-    hooks.start()
-    yield hooks
-    hooks.stop()
 
 
 @pytest.fixture
@@ -110,14 +102,6 @@ async def prober_for(kafka_bootstrap: str) -> AsyncIterator[Any]:
         await asyncio.wait_for(task, 10)
 
 
-async def _metrics(port: int) -> dict[str, float]:
-    """The shipper's /metrics as {name with labels: value}."""
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
-
-
 async def test_unhealthy_alert_fires_and_resolves_within_10s(
     world: Run, receiver: WebhookReceiver, service: FlipService, prober_for: Any
 ) -> None:
@@ -161,10 +145,10 @@ async def test_unhealthy_alert_fires_and_resolves_within_10s(
         delivered = 'shipper_webhook_deliveries_total{outcome="delivered"}'
 
         async def both_counted() -> bool:  # the receiver sees a call before the shipper reads the answer
-            return (await _metrics(ops_port))[delivered] == 2
+            return (await ops_metrics(ops_port))[delivered] == 2
 
         assert await wait_for(both_counted, 5) is not None
-        metrics = await _metrics(ops_port)
+        metrics = await ops_metrics(ops_port)
         assert metrics['shipper_alerts_open{rule="unhealthy",service="api-service"}'] == 1
         assert metrics['shipper_service_health{service="api-service",state="unhealthy"}'] == 1
 
@@ -195,7 +179,7 @@ async def test_unhealthy_alert_fires_and_resolves_within_10s(
         assert resolved_at - recovered_at <= 10
         assert receiver.json_events("hook")[1].at - recovered_at <= 10
         await asyncio.sleep(3)  # nothing else trails in
-        metrics = await _metrics(ops_port)
+        metrics = await ops_metrics(ops_port)
         assert not any(name.startswith("shipper_alerts_open{") for name in metrics)
         assert metrics[delivered] == 4
         assert metrics['shipper_webhook_deliveries_total{outcome="failed"}'] == 0

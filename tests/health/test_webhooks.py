@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -13,14 +12,6 @@ from shipper.health.alerts import AlertBook
 from shipper.health.config import HealthSettings
 from shipper.health.webhooks import WebhookNotifier, host_of, slack_payload
 from tests.health.loopback import WebhookReceiver, free_port, wait_for
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    hooks = WebhookReceiver()
-    hooks.start()
-    yield hooks
-    hooks.stop()
 
 
 def fired_event() -> dict:

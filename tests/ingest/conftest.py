@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from collector.ingest.app import create_app
 from collector.ingest.auth import token_hash
 from collector.ingest.config import IngestSettings
+from tests.kafka_io import consume
 
 API_TOKEN = "tok-api-service-0123456789"  # test-only values
 AUTH_TOKEN = "tok-auth-service-9876543210"
@@ -53,24 +53,6 @@ class Api:
 
 def ndjson(*records: dict[str, Any]) -> bytes:
     return b"".join(orjson.dumps(r) + b"\n" for r in records)
-
-
-async def consume(bootstrap: str, topic: str, count: int, wait: float = 20.0) -> list[Any]:
-    """Every message of `topic`, waiting until `count` arrived, then a moment more for any extra."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        deadline = time.monotonic() + wait
-        while len(out) < count and time.monotonic() < deadline:
-            for msgs in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(msgs)
-        for msgs in (await consumer.getmany(timeout_ms=1000)).values():
-            out.extend(msgs)
-    finally:
-        await consumer.stop()
-    return out
 
 
 def make_settings(bootstrap: str, unique: str, tokens_dir: Path | None = None, **overrides: Any) -> IngestSettings:

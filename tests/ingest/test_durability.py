@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from stack.localstack import Config, down, up
-from tests.ingest.conftest import API_TOKEN, consume, free_port, ndjson, serve, until_up
+from tests.ingest.conftest import API_TOKEN, free_port, ndjson, serve, until_up
+from tests.kafka_io import consume
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -15,7 +15,8 @@ import orjson
 import pytest
 
 from collector.ingest.forward import Forwarder, to_record
-from tests.ingest.conftest import API_TOKEN, consume, free_port, serve, until_up
+from tests.ingest.conftest import API_TOKEN, free_port, serve, until_up
+from tests.kafka_io import consume
 
 pytestmark = pytest.mark.stack
 

@@ -13,7 +13,8 @@ import pytest
 
 import collector
 from collector.metrics import REGISTRY
-from tests.ingest.conftest import API_TOKEN, consume, free_port, serve, until_up
+from tests.ingest.conftest import API_TOKEN, free_port, serve, until_up
+from tests.kafka_io import consume
 
 pytestmark = pytest.mark.stack
 

@@ -188,7 +188,7 @@ async def seed(search_url: str, namespace: str) -> dict[str, int]:
         for i, lag in enumerate((120, 40, 0)):
             stats.lag = {f"{TOPIC_LOGS}/0": lag}
             stats.retried += i
-            stats.observe_bulk(0.05)
+            stats.bulk.observe(0.05)
             when = now - timedelta(seconds=30 * (3 - i))
             docs.append(Shipper.pipeline_doc(fake, when, 10.0, last))  # type: ignore[arg-type]
             last = stats.snapshot()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -167,3 +168,11 @@ async def delete_namespace(search_url: str, namespace: str) -> None:
         await client.indices.delete_data_stream(name=f"*-{namespace}", ignore=[404])
     finally:
         await client.close()
+
+
+async def ops_metrics(port: int) -> dict[str, float]:
+    """A shipper's /metrics as {name with labels: value}."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}

@@ -11,7 +11,17 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from tests.shipper.harness import Run, create_topic, free_port, ids_in, log_record, produce, stop, wait_count
+from tests.shipper.harness import (
+    Run,
+    create_topic,
+    free_port,
+    ids_in,
+    log_record,
+    ops_metrics,
+    produce,
+    stop,
+    wait_count,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -32,13 +42,6 @@ async def _topic_values(bootstrap: str, topic: str, want: int) -> list[bytes]:
     return out
 
 
-async def _metrics(port: int) -> dict[str, float]:
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
-
-
 async def test_redelivery_to_a_new_group_does_not_duplicate(run: Run) -> None:
     await create_topic(run.bootstrap, run.logs_topic, partitions=2)
     # no event.id: the _id comes from topic/partition/offset, the same on every delivery
@@ -55,7 +58,7 @@ async def test_redelivery_to_a_new_group_does_not_duplicate(run: Run) -> None:
         for _ in range(120):
             await asyncio.sleep(0.25)
             try:
-                seen = await _metrics(port)
+                seen = await ops_metrics(port)
             except httpx.HTTPError:
                 continue
             if seen.get("shipper_duplicates_total", 0) >= 500:
@@ -78,7 +81,7 @@ async def test_health_and_metrics_endpoints(run: Run) -> None:
         await wait_count(run.search_url, f"logs-*-{run.namespace}", 21)
         assert await wait_count(run.search_url, f"metrics-elk.pipeline-{run.namespace}", 1, within=10) >= 1
         for _ in range(40):  # lag is sampled once a second
-            metrics = await _metrics(port)
+            metrics = await ops_metrics(port)
             if metrics.get(f'shipper_consumer_lag{{topic="{run.logs_topic}",partition="0"}}') == 0:
                 break
             await asyncio.sleep(0.25)

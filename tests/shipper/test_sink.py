@@ -129,7 +129,7 @@ async def test_auth_failures_are_waited_out_not_dead_lettered() -> None:
 def test_prometheus_text_counts_and_escapes_labels() -> None:
     stats = Stats(consumed=3, indexed=2, dead_lettered=1)
     stats.item_errors['odd"type'] += 1
-    stats.observe_bulk(0.02)
+    stats.bulk.observe(0.02)
     stats.lag = {"elk-logs/0": 5}
     text = render(stats.prometheus(ready=True))
     assert "shipper_up 1\n" in text and "shipper_consumed_total 3\n" in text

@@ -1,0 +1,27 @@
+"""Reading back what a test produced to the real broker."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+
+async def consume(bootstrap: str, topic: str, count: int, wait: float = 20.0) -> list[Any]:
+    """Every message of `topic`, waiting until `count` arrived, then a moment more: anything beyond
+    `count` would be a duplicate, and it must get the chance to show up."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + wait
+        while len(out) < count and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(msgs)
+        for msgs in (await consumer.getmany(timeout_ms=1000)).values():
+            out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out
