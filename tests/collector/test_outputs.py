@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 import collector
+from collector.metrics import REGISTRY
 from collector.outputs.stdout import StdoutOutput
 from tests.collector.conftest import assert_ecs
 
@@ -93,9 +94,12 @@ def ingest() -> Iterator[Ingest]:
 
 
 @pytest.fixture
-def http_out(ingest: Ingest, tmp_path: Any) -> Iterator[Any]:
+def http_out(ingest: Ingest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     token = tmp_path / "token"
     token.write_text("s3cr3t-token\n")
+    # counters other tests left in the process-wide registry are emitted on every interval; enough
+    # of them (after the ingest tests, say) overflow the 5-record queue: start from an empty registry
+    monkeypatch.setattr(REGISTRY, "_metrics", {})
     collector.configure(service="api-service", outputs="http", ingest_url=ingest.url, ingest_token_file=str(token),
                         queue_size=5, backoff_initial=0.05, backoff_max=0.2, metrics_interval=0, capture_stdlib=False)
     yield collector.outputs()["http"]

@@ -73,7 +73,11 @@ def test_exception_is_inside_the_single_line(memlog):
     assert second["log"]["logger"] == "lib"
 
 
-def test_stdlib_bridge_same_stream(memlog):
+def test_stdlib_bridge_same_stream(memlog, request):
+    # an in-process uvicorn run by an earlier test (log_level="warning") leaves this logger at WARNING
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    request.addfinalizer(lambda level=uvicorn_error.level: uvicorn_error.setLevel(level))
+    uvicorn_error.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 7)
     logging.getLogger("sqlalchemy.engine").warning("slow query", extra={"duration_ms": 12.5, "rows": [1]})
     a, b = (assert_ecs(line) for line in _lines())
