@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from collector.schema import TOPIC_LOGS, TOPIC_METRICS
+from collector.contract.streams import TOPIC_LOGS, TOPIC_METRICS
 
 OUTPUTS = ("stdout", "kafka", "http", "memory")
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}

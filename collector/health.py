@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collector.clock import now_iso
+from collector.contract.timefmt import now_iso
 from collector.pipeline import STATE
 
 Check = Callable[[], Any]

@@ -19,13 +19,13 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from collector.clock import now_iso
 from collector.config import LEVELS, CollectorSettings
+from collector.contract.ecs import ECS_VERSION
+from collector.contract.timefmt import now_iso
 from collector.metrics import REGISTRY
 from collector.outputs.base import MemoryOutput, MetricBytes, Output
 from collector.record import Static, build
 from collector.redact import Redactor
-from collector.schema import ECS_VERSION
 
 _OPTS = orjson.OPT_NON_STR_KEYS
 _STDLIB_LEVELS = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}

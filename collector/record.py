@@ -14,12 +14,13 @@ import os
 import socket
 from typing import Any
 
-from collector.clock import now_iso
 from collector.context import get_ecs as _get_ecs
 from collector.context import get_fields as _get_fields
+from collector.contract.ecs import ECS_VERSION
+from collector.contract.streams import sanitize_dataset
+from collector.contract.timefmt import now_iso
 from collector.errors import error_fields, exc_info_of
 from collector.redact import REDACTED, Redactor
-from collector.schema import ECS_VERSION, sanitize_dataset
 
 RESERVED = frozenset({"exc_info", "ecs", "stack_info", "event"})
 PROTECTED = frozenset({"@timestamp", "log.level", "message", "ecs.version", "ecs", "service", "host", "process"})

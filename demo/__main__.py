@@ -27,7 +27,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opensearchpy import AsyncOpenSearch, TransportError
 
-from collector.schema import TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from collector.contract.streams import TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 from demo.procs import Processes, free_port, wait_http
 from demo.summary import collect, render
 from stack.localstack import Config

@@ -23,8 +23,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from collector.promtext import render
-from collector.schema import DATASET_PIPELINE, ECS_VERSION, sanitize_namespace
+from collector.contract.ecs import ECS_VERSION
+from collector.contract.promtext import render
+from collector.contract.streams import DATASET_PIPELINE, sanitize_namespace
 from shipper.config import ShipperSettings
 from shipper.engines.base import EngineUnavailable, SearchEngine
 from shipper.enrich import EnrichContext

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from collector.schema import DATASET_DEAD_LETTER, ECS_VERSION, sanitize_namespace
+from collector.contract.ecs import ECS_VERSION
+from collector.contract.streams import DATASET_DEAD_LETTER, sanitize_namespace
 from shipper.enrich import Origin
 
 STREAM_TYPE = "logs"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from collector.schema import ECS_VERSION
+from collector.contract.ecs import ECS_VERSION
 
 Record = dict[str, Any]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from collector.schema import (
+from collector.contract.streams import (
     DATASET_ALERTS,
     DATASET_DEAD_LETTER,
     DATASET_HEALTH,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from collector.promtext import Histogram, metric, single
+from collector.contract.promtext import Histogram, metric, single
 
 
 @dataclass

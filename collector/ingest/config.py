@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from collector.schema import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -16,9 +16,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.clock import now_iso
+from collector.contract.ecs import ECS_VERSION
+from collector.contract.streams import DATASET_HEALTH, sanitize_dataset
+from collector.contract.timefmt import now_iso
 from collector.redact import REDACTED, Redactor
-from collector.schema import DATASET_HEALTH, ECS_VERSION, sanitize_dataset
 
 Record = dict[str, Any]
 

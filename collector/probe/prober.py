@@ -11,10 +11,10 @@ import httpx
 import orjson
 
 import collector
+from collector.contract.streams import DATASET_HEALTH
 from collector.probe.config import ProbeSettings
 from collector.probe.docker import Container, DockerHealth
 from collector.probe.names import service_of
-from collector.schema import DATASET_HEALTH
 
 log = collector.get_logger("collector.probe")
 

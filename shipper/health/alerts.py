@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.schema import DATASET_ALERTS
+from collector.contract.streams import DATASET_ALERTS
 from shipper.health.config import RuleSettings
 
 # rule id -> (name, severity)

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from collector.promtext import metric, single
-from collector.schema import DATASET_ALERTS, DATASET_HEALTH, sanitize_namespace
+from collector.contract.promtext import metric, single
+from collector.contract.streams import DATASET_ALERTS, DATASET_HEALTH, sanitize_namespace
 from shipper.engines.base import EngineUnavailable, SearchEngine
 from shipper.health import alerts
 from shipper.health.alerts import AlertBook, Condition, Key

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 import collector
-from collector.schema import ECS_VERSION, sanitize_dataset
+from collector.contract.ecs import ECS_VERSION
+from collector.contract.streams import sanitize_dataset
 
 SERVICE = "api-service"
 _TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

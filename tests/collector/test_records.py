@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import collector
-from collector.schema import ECS_VERSION
+from collector.contract.ecs import ECS_VERSION
 from tests.collector.conftest import assert_ecs
 
 

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 import collector
+from collector.contract.ecs import ECS_VERSION
 from collector.ingest.validate import OtherService, Reject, Shaper, parse_level, parse_timestamp
 from collector.redact import REDACTED, Redactor
-from collector.schema import ECS_VERSION
 
 SVC = "api-service"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from collector.schema import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 from shipper.app import Shipper
 from shipper.config import ShipperSettings
 from shipper.enrich import EnrichContext

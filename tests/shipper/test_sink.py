@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from collector.promtext import render
+from collector.contract.promtext import render
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.sink import Action, BulkSink, bulk_body, chunks, classify
 from shipper.stats import Stats

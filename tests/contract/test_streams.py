@@ -1,0 +1,43 @@
+"""Table test of data-stream naming."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.contract.streams import (
+    MAX_PART_BYTES,
+    data_stream_name,
+    data_stream_pattern,
+    is_own_dataset,
+    sanitize_dataset,
+    sanitize_namespace,
+)
+
+TABLE = [
+    (("logs", "api-service", "default"), "logs-api_service-default"),
+    (("logs", "API Service", "Prod"), "logs-api_service-prod"),
+    (("metrics", "auth-service", "staging-eu"), "metrics-auth_service-staging_eu"),
+    (("logs", "elk.health", "default"), "logs-elk.health-default"),
+    (("logs", "", ""), "logs-generic-default"),
+    (("logs", "***", "#"), "logs-generic-default"),
+    (("logs", 'a\\b/c*d?e"f<g>h|i,j#k:l', "x"), "logs-a_b_c_d_e_f_g_h_i_j_k_l-x"),
+]
+
+
+@pytest.mark.parametrize(("args", "name"), TABLE)
+def test_data_stream_name(args: tuple[str, str, str], name: str) -> None:
+    assert data_stream_name(*args) == name
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "ü" * 300, "日本" * 200])
+def test_parts_fit_in_bytes(name: str) -> None:
+    assert 0 < len(sanitize_dataset(name).encode()) <= MAX_PART_BYTES
+    assert 0 < len(sanitize_namespace(name).encode()) <= MAX_PART_BYTES
+    assert len(data_stream_name("metrics", name, name).encode()) + len(".ds--2026.12.02-000001") <= 255
+
+
+def test_patterns_and_own_datasets() -> None:
+    assert data_stream_pattern("logs") == "logs-*-*"
+    assert data_stream_pattern("logs", "elk.health") == "logs-elk.health-*"
+    assert [is_own_dataset(d) for d in ("elk.health", "ELK.alerts", "elk.anything", "api_service")] == [
+        True, True, True, False]
