@@ -25,7 +25,7 @@ from collector.contract.streams import service_streams
 from kibana import bundle, kql
 from kibana.bundle import Obj
 
-GRID_COLUMNS = 48
+GRID_COLUMNS = 48  # DASHBOARD_GRID_COLUMN_COUNT, src/plugins/dashboard/common/content_management/constants.ts
 MIN_KIBANA = (8, 11, 0)  # the oldest Kibana the bundle must import into; objects never import into an older one
 NUMERIC = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long"}
 AGGREGATABLE = NUMERIC | {"keyword", "date", "boolean", "ip"}
@@ -50,6 +50,8 @@ LENS_FIELD_USE = {"date_histogram": "date", "terms": "terms", "average": "numeri
                   "median": "numeric", "percentile": "numeric", "min": "min_max", "max": "min_max",
                   "last_value": "last_value", "unique_count": "unique_count", "count": "exists"}
 VIS_TYPES = {"lnsXY", "lnsMetric", "lnsDatatable", "lnsPie", "lnsGauge", "lnsHeatmap", "lnsLegacyMetric"}
+# ActionGroupId of each rule type: x-pack/plugins/stack_alerts/server/rule_types/es_query/rule_type.ts
+# and index_threshold/rule_type.ts
 RULE_GROUPS = {".es-query": "query matched", ".index-threshold": "threshold met"}
 CONNECTOR_TYPES = {".server-log", ".webhook", ".index", ".email", ".slack"}
 PATTERN = re.compile(r"^-?(logs|metrics)-[a-z0-9_.*]+-\*$")
@@ -221,7 +223,9 @@ class Validator:
                 continue
             if key == "coreMigrationVersion" and version > MIN_KIBANA:
                 self.problem(where, f"{key} {value} is newer than Kibana {'.'.join(map(str, MIN_KIBANA))}")
-            if key == "typeMigrationVersion" and version[0] >= 10:  # model versions: Kibana 8.18+/9.x only
+            # model versions are written as virtual versions 10.<n>.0 (core-saved-objects-base-server-internal,
+            # model_version/conversion.ts); only Kibanas with model-version migrations know them
+            if key == "typeMigrationVersion" and version[0] >= 10:
                 self.problem(where, f"{key} {value} is a model version only recent Kibanas know")
 
     # ---- per type
@@ -273,6 +277,8 @@ class Validator:
         columns_of: dict[str, dict[str, Any]] = {}
         for layer_id, layer in layers.items():
             lw = f"{where} layer {layer_id}"
+            # the form-based datasource's getLayerReferenceName (x-pack/plugins/lens/public/datasources/
+            # form_based/form_based.ts)
             ref = refs.get(f"indexpattern-datasource-layer-{layer_id}")
             if ref is None or ref["type"] != "index-pattern":
                 self.problem(lw, f"no index-pattern reference 'indexpattern-datasource-layer-{layer_id}'")
@@ -381,7 +387,7 @@ class Validator:
         cells: dict[tuple[int, int], str] = {}
         for n, panel in enumerate(panels, 1):
             pw = f"{where} panel {panel.get('panelIndex', n)}"
-            if not panel.get("type"):
+            if not panel.get("type"):  # extractReferences throws: dashboard_saved_object_references.ts
                 self.problem(pw, "no type (the dashboard will not render)")
             index = panel.get("panelIndex")
             if not isinstance(index, str) or index in seen:
