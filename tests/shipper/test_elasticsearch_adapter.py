@@ -76,8 +76,8 @@ async def test_detected_as_elasticsearch_and_setup_without_ilm(es_url: str) -> N
         await engine.install_templates()  # ILM refused: templates still go in, without a lifecycle
         await engine.install_templates()  # and again: idempotent
         assert engine.lifecycle is False
-        installed = await engine.request("GET", "/_index_template/elk-pipeline-logs")
-        assert installed["index_templates"][0]["index_template"]["priority"] > 500
+        installed = await engine.request("GET", "/_index_template/elk-pipeline-logs-elk.health")
+        assert installed["index_templates"][0]["index_template"]["priority"] > 600
     finally:
         await engine.close()
 
