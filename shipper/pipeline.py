@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from collector.contract.ecs import base_fields
 from shipper import deadletter
 from shipper.deadletter import DeadLetter
 from shipper.decode import Rejected, decode
@@ -28,6 +29,9 @@ class Message(Origin, Protocol):
 
 
 def doc_action(doc_id: str, doc: dict[str, Any], origin: Any = None) -> Action:
+    """A document the product writes itself (health, alerts, dead letters, pipeline metrics)."""
+    if "ecs" not in doc:
+        doc = {**base_fields(), **doc}
     stream = doc["data_stream"]
     name = f"{stream['type']}-{stream['dataset']}-{stream['namespace']}"
     return Action(doc_id, name, orjson.dumps(doc), origin)
