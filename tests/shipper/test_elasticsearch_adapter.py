@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from shipper.config import ShipperSettings
-from shipper.engines.base import EngineRejected, SearchEngine
+from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.engines.detect import build_engine, detect_kind
 from shipper.engines.elasticsearch import ElasticsearchEngine
 from shipper.sink import Action, BulkSink
@@ -141,8 +141,33 @@ async def _es_ids(engine: SearchEngine, index: str) -> list[str]:
     return [hit["_id"] for hit in found["hits"]["hits"]]
 
 
-# The imitation spends time per document in proportion to the index's mapping, and the ECS templates map
-# ~2,000 fields (real Elasticsearch does not slow down so): a few hundred records keep the test in bounds.
+async def _es_count(engine: SearchEngine, index: str) -> int:
+    try:
+        await engine.request("POST", f"/{index}/_refresh")
+    except EngineRejected:  # not created yet
+        return 0
+    return int((await engine.request("POST", f"/{index}/_count", {"query": {"match_all": {}}}))["count"])
+
+
+async def _wait_for_count(engine: SearchEngine, index: str, wanted: int, stalled_s: float = 20.0) -> int:
+    """Until `wanted` documents are there, giving up once the count has not moved for `stalled_s`."""
+    count, last, moved = -1, -1, time.monotonic()
+    while time.monotonic() - moved < stalled_s:
+        try:
+            count = await _es_count(engine, index)
+        except EngineUnavailable:
+            count = last
+        if count >= wanted:
+            break
+        if count != last:
+            last, moved = count, time.monotonic()
+        await asyncio.sleep(0.2)
+    return count
+
+
+# The imitation spends time per indexed document and per search hit in proportion to the index's mapping,
+# and the ECS templates map ~2,000 fields (real Elasticsearch does not slow down so): a few hundred
+# records, progress counted with _count, keep the test in bounds.
 HALF = 300
 
 
@@ -161,10 +186,7 @@ async def test_engine_stopped_and_restarted_nothing_lost_nothing_twice(es_url: s
     shipper = run.start_shipper(SHIPPER_HTTP_PORT=str(port), SHIPPER_RETRY_MAX_S="0.5")
     engine = await _engine(es_url)
     try:
-        for _ in range(100):
-            if len(await _es_ids(engine, index)) >= HALF:
-                break
-            await asyncio.sleep(0.1)
+        assert await _wait_for_count(engine, index, HALF) >= HALF
         _noida("stop", "elasticsearch", "--data-dir", str(_DATA[es_url]))
         await produce(run.bootstrap, run.logs_topic, [log_record(n) for n in range(HALF, 2 * HALF)])
         await asyncio.sleep(3)
@@ -175,12 +197,8 @@ async def test_engine_stopped_and_restarted_nothing_lost_nothing_twice(es_url: s
         _noida("start", "elasticsearch", "--data-dir", str(_DATA[es_url]))
         await engine.close()
         engine = await _engine(es_url)
-        ids: list[str] = []
-        for _ in range(150):
-            ids = await _es_ids(engine, index)
-            if len(ids) >= 2 * HALF:
-                break
-            await asyncio.sleep(0.1)
+        await _wait_for_count(engine, index, 2 * HALF)
+        ids = await _es_ids(engine, index)
     finally:
         await engine.close()
         assert stop(shipper) == 0
