@@ -53,11 +53,12 @@ class SearchEngine(ABC):
     # what setup installs; build_engine sets them from the settings
     replicas: int | None = None
     retention_days: int = 30
-    # index templates in place (by name): setup's and those put on demand
-    prepared: set[str]
-
-    def __init__(self) -> None:
-        self.prepared = set()
+    @property
+    def prepared(self) -> set[str]:
+        """Index templates in place, by name: setup's and those put on demand (per engine object; made
+        on first use, so adapters and test doubles need no constructor of ours)."""
+        known: set[str] = self.__dict__.setdefault("_prepared", set())
+        return known
 
     @abstractmethod
     async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class SearchEngine(ABC):
         """The ECS component templates and the own streams' index templates (setup, at every start)."""
         await self.put_templates(component_templates(self.name, await self.version(), self.replicas),
                                  index_templates(self.name))
-        self.prepared = set(index_templates(self.name))
+        self.prepared.update(index_templates(self.name))
 
     async def prepare_streams(self, streams: Iterable[str]) -> None:
         """Put the index template of each stream family not seen yet, before the first write creates the

@@ -32,7 +32,6 @@ class ElasticsearchEngine(SearchEngine):
 
     def __init__(self, url: str, *, username: str | None, password: str | None, api_key: str | None,
                  timeout: float, pool: int) -> None:
-        super().__init__()
         # no client-side compression or retries: the sink decides both, per request
         self.client = AsyncElasticsearch(
             hosts=[url], basic_auth=(username, password or "") if username else None, api_key=api_key,

@@ -26,7 +26,6 @@ class OpenSearchEngine(SearchEngine):
 
     def __init__(self, url: str, *, username: str | None, password: str | None, timeout: float, pool: int) -> None:
         auth = (username, password or "") if username else None
-        super().__init__()
         # no client-side compression or retries: the sink decides both, per request
         self.client = AsyncOpenSearch(hosts=[url], http_auth=auth, timeout=timeout, http_compress=False,
                                       max_retries=0, retry_on_timeout=False, pool_maxsize=pool)
