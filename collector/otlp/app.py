@@ -1,0 +1,272 @@
+"""The OTLP/HTTP app: POST /v1/logs and /v1/metrics (`application/x-protobuf` or `application/json`,
+gzip or not); GET /health and /metrics.
+
+Per request, with the ingest API's rules and its own classes (auth, Kafka gate, limits): bearer
+token -> service (401); the resource may name that service or one of its instances, another
+service is refused (403); body within `INGEST_MAX_BODY_BYTES` (413), gunzipped, decoded with the
+generated classes (400 when it cannot be); at most `INGEST_MAX_RECORDS` log records or data
+points (413); each mapped to the library's ECS document (collector.otlp.mapping), a record that
+cannot be used is counted in `partial_success`; then every accepted document is produced with
+acks=all and only then the 200 goes out. Kafka unavailable, or too many bytes in process: 503
+with Retry-After (an OTLP exporter retries 429/502/503/504). Refusals carry a google.rpc.Status
+body in the request's encoding, as the OTLP/HTTP specification asks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+
+from collector.ingest.auth import Authenticator
+from collector.ingest.metrics import IngestStats
+from collector.ingest.producer import KafkaGate, Unavailable
+from collector.otlp import decode
+from collector.otlp.body import BodyError, decode_content, read_limited
+from collector.otlp.config import OtlpSettings
+from collector.otlp.mapping import Mapper, OtherService, Rejected, attributes, timestamp
+from collector.otlp.metrics import points
+from collector.redact import Redactor
+
+# google.rpc.Code of each refusal (OTLP/HTTP answers carry a Status)
+_GRPC_CODE = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 503: 14}
+_SHAPE_ERRORS = (RecursionError, TypeError, ValueError, OverflowError, orjson.JSONEncodeError)
+Pairs = list[tuple[bytes, bytes]]
+
+
+class Problem(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+class Outcome:
+    """What one request's mapping produced: Kafka pairs, rejected count and first reason, other services."""
+
+    def __init__(self) -> None:
+        self.out: Pairs = []
+        self.rejected = 0
+        self.reason = ""
+        self.others: set[str] = set()
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if not self.reason:
+            self.reason = reason
+
+
+def create_app(settings: OtlpSettings | None = None) -> FastAPI:
+    settings = settings or OtlpSettings()
+    gate = KafkaGate(settings)
+    auth = Authenticator(settings)
+    mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes)
+    stats = IngestStats()
+    busy = [0]  # request body bytes being read, mapped or produced right now (bounded memory)
+    started = time.monotonic()
+    max_record = settings.max_record_bytes
+    dumps = orjson.dumps
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gate.start()
+        try:
+            yield
+        finally:
+            await gate.stop()
+
+    app = FastAPI(
+        title="elk-pipeline OTLP intake", version="1", lifespan=lifespan,
+        description="OTLP/HTTP logs and metrics (protobuf or JSON) mapped to ECS and written to Kafka (acks=all) "
+                    "before the answer. See docs/otel.md.",
+    )
+    app.state.gate = gate
+    app.state.stats = stats
+
+    def add(outcome: Outcome, key: bytes, rec: dict[str, Any]) -> None:
+        value = dumps(rec)
+        if len(value) > max_record:
+            outcome.reject(f"a record is {len(value)} bytes once mapped, over the limit of {max_record}")
+        else:
+            outcome.out.append((key, value))
+
+    def map_logs(request: ExportLogsServiceRequest, service: str) -> Outcome:
+        outcome = Outcome()
+        key = service.encode()
+        for rl in request.resource_logs:
+            try:
+                origin = mapper.origin(attributes(rl.resource.attributes), service)
+            except OtherService as exc:
+                outcome.others.add(exc.name[:100])
+                continue
+            for sl in rl.scope_logs:
+                scope_name = sl.scope.name
+                for lr in sl.log_records:
+                    try:
+                        add(outcome, key, mapper.log(origin, scope_name, lr))
+                    except _SHAPE_ERRORS:
+                        outcome.reject("a log record could not be mapped (nested too deeply?)")
+        return outcome
+
+    def map_metrics(request: ExportMetricsServiceRequest, service: str) -> Outcome:
+        outcome = Outcome()
+        key = service.encode()
+        for rm in request.resource_metrics:
+            try:
+                origin = mapper.origin(attributes(rm.resource.attributes), service)
+            except OtherService as exc:
+                outcome.others.add(exc.name[:100])
+                continue
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for point, values in points(metric):
+                        if isinstance(values, Rejected):
+                            outcome.reject(str(values))
+                            continue
+                        try:
+                            ts = timestamp(point.time_unix_nano)
+                            add(outcome, key, mapper.metric_doc(origin, ts, values, point.attributes))
+                        except _SHAPE_ERRORS:
+                            outcome.reject(f"{metric.name}: a data point could not be mapped")
+        return outcome
+
+    def count_logs(request: ExportLogsServiceRequest) -> int:
+        return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+
+    def count_points(request: ExportMetricsServiceRequest) -> int:
+        total = 0
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    total += len(getattr(metric, kind).data_points) if kind else 1
+        return total
+
+    def answer(kind: str, status: int, body: Message | bytes, headers: dict[str, str] | None = None) -> Response:
+        content = body if isinstance(body, bytes) else decode.encode(body, kind)
+        return Response(content, status_code=status, media_type=kind, headers=headers)
+
+    def make_handler(endpoint: str, topic: str, request_cls: type[Message], response_cls: type[Message],
+                     count: Callable[[Any], int], map_request: Callable[[Any, str], Outcome],
+                     what: str, rejected_field: str) -> Callable[[Request], Any]:
+
+        async def handler(request: Request) -> Response:
+            kind = decode.media_type(request.headers.get("content-type", "")) or decode.JSON
+            status = 500
+            try:
+                response = await _handle(request, kind)
+                status = response.status_code
+                return response
+            except Problem as problem:
+                status = problem.status
+                body = decode.status(_GRPC_CODE.get(problem.status, 2), problem.message, kind)
+                return answer(kind, problem.status, body, problem.headers)
+            finally:
+                stats.requests[(endpoint, status)] += 1
+
+        async def _handle(request: Request, kind: str) -> Response:
+            service = auth.service_for(request.headers.get("authorization"))
+            if service is None:
+                raise Problem(401, "a valid bearer token is required (Authorization: Bearer <token>)",
+                              {"WWW-Authenticate": 'Bearer realm="otlp"'})
+            if decode.media_type(request.headers.get("content-type", "")) is None:
+                raise Problem(415, "Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)")
+            declared = request.headers.get("content-length", "")
+            held = min(int(declared), settings.max_body_bytes) if declared.isdigit() else 0
+            if busy[0] > 0 and busy[0] + held > settings.max_in_flight_bytes:
+                raise Problem(503, "too many bytes in process; retry later", {"Retry-After": "1"})
+            busy[0] += held  # reserved before reading, so concurrent requests see each other
+            try:
+                try:
+                    raw = await read_limited(request.stream(), request.headers.get("content-length"),
+                                             settings.max_body_bytes)
+                    stats.body_bytes += len(raw)
+                    body = decode_content(raw, request.headers.get("content-encoding", ""), settings.max_body_bytes)
+                except BodyError as exc:
+                    raise Problem(exc.status, exc.message) from None
+                busy[0] += len(body) - held
+                held = len(body)
+                return await _process(body, kind, service)
+            finally:
+                busy[0] -= held
+
+        async def _process(body: bytes, kind: str, service: str) -> Response:
+            try:
+                message = decode.parse(body, kind, request_cls)
+            except decode.Malformed as exc:
+                raise Problem(400, str(exc)) from None
+            total = count(message)
+            if total > settings.max_records:
+                raise Problem(413, f"{total} {what} are over the limit of {settings.max_records} per request")
+            outcome = map_request(message, service)
+            if outcome.others:
+                raise Problem(403, f"this token may write for service {service!r} only; the request's resources "
+                                   f"name {sorted(outcome.others)[:5]}")
+            if outcome.rejected and not outcome.out:
+                stats.rejected[endpoint] += outcome.rejected
+                raise Problem(400, f"all {outcome.rejected} {what} were rejected; first: {outcome.reason}")
+            if outcome.out:
+                t0 = time.perf_counter()
+                try:
+                    await gate.produce(topic, outcome.out)
+                except Unavailable as exc:
+                    raise Problem(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+                stats.produce.observe(time.perf_counter() - t0)
+                stats.accepted[endpoint] += len(outcome.out)
+            response = response_cls()
+            if outcome.rejected:
+                stats.rejected[endpoint] += outcome.rejected
+                partial = response.partial_success
+                setattr(partial, rejected_field, outcome.rejected)
+                partial.error_message = f"{outcome.rejected} {what} rejected; first: {outcome.reason}"[:1000]
+            return answer(kind, 200, response)
+
+        handler.__name__ = f"post_{endpoint.rsplit('/', 1)[-1]}"
+        return handler
+
+    routes = (
+        ("/v1/logs", settings.topic_logs, ExportLogsServiceRequest, ExportLogsServiceResponse, count_logs,
+         map_logs, "log records", "rejected_log_records", "OTLP logs (ExportLogsServiceRequest)."),
+        ("/v1/metrics", settings.topic_metrics, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+         count_points, map_metrics, "data points", "rejected_data_points",
+         "OTLP metrics (ExportMetricsServiceRequest)."),
+    )
+    for path, topic, request_cls, response_cls, count, map_request, what, field, summary in routes:
+        handler = make_handler(path, topic, request_cls, response_cls, count, map_request, what, field)
+        app.add_api_route(path, handler, methods=["POST"], summary=summary)
+
+    @app.get("/health", summary="Liveness and Kafka state (503 while Kafka is known to be unavailable).")
+    async def health() -> Response:
+        await gate.check()
+        down = gate.state == "down"
+        body = {
+            "status": "unhealthy" if down else "healthy", "service": "elk-otlp",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "uptime": round(time.monotonic() - started, 3),
+            "checks": {"kafka": {"status": {"up": "healthy", "down": "unhealthy"}.get(gate.state, "unknown"),
+                                 **({"error": gate.last_error} if down else {})}},
+        }
+        return Response(orjson.dumps(body), status_code=503 if down else 200, media_type="application/json")
+
+    @app.get("/metrics", summary="Prometheus text metrics.")
+    async def metrics() -> Response:
+        text = stats.prometheus(gate.state == "up", gate.in_flight_bytes, gate.in_flight_records, gate.failures,
+                                busy[0])
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
