@@ -38,7 +38,7 @@ from collector.ingest.producer import KafkaGate, Unavailable
 from collector.otlp import decode
 from collector.otlp.body import BodyError, decode_content, read_limited
 from collector.otlp.config import OtlpSettings
-from collector.otlp.mapping import Mapper, OtherService, Rejected, attributes, timestamp
+from collector.otlp.mapping import Mapper, OtherService, Rejected, timestamp
 from collector.otlp.metrics import points
 from collector.redact import Redactor
 
@@ -110,7 +110,7 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
         key = service.encode()
         for rl in request.resource_logs:
             try:
-                origin = mapper.origin(attributes(rl.resource.attributes), service)
+                origin = mapper.origin(rl.resource.attributes, service)
             except OtherService as exc:
                 outcome.others.add(exc.name[:100])
                 continue
@@ -128,7 +128,7 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
         key = service.encode()
         for rm in request.resource_metrics:
             try:
-                origin = mapper.origin(attributes(rm.resource.attributes), service)
+                origin = mapper.origin(rm.resource.attributes, service)
             except OtherService as exc:
                 outcome.others.add(exc.name[:100])
                 continue

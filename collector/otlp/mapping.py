@@ -140,7 +140,20 @@ def level_of(severity_number: int, severity_text: str) -> str:
 def timestamp(time_unix_nano: int, observed_unix_nano: int = 0) -> str:
     """`time_unix_nano`, else the observed time, else now (the data model's order)."""
     nanos = time_unix_nano or observed_unix_nano
-    return format_epoch_ms(nanos // 1_000_000) if nanos else now_iso()
+    return millis_text(nanos // 1_000_000) if nanos else now_iso()
+
+
+_MS_TEXT: dict[int, str] = {}
+
+
+def millis_text(ms: int) -> str:
+    """format_epoch_ms, remembered: a request's records mostly share their milliseconds."""
+    text = _MS_TEXT.get(ms)
+    if text is None:
+        if len(_MS_TEXT) >= 4096:
+            _MS_TEXT.clear()
+        text = _MS_TEXT[ms] = format_epoch_ms(ms)
+    return text
 
 
 def hex_id(raw: bytes, size: int) -> str | None:
@@ -199,41 +212,66 @@ class Mapper:
         self.red = redactor
         self.default_environment = default_environment
         self.max_attributes = max_attributes
+        self._plans: dict[str, Any] = {}
 
-    def origin(self, resource_attrs: dict[str, Any], token_service: str) -> Origin:
-        service = service_of_resource(resource_attrs, token_service, self.default_environment)
+    def origin(self, resource: Any, token_service: str) -> Origin:
+        """What a Resource (its repeated KeyValue attributes) gives each of its records."""
+        service = service_of_resource(attributes(resource), token_service, self.default_environment)
         fields: Record = {}
         labels: Record = {}
         extra: Record = {}
-        rest = {k: v for k, v in resource_attrs.items() if k not in _SERVICE_KEYS}
-        dropped = self.spread(rest, fields, labels, extra, self.max_attributes)
+        dropped = self.spread(resource, fields, labels, extra, self.max_attributes, _SERVICE_KEYS)
         return Origin(service, sanitize_dataset(token_service), fields, labels, extra, dropped)
 
-    def spread(self, attrs: dict[str, Any], fields: Record, labels: Record, extra: Record, room: int) -> int:
-        """Attributes into ECS fields (semantic conventions), labels (scalars) or extra (the rest);
-        at most `room` of them; returns how many were left out."""
+    def _plan(self, key: str) -> tuple[tuple[str, ...] | None, type | None, str, bool] | None:
+        """Per attribute key, once: its ECS path and type (or None), label name, whether it names a
+        secret; None when the key is unusable. Bounded: keys come from clients."""
+        if key in self._plans:
+            return self._plans[key]
+        found: tuple[tuple[str, ...] | None, type | None, str, bool] | None = None
+        if len(key) <= MAX_KEY_CHARS and key.strip(". "):
+            path, kind = _ATTRIBUTES.get(key, (None, None))
+            found = (path, kind, key.replace(".", "_"), self.red.key_is_secret(key))
+        if len(self._plans) < 10_000:
+            self._plans[key] = found
+        return found
+
+    def spread(self, kvs: Any, fields: Record, labels: Record, extra: Record, room: int,
+               skip: frozenset[str] = frozenset()) -> int:
+        """Attributes (repeated KeyValue) into ECS fields (semantic conventions), labels (scalars)
+        or extra (the rest); at most `room` of them; returns how many were left out."""
         red = self.red
         dropped = 0
-        for key, value in attrs.items():
-            if value is None:
+        for kv in kvs:
+            key = kv.key
+            if key in skip:
                 continue
-            if room <= 0 or len(key) > MAX_KEY_CHARS or not key.strip(". "):
+            value = kv.value
+            which = value.WhichOneof("value")
+            if which == "string_value":
+                value = value.string_value
+            elif which == "int_value":
+                value = value.int_value
+            elif which == "double_value":
+                value = value.double_value
+            elif which is None:
+                continue
+            else:
+                value = any_value(value)
+            plan = self._plans.get(key) or self._plan(key)
+            if room <= 0 or plan is None:
                 dropped += 1
                 continue
             room -= 1
-            target = _ATTRIBUTES.get(key)
-            if target is not None:
-                path, kind = target
-                if type(value) is kind:
-                    _put(fields, path, red.text(value[:MAX_TEXT]) if type(value) is str else value)
-                    continue
-            secret = red.key_is_secret(key)
-            if type(value) in (str, int, float, bool):
-                if secret:
-                    value = REDACTED
-                elif type(value) is str:
-                    value = red.text(value[:MAX_LABEL_CHARS])
-                labels[key.replace(".", "_")] = value
+            path, kind, label, secret = plan
+            vtype = type(value)
+            if vtype is kind:
+                assert path is not None
+                _put(fields, path, red.text(value[:MAX_TEXT]) if vtype is str else value)
+            elif vtype is str:
+                labels[label] = REDACTED if secret else red.text(value[:MAX_LABEL_CHARS])
+            elif vtype is int or vtype is float or vtype is bool:
+                labels[label] = REDACTED if secret else value
             else:
                 extra[key] = REDACTED if secret else red.deep(value)
         return dropped
@@ -257,37 +295,44 @@ class Mapper:
             message = str(any_value(body)).lower() if kind == "bool_value" else str(any_value(body))
         if len(message) > MAX_TEXT:
             message = message[:MAX_TEXT]
+        number = lr.severity_number
+        observed = lr.observed_time_unix_nano
+        nanos = lr.time_unix_nano
         rec: Record = {
-            "@timestamp": timestamp(lr.time_unix_nano, lr.observed_time_unix_nano),
-            "log.level": level_of(lr.severity_number, lr.severity_text),
+            "@timestamp": timestamp(nanos, observed),
+            "log.level": _SEVERITY[(number - 1) >> 2] if 0 < number <= 24 else level_of(0, lr.severity_text),
             "message": red.text(message) if red.enabled else message,
             "ecs.version": ECS_VERSION,
             "service": origin.service,
         }
         event: Record = {"dataset": origin.dataset}
-        if lr.time_unix_nano and lr.observed_time_unix_nano:
-            event["created"] = format_epoch_ms(lr.observed_time_unix_nano // 1_000_000)
-        if lr.event_name:
-            event["action"] = lr.event_name[:MAX_LABEL_CHARS]
+        if nanos and observed:
+            event["created"] = millis_text(observed // 1_000_000)
+        event_name = lr.event_name
+        if event_name:
+            event["action"] = event_name[:MAX_LABEL_CHARS]
         rec["event"] = event
-        trace_id = hex_id(lr.trace_id, 16)
-        if trace_id is not None:
-            rec["trace"] = {"id": trace_id}
-        span_id = hex_id(lr.span_id, 8)
-        if span_id is not None:
-            rec["span"] = {"id": span_id}
-        fields = _copy(origin.fields)
-        labels = dict(origin.labels)
-        extra = dict(origin.extra)
+        raw = lr.trace_id
+        if raw:
+            trace_id = hex_id(raw, 16)
+            if trace_id is not None:
+                rec["trace"] = {"id": trace_id}
+            span_id = hex_id(lr.span_id, 8)
+            if span_id is not None:
+                rec["span"] = {"id": span_id}
+        fields = _copy(origin.fields) if origin.fields else {}
+        labels = dict(origin.labels) if origin.labels else {}
+        extra = dict(origin.extra) if origin.extra else {}
         dropped = origin.dropped
-        if lr.attributes:
-            dropped += self.spread(attributes(lr.attributes), fields, labels, extra,
-                                   self.max_attributes - len(labels) - len(extra))
+        kvs = lr.attributes
+        if kvs:
+            dropped += self.spread(kvs, fields, labels, extra, self.max_attributes - len(labels) - len(extra))
         if scope_name:
             _put(fields, ("log", "logger"), scope_name[:MAX_LABEL_CHARS])
         if structured is not None:
             extra["body"] = red.deep(structured)
-        rec.update(fields)
+        if fields:
+            rec.update(fields)
         if dropped:
             labels["otel_dropped_attributes"] = dropped
         if labels:
@@ -304,13 +349,12 @@ class Mapper:
             "@timestamp": ts, "log.level": INFO, "message": f"metric {metric['name']}", "ecs.version": ECS_VERSION,
             "service": origin.service, "event": {"kind": "metric", "dataset": origin.dataset},
         }
-        fields = _copy(origin.fields)
-        labels = dict(origin.labels)
-        extra = dict(origin.extra)
+        fields = _copy(origin.fields) if origin.fields else {}
+        labels = dict(origin.labels) if origin.labels else {}
+        extra = dict(origin.extra) if origin.extra else {}
         dropped = origin.dropped
         if point_attrs:
-            dropped += self.spread(attributes(point_attrs), fields, labels, extra,
-                                   self.max_attributes - len(labels) - len(extra))
+            dropped += self.spread(point_attrs, fields, labels, extra, self.max_attributes - len(labels) - len(extra))
         rec.update(fields)
         rec["metric"] = metric
         if dropped:

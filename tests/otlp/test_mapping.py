@@ -18,7 +18,7 @@ from collector.otlp.body import BodyError, gunzip
 from collector.otlp.mapping import Mapper, OtherService, Rejected, hex_id, level_of, service_of_resource, timestamp
 from collector.otlp.metrics import points, quantile
 from collector.redact import Redactor
-from tests.otlp.conftest import any_value, record
+from tests.otlp.conftest import any_value, kv, record
 
 
 @pytest.mark.parametrize(("number", "text", "level"), [
@@ -66,7 +66,8 @@ def test_resource_of_another_service_is_refused(claimed: str) -> None:
 
 def mapped(lr: LogRecord, resource: dict[str, object] | None = None, max_attributes: int = 128) -> dict:
     mapper = Mapper(Redactor(), max_attributes=max_attributes)
-    origin = mapper.origin(resource or {"service.name": "api-service"}, "api-service")
+    attrs = resource or {"service.name": "api-service"}
+    origin = mapper.origin([kv(k, v) for k, v in attrs.items()], "api-service")
     return mapper.log(origin, "scope", lr)
 
 
