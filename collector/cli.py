@@ -1,4 +1,4 @@
-"""`collector` console script: the ingest API (`serve`) and the health prober (`probe`)."""
+"""`collector` console script: the ingest API (`serve`), the OTLP/HTTP intake (`otlp`), the health prober (`probe`)."""
 
 from __future__ import annotations
 
