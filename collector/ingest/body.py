@@ -5,6 +5,7 @@ records are built (a body of millions of tiny records is refused without materia
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from collections.abc import AsyncIterator
@@ -20,9 +21,6 @@ NDJSON_TYPES = frozenset({
 # top-level keys of the OTLP/HTTP JSON encoding (ExportLogsServiceRequest & co.)
 OTLP_KEYS = ("resourceLogs", "resourceMetrics", "resourceSpans")
 _GZIP_MAGIC = b"\x1f\x8b"
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included (unrolled: no backtracking)
-_INNERMOST = re.compile(rb"[\[{][^\[\]{}]*[\]}]")  # an object or array holding no other
-_MAX_DEPTH = 64  # collapse passes before giving up counting (deeper records are rare and cheap to parse)
 
 
 class Problem(Exception):
@@ -122,21 +120,55 @@ def gunzip(body: bytes, limit: int) -> bytes:
         first = False
 
 
-def array_length(text: bytes) -> int | None:
-    """Elements of a JSON array (None: not an array, or too deep to count this way), without building
-    them: strings become `0`, then innermost containers collapse to `0` until only the top level is
-    left, whose commas count. C-speed regex passes, a few copies of the body at most."""
-    text = text.strip()
-    if text[:1] != b"[" or text[-1:] != b"]":
-        return None
-    inner = _STRING.sub(b"0", text[1:-1])
-    for _ in range(_MAX_DEPTH):
-        if b"[" not in inner and b"{" not in inner:
-            return inner.count(b",") + 1 if inner.strip() else 0
-        inner, found = _INNERMOST.subn(b"0", inner)
-        if not found:
-            return None  # unbalanced: the parser will say why
-    return None
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # as orjson: NaN and Infinity are no JSON values
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The index of the first non-blank character at or after `at`."""
+    found = _SPACE.match(text, at)
+    return found.end() if found else at
+
+
+def array_items(body: bytes, limit: int) -> list[Any]:
+    """The elements of a JSON array body, parsed one by one: 413 as soon as there are more than
+    `limit` (a body of millions of `{}` costs `limit` small dicts, not millions); 400 if unusable."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise Problem(400, f"body is not valid JSON: not UTF-8 ({exc.reason} at {exc.start})") from None
+    skip = _skip
+    at = skip(text, 0)
+    if text[at:at + 1] != "[":
+        raise Problem(400, "a JSON array of record objects (or one object) is expected")
+    at = skip(text, at + 1)
+    items: list[Any] = []
+    if text[at:at + 1] == "]":
+        at += 1
+    else:
+        decode = _DECODER.raw_decode
+        while True:
+            if len(items) == limit:
+                raise Problem(413, f"more than {limit} records: over the limit per request")
+            try:
+                item, at = decode(text, at)
+            except (ValueError, RecursionError) as exc:
+                raise Problem(400, f"body is not valid JSON: {exc}"[:300]) from None
+            items.append(item)
+            at = skip(text, at)
+            sep = text[at:at + 1]
+            at = skip(text, at + 1)
+            if sep == "]":
+                break
+            if sep != ",":
+                raise Problem(400, f"body is not valid JSON: ',' or ']' expected at {at}")
+    if text[at:].strip(" \t\n\r"):
+        raise Problem(400, "body is not valid JSON: data after the array")
+    return items
 
 
 def ndjson_lines(body: bytes, limit: int) -> list[bytes]:
@@ -174,14 +206,13 @@ def parse(body: bytes, ctype: str, max_records: int) -> tuple[list[Any], list[di
         ctype = "application/json" if body.lstrip()[:1] == b"[" else "application/x-ndjson"
     rejected: list[dict[str, Any]] = []
     if ctype in JSON_TYPES or ctype.endswith("+json"):
-        if body.count(b",") >= max_records:  # could hold more records than allowed: count them first
-            count = array_length(body)
-            if count is not None and count > max_records:
-                raise Problem(413, f"{count} records are over the limit of {max_records} per request")
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise Problem(400, f"body is not valid JSON: {exc}") from None
+        if body.lstrip()[:1] == b"[" and body.count(b",") >= max_records:
+            doc: Any = array_items(body, max_records)  # may hold too many records: parse them one by one
+        else:
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise Problem(400, f"body is not valid JSON: {exc}") from None
         if type(doc) is dict:
             otlp_refusal(doc)
             records: list[Any] = [doc]
