@@ -17,7 +17,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from collector.contract.streams import TOPIC_LOGS, TOPIC_METRICS
 
 OUTPUTS = ("stdout", "kafka", "http", "memory")
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
 def _split(value: object) -> object:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from collector.contract.timefmt import now_iso
-from collector.pipeline import STATE
+from collector.state import STATE
 
 Check = Callable[[], Any]
 _STARTED = time.monotonic()
