@@ -20,6 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from collector.contract.health import HEALTHY, UNHEALTHY, UNKNOWN
+from collector.contract.timefmt import now_iso
 from collector.ingest import body as bodies
 from collector.ingest.auth import Authenticator
 from collector.ingest.body import InFlight, Problem
@@ -231,11 +233,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         await gate.check()
         down = gate.state == "down"
         body = {
-            "status": "unhealthy" if down else "healthy",
+            "status": UNHEALTHY if down else HEALTHY,
             "service": "elk-ingest",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "timestamp": now_iso(),
             "uptime": round(time.monotonic() - started, 3),
-            "checks": {"kafka": {"status": {"up": "healthy", "down": "unhealthy"}.get(gate.state, "unknown"),
+            "checks": {"kafka": {"status": {"up": HEALTHY, "down": UNHEALTHY}.get(gate.state, UNKNOWN),
                                  **({"error": gate.last_error} if down else {})}},
             "in_flight_bytes": gate.in_flight_bytes,
         }
