@@ -24,10 +24,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# the local stack needs a JDK and Maven; on a fresh Debian machine they come from apt
+# the local stack needs a JDK and Maven; the documented Node logger (docs/ingest.md) is run by a test
+# with Node; on a fresh Debian machine they come from apt
 system-deps:
 	@command -v java >/dev/null && command -v javac >/dev/null && command -v mvn >/dev/null || \
 	  (apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven)
+	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
 
 # the OpenTelemetry JS SDK the OTLP intake's tests send with (tests/otlp/node, pinned by its lockfile)
 NODE_DIR := tests/otlp/node

@@ -44,8 +44,8 @@ def bootstrap() -> str:
 def make_records(n: int) -> list[bytes]:
     """Records as the library renders them (so both sides produce the same bytes)."""
     import collector
-    from collector.pipeline import STATE
     from collector.record import build
+    from collector.state import STATE
 
     collector.configure(service="api-service", outputs="memory", metrics_interval=0, capture_stdlib=False)
     assert STATE.static is not None

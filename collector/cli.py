@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         import signal
         from pathlib import Path
 
+        from collector.contract.settings import read_secret
         from collector.ingest.forward import Forwarder
 
-        token = Path(args.token_file).read_text().strip()
+        token = read_secret(None, Path(args.token_file)) or ""
         forwarder = Forwarder(Path(args.file), args.url, token, from_start=args.from_start)
         signal.signal(signal.SIGTERM, lambda *_: forwarder.stop.set())
         try:
@@ -70,16 +71,13 @@ def _start(command: str, settings_cls: Any, prefix: str, service: str) -> Any:
     from pydantic import ValidationError
 
     import collector
+    from collector.contract.settings import describe_error
 
     try:
         settings = settings_cls()
-    except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            where = "_".join(str(p) for p in e["loc"]).upper()
-            message = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{prefix}{where}: {message}" if where else message)
-        print(f"collector {command}: invalid configuration: {'; '.join(problems)}", file=sys.stderr)
+    except (ValidationError, ValueError) as exc:  # ValueError: an unreadable <PREFIX>CONFIG_FILE
+        problem = describe_error(exc, prefix) if isinstance(exc, ValidationError) else str(exc)
+        print(f"collector {command}: invalid configuration: {problem}", file=sys.stderr)
         return None
     collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": service}))
     return settings

@@ -16,14 +16,14 @@ from typing import Any
 
 from collector.context import get_ecs as _get_ecs
 from collector.context import get_fields as _get_fields
-from collector.contract.ecs import ECS_VERSION
+from collector.contract.ecs import ECS_VERSION, SPEC_TOP
 from collector.contract.streams import sanitize_dataset
 from collector.contract.timefmt import now_iso
 from collector.errors import error_fields, exc_info_of
 from collector.redact import REDACTED, Redactor
 
 RESERVED = frozenset({"exc_info", "ecs", "stack_info", "event"})
-PROTECTED = frozenset({"@timestamp", "log.level", "message", "ecs.version", "ecs", "service", "host", "process"})
+PROTECTED = frozenset({*SPEC_TOP, "ecs", "service", "host", "process"})
 _SCALARS = frozenset({str, int, float, bool})
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import collector
+from collector.contract.settings import describe_error
 from kibana import bundle
 from kibana.config import KibanaSettings
 from kibana.loader import LoadError, load
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = KibanaSettings()
     except ValidationError as exc:
-        collector.get_logger("kibana").error("invalid KIBANA_* settings", error=str(exc))
+        collector.get_logger("kibana").error("invalid KIBANA_* settings", error=describe_error(exc, "KIBANA_"))
         return 2
     try:
         summary = asyncio.run(load(settings))
