@@ -4,7 +4,7 @@ library's ECS documents and produced to Kafka with the ingest API's guarantees.
 - `decode`   request body -> the official generated request classes (`opentelemetry-proto`)
 - `mapping`  OTLP -> ECS documents, pure functions (the table is in docs/otel.md)
 - `metrics`  OTLP metric data points -> the library's metric document values
-- `body`     reading a request body within the ingest API's limits (streamed count, gzip)
 - `config`   `OtlpSettings`: the ingest API's settings plus the OTLP listener's own
-- `app`      the OTLP/HTTP app (`collector otlp`, port 4318)
+- `app`      the OTLP/HTTP app (`collector otlp`, port 4318); bodies are read by the ingest API's
+             `collector.ingest.body.read` (streamed byte count, every gzip member, in-flight bound)
 """

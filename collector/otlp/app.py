@@ -32,11 +32,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
+from collector.ingest import body as bodies
 from collector.ingest.auth import Authenticator
+from collector.ingest.body import InFlight, Problem
 from collector.ingest.metrics import IngestStats
 from collector.ingest.producer import KafkaGate, Unavailable
 from collector.otlp import decode
-from collector.otlp.body import BodyError, decode_content, read_limited
 from collector.otlp.config import OtlpSettings
 from collector.otlp.mapping import Mapper, OtherService, Rejected, timestamp
 from collector.otlp.metrics import points
@@ -46,14 +47,6 @@ from collector.redact import Redactor
 _GRPC_CODE = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 503: 14}
 _SHAPE_ERRORS = (RecursionError, TypeError, ValueError, OverflowError, orjson.JSONEncodeError)
 Pairs = list[tuple[bytes, bytes]]
-
-
-class Problem(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
 
 
 class Outcome:
@@ -77,7 +70,7 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
     auth = Authenticator(settings)
     mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes)
     stats = IngestStats()
-    busy = [0]  # request body bytes being read, mapped or produced right now (bounded memory)
+    busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, mapped or produced right now
     started = time.monotonic()
     max_record = settings.max_record_bytes
     dumps = orjson.dumps
@@ -186,24 +179,15 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
                               {"WWW-Authenticate": 'Bearer realm="otlp"'})
             if decode.media_type(request.headers.get("content-type", "")) is None:
                 raise Problem(415, "Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)")
-            declared = request.headers.get("content-length", "")
-            held = min(int(declared), settings.max_body_bytes) if declared.isdigit() else 0
-            if busy[0] > 0 and busy[0] + held > settings.max_in_flight_bytes:
-                raise Problem(503, "too many bytes in process; retry later", {"Retry-After": "1"})
-            busy[0] += held  # reserved before reading, so concurrent requests see each other
+            hold = busy.hold()  # grows chunk by chunk: concurrent requests see each other's bytes
             try:
-                try:
-                    raw = await read_limited(request.stream(), request.headers.get("content-length"),
-                                             settings.max_body_bytes)
-                    stats.body_bytes += len(raw)
-                    body = decode_content(raw, request.headers.get("content-encoding", ""), settings.max_body_bytes)
-                except BodyError as exc:
-                    raise Problem(exc.status, exc.message) from None
-                busy[0] += len(body) - held
-                held = len(body)
+                body, wire = await bodies.read(request.stream(), hold, settings.max_body_bytes,
+                                               request.headers.get("content-length"),
+                                               request.headers.get("content-encoding", "").strip().lower())
+                stats.body_bytes += wire
                 return await _process(body, kind, service)
             finally:
-                busy[0] -= held
+                hold.release()
 
         async def _process(body: bytes, kind: str, service: str) -> Response:
             try:
@@ -266,7 +250,7 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
     @app.get("/metrics", summary="Prometheus text metrics.")
     async def metrics() -> Response:
         text = stats.prometheus(gate.state == "up", gate.in_flight_bytes, gate.in_flight_records, gate.failures,
-                                busy[0])
+                                busy.bytes)
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

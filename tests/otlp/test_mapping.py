@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 
 import orjson
@@ -14,7 +13,6 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
 from collector.otlp import decode
-from collector.otlp.body import BodyError, gunzip
 from collector.otlp.mapping import Mapper, OtherService, Rejected, hex_id, level_of, service_of_resource, timestamp
 from collector.otlp.metrics import points, quantile
 from collector.redact import Redactor
@@ -197,13 +195,4 @@ def test_json_rules_of_otlp() -> None:
     assert decode.media_type("application/x-protobuf") == decode.PROTOBUF
     assert decode.media_type("application/json; charset=utf-8") == decode.JSON
     assert decode.media_type("text/plain") is None
-
-
-def test_gunzip_reads_every_member_and_refuses_garbage() -> None:
-    assert gunzip(gzip.compress(b"ab") + gzip.compress(b"cd"), 100) == b"abcd"
-    for bad, status in ((gzip.compress(b"ab") + b"junk", 400), (gzip.compress(b"ab")[:-3], 400),
-                        (b"plain", 400), (gzip.compress(b"x" * 200), 413)):
-        with pytest.raises(BodyError) as info:
-            gunzip(bad, 100)
-        assert info.value.status == status
 
