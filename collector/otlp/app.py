@@ -37,7 +37,7 @@ from collector.ingest.auth import Authenticator
 from collector.ingest.body import InFlight, Problem
 from collector.ingest.metrics import IngestStats
 from collector.ingest.producer import KafkaGate, Unavailable
-from collector.otlp import decode
+from collector.otlp import bound, decode
 from collector.otlp.config import OtlpSettings
 from collector.otlp.mapping import Mapper, OtherService, Rejected, timestamp
 from collector.otlp.metrics import points
@@ -138,24 +138,12 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
                             outcome.reject(f"{metric.name}: a data point could not be mapped")
         return outcome
 
-    def count_logs(request: ExportLogsServiceRequest) -> int:
-        return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-
-    def count_points(request: ExportMetricsServiceRequest) -> int:
-        total = 0
-        for rm in request.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    kind = metric.WhichOneof("data")
-                    total += len(getattr(metric, kind).data_points) if kind else 1
-        return total
-
     def answer(kind: str, status: int, body: Message | bytes, headers: dict[str, str] | None = None) -> Response:
         content = body if isinstance(body, bytes) else decode.encode(body, kind)
         return Response(content, status_code=status, media_type=kind, headers=headers)
 
     def make_handler(endpoint: str, topic: str, request_cls: type[Message], response_cls: type[Message],
-                     count: Callable[[Any], int], map_request: Callable[[Any, str], Outcome],
+                     path: bound.Path, map_request: Callable[[Any, str], Outcome],
                      what: str, rejected_field: str) -> Callable[[Request], Any]:
 
         async def handler(request: Request) -> Response:
@@ -191,12 +179,11 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
 
         async def _process(body: bytes, kind: str, service: str) -> Response:
             try:
-                message = decode.parse(body, kind, request_cls)
+                message, _ = decode.parse(body, kind, request_cls, path, settings.max_records)
             except decode.Malformed as exc:
                 raise Problem(400, str(exc)) from None
-            total = count(message)
-            if total > settings.max_records:
-                raise Problem(413, f"{total} {what} are over the limit of {settings.max_records} per request")
+            except bound.TooMany as exc:
+                raise Problem(413, f"{what}: {exc}, the limit per request is {settings.max_records}") from None
             outcome = map_request(message, service)
             if outcome.others:
                 raise Problem(403, f"this token may write for service {service!r} only; the request's resources "
@@ -224,15 +211,15 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
         return handler
 
     routes = (
-        ("/v1/logs", settings.topic_logs, ExportLogsServiceRequest, ExportLogsServiceResponse, count_logs,
+        ("/v1/logs", settings.topic_logs, ExportLogsServiceRequest, ExportLogsServiceResponse, bound.LOGS,
          map_logs, "log records", "rejected_log_records", "OTLP logs (ExportLogsServiceRequest)."),
         ("/v1/metrics", settings.topic_metrics, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-         count_points, map_metrics, "data points", "rejected_data_points",
+         bound.METRICS, map_metrics, "data points", "rejected_data_points",
          "OTLP metrics (ExportMetricsServiceRequest)."),
     )
-    for path, topic, request_cls, response_cls, count, map_request, what, field, summary in routes:
-        handler = make_handler(path, topic, request_cls, response_cls, count, map_request, what, field)
-        app.add_api_route(path, handler, methods=["POST"], summary=summary)
+    for endpoint, topic, request_cls, response_cls, path, map_request, what, field, summary in routes:
+        handler = make_handler(endpoint, topic, request_cls, response_cls, path, map_request, what, field)
+        app.add_api_route(endpoint, handler, methods=["POST"], summary=summary)
 
     @app.get("/health", summary="Liveness and Kafka state (503 while Kafka is known to be unavailable).")
     async def health() -> Response:

@@ -17,6 +17,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
 
+from collector.otlp import bound
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf"})
@@ -40,10 +42,15 @@ def media_type(content_type: str) -> str | None:
     return None
 
 
-def parse(body: bytes, kind: str, cls: type[Message]) -> Message:
+def parse(body: bytes, kind: str, cls: type[Message], path: bound.Path, limit: int) -> tuple[Message, int]:
+    """(the request, how many records or data points it holds); bound.TooMany past `limit`,
+    counted before the message is built."""
     if kind == PROTOBUF:
         try:
-            return cls.FromString(body)
+            count = bound.count_protobuf(body, path, limit)
+            return cls.FromString(body), count
+        except bound.Truncated as exc:
+            raise Malformed(f"body is not a valid {cls.__name__} protobuf message: {exc}") from None
         except (DecodeError, RecursionError, ValueError) as exc:
             raise Malformed(f"body is not a valid {cls.__name__} protobuf message: {exc}"[:300]) from None
     try:
@@ -52,13 +59,14 @@ def parse(body: bytes, kind: str, cls: type[Message]) -> Message:
         raise Malformed(f"body is not valid JSON: {exc}"[:300]) from None
     if type(doc) is not dict:
         raise Malformed(f"a JSON object ({cls.__name__}) is expected")
+    count = bound.count_json(doc, path, limit)
     _hex_ids_to_base64(doc)
     message = cls()
     try:
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
         raise Malformed(f"body is not a valid OTLP/JSON {cls.__name__}: {exc}"[:300]) from None
-    return message
+    return message, count
 
 
 def _hex_ids_to_base64(doc: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
-from collector.otlp import decode
+from collector.otlp import bound, decode
 from collector.otlp.mapping import Mapper, OtherService, Rejected, hex_id, level_of, service_of_resource, timestamp
 from collector.otlp.metrics import points, quantile
 from collector.redact import Redactor
@@ -123,8 +123,8 @@ def test_event_name_and_observed_time() -> None:
 
 
 def metric_from(json_metric: dict) -> Metric:
-    request = decode.parse(orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [json_metric]}]}]}),
-                           decode.JSON, ExportMetricsServiceRequest)
+    request, _ = decode.parse(orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [json_metric]}]}]}),
+                              decode.JSON, ExportMetricsServiceRequest, bound.METRICS, 100)
     return request.resource_metrics[0].scope_metrics[0].metrics[0]  # type: ignore[attr-defined]
 
 
@@ -185,13 +185,14 @@ def test_json_rules_of_otlp() -> None:
     body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
         "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "severityNumber": 13,
         "timeUnixNano": 1764633600000000000, "futureField": True, "body": {"stringValue": "x"}}]}]}]}
-    request = decode.parse(orjson.dumps(body), decode.JSON, ExportLogsServiceRequest)
+    request, count = decode.parse(orjson.dumps(body), decode.JSON, ExportLogsServiceRequest, bound.LOGS, 100)
+    assert count == 1
     lr = request.resource_logs[0].scope_logs[0].log_records[0]  # type: ignore[attr-defined]
     assert lr.trace_id.hex() == "5b8efff798038103d269b633813fc60c" and lr.span_id.hex() == "eee19b7ec3c1b174"
     assert lr.severity_number == 13 and lr.time_unix_nano == 1764633600000000000
     for bad in (b"[1]", b"{", b'{"resourceLogs": 3}'):
         with pytest.raises(decode.Malformed):
-            decode.parse(bad, decode.JSON, ExportLogsServiceRequest)
+            decode.parse(bad, decode.JSON, ExportLogsServiceRequest, bound.LOGS, 100)
     assert decode.media_type("application/x-protobuf") == decode.PROTOBUF
     assert decode.media_type("application/json; charset=utf-8") == decode.JSON
     assert decode.media_type("text/plain") is None
