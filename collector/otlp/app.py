@@ -15,8 +15,7 @@ body in the request's encoding, as the OTLP/HTTP specification asks.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,6 +35,7 @@ from collector.ingest import body as bodies
 from collector.ingest.auth import Authenticator
 from collector.ingest.body import InFlight, Problem
 from collector.ingest.metrics import IngestStats
+from collector.ingest.ops import add_ops_routes, kafka_lifespan
 from collector.ingest.producer import KafkaGate, Unavailable
 from collector.otlp import bound, decode
 from collector.otlp.config import OtlpSettings
@@ -71,20 +71,11 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
     mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes)
     stats = IngestStats()
     busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, mapped or produced right now
-    started = time.monotonic()
     max_record = settings.max_record_bytes
     dumps = orjson.dumps
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await gate.start()
-        try:
-            yield
-        finally:
-            await gate.stop()
-
     app = FastAPI(
-        title="elk-pipeline OTLP intake", version="1", lifespan=lifespan,
+        title="elk-pipeline OTLP intake", version="1", lifespan=kafka_lifespan(gate),
         description="OTLP/HTTP logs and metrics (protobuf or JSON) mapped to ECS and written to Kafka (acks=all) "
                     "before the answer. See docs/otel.md.",
     )
@@ -221,23 +212,5 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
         handler = make_handler(endpoint, topic, request_cls, response_cls, path, map_request, what, field)
         app.add_api_route(endpoint, handler, methods=["POST"], summary=summary)
 
-    @app.get("/health", summary="Liveness and Kafka state (503 while Kafka is known to be unavailable).")
-    async def health() -> Response:
-        await gate.check()
-        down = gate.state == "down"
-        body = {
-            "status": "unhealthy" if down else "healthy", "service": "elk-otlp",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "uptime": round(time.monotonic() - started, 3),
-            "checks": {"kafka": {"status": {"up": "healthy", "down": "unhealthy"}.get(gate.state, "unknown"),
-                                 **({"error": gate.last_error} if down else {})}},
-        }
-        return Response(orjson.dumps(body), status_code=503 if down else 200, media_type="application/json")
-
-    @app.get("/metrics", summary="Prometheus text metrics.")
-    async def metrics() -> Response:
-        text = stats.prometheus(gate.state == "up", gate.in_flight_bytes, gate.in_flight_records, gate.failures,
-                                busy.bytes)
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    add_ops_routes(app, "elk-otlp", gate, stats, busy)
     return app
