@@ -39,7 +39,7 @@ from collector.ingest.ops import add_ops_routes, kafka_lifespan
 from collector.ingest.producer import KafkaGate, Unavailable
 from collector.otlp import bound, decode
 from collector.otlp.config import OtlpSettings
-from collector.otlp.mapping import Mapper, OtherService, Rejected, timestamp
+from collector.otlp.mapping import Mapper, Origin, OtherService, Rejected, timestamp
 from collector.otlp.metrics import points
 from collector.redact import Redactor
 
@@ -89,14 +89,20 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
         else:
             outcome.out.append((key, value))
 
+    def origin_of(outcome: Outcome, resource: Any, service: str) -> Origin | None:
+        """The resource's contribution, or None (noted for the 403) when it names another service."""
+        try:
+            return mapper.origin(resource.attributes, service)
+        except OtherService as exc:
+            outcome.others.add(exc.name[:100])
+            return None
+
     def map_logs(request: ExportLogsServiceRequest, service: str) -> Outcome:
         outcome = Outcome()
         key = service.encode()
         for rl in request.resource_logs:
-            try:
-                origin = mapper.origin(rl.resource.attributes, service)
-            except OtherService as exc:
-                outcome.others.add(exc.name[:100])
+            origin = origin_of(outcome, rl.resource, service)
+            if origin is None:
                 continue
             for sl in rl.scope_logs:
                 scope_name = sl.scope.name
@@ -111,10 +117,8 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
         outcome = Outcome()
         key = service.encode()
         for rm in request.resource_metrics:
-            try:
-                origin = mapper.origin(rm.resource.attributes, service)
-            except OtherService as exc:
-                outcome.others.add(exc.name[:100])
+            origin = origin_of(outcome, rm.resource, service)
+            if origin is None:
                 continue
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
