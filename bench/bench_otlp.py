@@ -98,6 +98,7 @@ async def main() -> None:
     ndjson_topic, otlp_topic = f"bench-otlp-ndjson-{run}", f"bench-otlp-otlp-{run}"
     ingest_port, otlp_port = free_port(), free_port()
     ingest = start_server(bs, ndjson_topic, ingest_port)
+    os.environ["INGEST_OTLP_GRPC_PORT"] = "0"  # HTTP only: no fixed port to collide with
     intake = start_server(bs, otlp_topic, otlp_port, command="otlp", port_var="INGEST_OTLP_PORT")
     best = {"ceiling": 0.0, "ndjson": 0.0, "otlp": 0.0}
     sent = {"ndjson": 0, "otlp": 0}

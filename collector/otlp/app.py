@@ -1,5 +1,5 @@
 """The OTLP/HTTP app: POST /v1/logs and /v1/metrics (`application/x-protobuf` or `application/json`,
-gzip or not); GET /health and /metrics.
+gzip or not); GET /health and /metrics; OTLP/gRPC beside it (`collector.otlp.grpc_server`).
 
 The export itself is `collector.otlp.intake`; here: the token from `Authorization`, the body read
 by the ingest API's reader (bytes counted as they arrive, every gzip member, the in-flight bound;
@@ -10,7 +10,8 @@ Retry-After (an OTLP exporter retries 429/502/503/504).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +21,7 @@ from google.protobuf.message import Message
 from collector.ingest import body as bodies
 from collector.ingest.body import Problem
 from collector.ingest.ops import add_ops_routes, kafka_lifespan
-from collector.otlp import decode
+from collector.otlp import decode, grpc_server
 from collector.otlp.config import OtlpSettings
 from collector.otlp.intake import LOGS, METRICS, Intake, Signal
 
@@ -28,12 +29,23 @@ from collector.otlp.intake import LOGS, METRICS, Intake, Signal
 GRPC_CODE = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 503: 14}
 
 
-def create_app(settings: OtlpSettings | None = None, intake: Intake | None = None) -> FastAPI:
-    """The app; pass `intake` to share it (its Kafka producer, bounds, stats) with the gRPC server."""
+def create_app(settings: OtlpSettings | None = None) -> FastAPI:
+    """The app; its lifespan also runs OTLP/gRPC on `INGEST_OTLP_GRPC_PORT` (same intake, same loop)."""
     settings = settings or OtlpSettings()
-    intake = intake or Intake(settings)
+    intake = Intake(settings)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with kafka_lifespan(intake.gate)(app):
+            grpc = await grpc_server.start(intake, settings.otlp_host, settings.otlp_grpc_port) \
+                if settings.otlp_grpc_port else None
+            try:
+                yield
+            finally:
+                if grpc is not None:
+                    await grpc.stop(5.0)  # requests under way get their answer, before the producer stops
+
     app = FastAPI(
-        title="elk-pipeline OTLP intake", version="1", lifespan=kafka_lifespan(intake.gate),
+        title="elk-pipeline OTLP intake", version="1", lifespan=lifespan,
         description="OTLP/HTTP logs and metrics (protobuf or JSON) mapped to ECS and written to Kafka (acks=all) "
                     "before the answer. See docs/otel.md.",
     )

@@ -101,7 +101,7 @@ def make_settings(bootstrap: str, unique: str, **overrides: Any) -> OtlpSettings
         topic_logs=f"test-{unique}-logs", topic_metrics=f"test-{unique}-metrics",
         topic_health=f"test-{unique}-health",
         tokens={"api-service": token_hash(API_TOKEN), "auth-service": token_hash(OTHER_TOKEN)},
-        kafka_timeout_s=5.0,
+        kafka_timeout_s=5.0, otlp_grpc_port=0,
     )
     values.update(overrides)
     return OtlpSettings(**values)
@@ -124,7 +124,7 @@ def serve_otlp(bootstrap: str, unique: str, port: int, log: Path, **extra_env: s
            "INGEST_TOPIC_LOGS": f"test-{unique}-logs", "INGEST_TOPIC_METRICS": f"test-{unique}-metrics",
            "INGEST_TOPIC_HEALTH": f"test-{unique}-health",
            "INGEST_TOKENS": orjson.dumps({"api-service": token_hash(API_TOKEN)}).decode(),
-           "INGEST_RETRY_AFTER_S": "1", "INGEST_KAFKA_TIMEOUT_S": "3",
+           "INGEST_RETRY_AFTER_S": "1", "INGEST_KAFKA_TIMEOUT_S": "3", "INGEST_OTLP_GRPC_PORT": "0",
            "COLLECTOR_OUTPUTS": "stdout", **extra_env}
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", "collector.cli", "otlp"], cwd=REPO, env=env,

@@ -1,6 +1,7 @@
 """Kafka stopped under a running `collector otlp` (real uvicorn, real broker): exporters get 503 with
-Retry-After (retryable in OTLP), nothing accepted is lost; restarted: 200 again, and Kafka holds
-exactly the records answered 200, by id, with none of the refused ones."""
+Retry-After over HTTP and UNAVAILABLE over gRPC (both retryable in OTLP), nothing accepted is lost;
+restarted: accepted again, and Kafka holds exactly the records answered OK, by id, with none of the
+refused ones."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import signal
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import orjson
 import pytest
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 
 from stack.localstack import Config, down, up
 from tests.ingest.conftest import free_port
@@ -25,9 +31,13 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 async def test_kafka_stopped_then_restarted(kafka_bootstrap: str, unique: str, stack_config: Config,
                                             tmp_path: Path) -> None:
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     log = tmp_path / "otlp.log"
-    server = serve_otlp(kafka_bootstrap, unique, port, log)
+    server = serve_otlp(kafka_bootstrap, unique, port, log, INGEST_OTLP_GRPC_PORT=str(grpc_port))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}")
+    export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                                 request_serializer=ExportLogsServiceRequest.SerializeToString,
+                                 response_deserializer=ExportLogsServiceResponse.FromString)
     accepted: list[str] = []
     refused: list[str] = []
     statuses: list[int] = []
@@ -50,11 +60,26 @@ async def test_kafka_stopped_then_restarted(kafka_bootstrap: str, unique: str, s
             refused.extend(ids)
         return resp.status_code
 
+    async def post_grpc(size: int = 20) -> grpc.StatusCode:
+        nonlocal batch_no
+        ids = [f"g{batch_no}-{i}" for i in range(size)]
+        batch_no += 1
+        try:
+            await export(logs_request([record("durability", id=rid) for rid in ids]),
+                         metadata=(("authorization", f"Bearer {API_TOKEN}"),), timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+            refused.extend(ids)
+            return exc.code()
+        accepted.extend(ids)
+        return grpc.StatusCode.OK
+
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             await until_up(port)
             for _ in range(6):
                 assert await post(client) == 200
+            assert await post_grpc() == grpc.StatusCode.OK
             await asyncio.to_thread(down, stack_config, ("kafka",))
             try:
                 for _ in range(5):
@@ -63,6 +88,7 @@ async def test_kafka_stopped_then_restarted(kafka_bootstrap: str, unique: str, s
                 assert (await client.get("/health")).status_code == 503
                 t0 = time.monotonic()
                 assert await post(client) == 503 and time.monotonic() - t0 < 3.5  # refused fast, not queued
+                assert await post_grpc() == grpc.StatusCode.UNAVAILABLE
             finally:
                 await asyncio.to_thread(up, stack_config, ("kafka",))
             deadline = time.monotonic() + 90
@@ -72,7 +98,9 @@ async def test_kafka_stopped_then_restarted(kafka_bootstrap: str, unique: str, s
             for _ in range(4):
                 await asyncio.gather(*(post(client) for _ in range(2)))
             assert statuses[-8:] == [200] * 8
+            assert await post_grpc() == grpc.StatusCode.OK
     finally:
+        await channel.close()
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) in (0, -signal.SIGTERM)
     msgs = await consume(kafka_bootstrap, f"test-{unique}-logs", len(accepted), wait=30)

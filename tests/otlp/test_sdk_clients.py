@@ -2,9 +2,10 @@
 otlp` (real uvicorn) and the real shipper: every record and metric series is in the engine once,
 with the mapped fields; a wrong token is a 401 the exporter reports.
 
-Clients: Python (`opentelemetry-sdk` + `opentelemetry-exporter-otlp-proto-http`, through `logging`)
-and Node (`@opentelemetry/sdk-logs` + `exporter-logs-otlp-http` (JSON) and `-proto`, with the
-matching metrics exporters; installed from tests/otlp/node/package-lock.json by `make node-deps`).
+Clients: Python (`opentelemetry-sdk` + `opentelemetry-exporter-otlp-proto-http` and `-proto-grpc`,
+through `logging`) and Node (`@opentelemetry/sdk-logs` + `exporter-logs-otlp-http` (JSON), `-proto`
+and `-grpc`, with the matching metrics exporters; installed from tests/otlp/node/package-lock.json
+by `make node-deps`): OTLP/HTTP in both encodings and OTLP/gRPC.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,25 @@ from tests.shipper.harness import Run, delete_namespace, free_port, stop
 pytestmark = pytest.mark.stack
 
 LOGS_EACH = 40
-CLIENTS = (("py", "python"), ("nj", "node json"), ("np", "node proto"))
+CLIENTS = (("py", "python http/protobuf"), ("pg", "python grpc"), ("nj", "node http/json"),
+           ("np", "node http/protobuf"), ("ng", "node grpc"))
+GRPC = ("pg", "ng")
 
 
-def client_env(port: int, token: str) -> dict[str, str]:
+@dataclass
+class Ports:
+    http: int
+    grpc: int
+
+    def of(self, prefix: str) -> int:
+        return self.grpc if prefix in GRPC else self.http
+
+
+def client_env(prefix: str, ports: Ports, token: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update({
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports.of(prefix)}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc" if prefix in GRPC else "http/protobuf",
         "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer {token}",
         "OTEL_SERVICE_NAME": "api-service",
         "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=api-service-1,deployment.environment=staging,"
@@ -44,14 +58,16 @@ def client_env(port: int, token: str) -> dict[str, str]:
     return env
 
 
-def run_client(prefix: str, port: int, token: str = API_TOKEN, count: int = LOGS_EACH) -> list[dict[str, Any]]:
-    if prefix == "py":
+def run_client(prefix: str, ports: Ports, token: str = API_TOKEN, count: int = LOGS_EACH) -> tuple[list[Any], bytes]:
+    """(the exports' results as the client saw them, its stderr)."""
+    if prefix.startswith("p"):
         cmd = [sys.executable, str(REPO / "tests" / "otlp" / "clients" / "python_client.py"), str(count), prefix]
     else:
-        cmd = ["node", str(NODE_DIR / "client.js"), "json" if prefix == "nj" else "proto", str(count), prefix]
-    done = subprocess.run(cmd, env=client_env(port, token), capture_output=True, timeout=120, cwd=NODE_DIR)
+        cmd = ["node", str(NODE_DIR / "client.js"), {"nj": "json", "np": "proto", "ng": "grpc"}[prefix],
+               str(count), prefix]
+    done = subprocess.run(cmd, env=client_env(prefix, ports, token), capture_output=True, timeout=120, cwd=NODE_DIR)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    return list(orjson.loads(done.stdout.decode().strip().splitlines()[-1]))
+    return list(orjson.loads(done.stdout.decode().strip().splitlines()[-1])), done.stderr
 
 
 async def until_up(port: int, within: float = 30) -> None:
@@ -100,12 +116,13 @@ def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Path) ->
 
 async def test_python_and_node_sdks_deliver_logs_and_metrics_end_to_end(world: Run, unique: str,
                                                                          tmp_path: Path) -> None:
-    port = free_port()
-    server = serve_otlp(world.bootstrap, unique, port, tmp_path / "otlp.log")
+    ports = Ports(free_port(), free_port())
+    server = serve_otlp(world.bootstrap, unique, ports.http, tmp_path / "otlp.log",
+                        INGEST_OTLP_GRPC_PORT=str(ports.grpc))
     shipper = world.start_shipper(SHIPPER_TOPICS=f"test-{unique}-logs,test-{unique}-metrics")
     try:
-        await until_up(port)
-        results = {prefix: await asyncio.to_thread(run_client, prefix, port) for prefix, _ in CLIENTS}
+        await until_up(ports.http)
+        results = {prefix: (await asyncio.to_thread(run_client, prefix, ports))[0] for prefix, _ in CLIENTS}
         for prefix, outcome in results.items():
             assert {r["signal"] for r in outcome} == {"logs", "metrics"}, (prefix, outcome)
             assert all(r.get("code", 0) == 0 and r.get("result", "SUCCESS") == "SUCCESS" for r in outcome), outcome
@@ -121,9 +138,12 @@ async def test_python_and_node_sdks_deliver_logs_and_metrics_end_to_end(world: R
         py_error = by_id["py-9"]
         assert py_error["log"]["level"] == "error" and py_error["message"] == "python record 9 failed"
         assert py_error["error"]["type"] == "ValueError" and "Traceback" in py_error["error"]["stack_trace"]
-        assert by_id["py-1"]["log"]["level"] == "warning" and by_id["py-1"]["http"]["response"]["status_code"] == 201
-        assert by_id["py-1"]["log"]["logger"] == "python-client"
-        for prefix in ("nj", "np"):
+        for prefix in ("py", "pg"):
+            assert by_id[f"{prefix}-1"]["log"]["level"] == "warning"
+            assert by_id[f"{prefix}-1"]["http"]["response"]["status_code"] == 201
+            assert by_id[f"{prefix}-1"]["log"]["logger"] == "python-client"
+            assert by_id[f"{prefix}-9"]["error"]["type"] == "ValueError"
+        for prefix in ("nj", "np", "ng"):
             assert by_id[f"{prefix}-9"]["error"] == {"type": "TypeError", "message": "boom"}
             assert by_id[f"{prefix}-9"]["log"]["level"] == "error"
             assert by_id[f"{prefix}-1"]["http"]["request"]["method"] == "POST"
@@ -150,22 +170,19 @@ async def test_python_and_node_sdks_deliver_logs_and_metrics_end_to_end(world: R
         stop(server)
 
 
-async def test_wrong_token_is_reported_by_the_exporters_as_401(kafka_bootstrap: str, unique: str,
-                                                               tmp_path: Path) -> None:
-    port = free_port()
-    server = serve_otlp(kafka_bootstrap, unique, port, tmp_path / "otlp.log")
+async def test_wrong_token_is_reported_by_the_exporters(kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    """401 over HTTP, UNAUTHENTICATED (16) over gRPC, as each exporter reports it."""
+    ports = Ports(free_port(), free_port())
+    server = serve_otlp(kafka_bootstrap, unique, ports.http, tmp_path / "otlp.log",
+                        INGEST_OTLP_GRPC_PORT=str(ports.grpc))
     try:
-        await until_up(port)
-        for prefix in ("nj", "np"):
-            outcome = await asyncio.to_thread(run_client, prefix, port, "not-the-token", 3)
-            assert [(r["signal"], r["status"]) for r in outcome] == [("logs", 401), ("metrics", 401)], outcome
-        env = client_env(port, "not-the-token")
-        done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, str(REPO / "tests" / "otlp" / "clients" / "python_client.py"), "3", "x"],
-            env=env, capture_output=True, timeout=120)
-        assert done.returncode == 0
-        outcome = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
-        assert [r["result"] for r in outcome] == ["FAILURE", "FAILURE"]
-        assert b"401" in done.stderr  # the exporter logs the status code
+        await until_up(ports.http)
+        for prefix, status in (("nj", 401), ("np", 401), ("ng", 16)):
+            outcome, _ = await asyncio.to_thread(run_client, prefix, ports, "not-the-token", 3)
+            assert [(r["signal"], r["status"]) for r in outcome] == [("logs", status), ("metrics", status)], outcome
+        for prefix, said in (("py", b"401"), ("pg", b"UNAUTHENTICATED")):
+            outcome, stderr = await asyncio.to_thread(run_client, prefix, ports, "not-the-token", 3)
+            assert [r["result"] for r in outcome] == ["FAILURE", "FAILURE"]
+            assert said in stderr  # the exporter logs the refusal
     finally:
         stop(server)

@@ -1,6 +1,7 @@
-"""The official OpenTelemetry Python SDK with `opentelemetry-exporter-otlp-proto-http`, configured by
-environment variables only (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME,
-OTEL_RESOURCE_ATTRIBUTES), logging through the standard `logging` module as an application would.
+"""The official OpenTelemetry Python SDK with `opentelemetry-exporter-otlp-proto-http` (or `-proto-grpc`
+when OTEL_EXPORTER_OTLP_PROTOCOL=grpc), configured by environment variables only
+(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES),
+logging through the standard `logging` module as an application would.
 
 usage: python python_client.py <count> <id-prefix>; prints the export results as JSON.
 """
@@ -9,10 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+else:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # type: ignore[assignment]
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider

@@ -1,6 +1,6 @@
 // The official OpenTelemetry JS SDK, configured by environment variables only (OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), as a tutorial service would be.
-// usage: node client.js json|proto <count> <id-prefix>
+// usage: node client.js json|proto|grpc <count> <id-prefix>
 // Emits <count> log records (attribute id=<prefix>-<i>) and one counter, histogram and gauge series
 // (attribute id=<prefix>-counter|histogram|gauge), exports each once, and prints the exports' results as JSON.
 'use strict';
@@ -10,9 +10,9 @@ const { MeterProvider, PeriodicExportingMetricReader } = require('@opentelemetry
 const { defaultResource, detectResources, envDetector } = require('@opentelemetry/resources');
 
 const [protocol, countText, prefix] = process.argv.slice(2);
-const logsPkg = protocol === 'proto' ? '@opentelemetry/exporter-logs-otlp-proto' : '@opentelemetry/exporter-logs-otlp-http';
-const metricsPkg = protocol === 'proto'
-  ? '@opentelemetry/exporter-metrics-otlp-proto' : '@opentelemetry/exporter-metrics-otlp-http';
+const flavour = { json: 'http', proto: 'proto', grpc: 'grpc' }[protocol];
+const logsPkg = `@opentelemetry/exporter-logs-otlp-${flavour}`;
+const metricsPkg = `@opentelemetry/exporter-metrics-otlp-${flavour}`;
 const { OTLPLogExporter } = require(logsPkg);
 const { OTLPMetricExporter } = require(metricsPkg);
 
