@@ -133,3 +133,28 @@ async def test_an_oversized_record_is_cut_to_fit_and_the_rest_keeps_flowing(kafk
     assert big["message"].startswith("big xxx") and big["message"].endswith(fit.MARK)
     assert big["labels"]["truncated_bytes"] > 3_000_000 and max(len(m.value) for m in got) < 1 << 20
     assert "max_request_size" in collector.stats()["outputs"]["kafka"]["last_error"]
+
+
+def test_kafka_refusing_access_is_said_once_and_counted(monkeypatch: pytest.MonkeyPatch,
+                                                         capfd: pytest.CaptureFixture[str]):
+    # a unit: no ACL-enforcing broker here, so the producer start fails as aiokafka's does on a refused topic
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    from collector.outputs.kafka import KafkaOutput
+
+    async def refused(self: KafkaOutput) -> Any:
+        raise TopicAuthorizationFailedError("not authorized for topic elk-logs")
+
+    monkeypatch.setattr(KafkaOutput, "_connect", refused)
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers="127.0.0.1:1",
+                        backoff_initial=0.01, backoff_max=0.02, metrics_interval=0, capture_stdlib=False)
+    out = collector.outputs()["kafka"]
+    try:
+        collector.get_logger("x").info("held")
+        wait_for(lambda: out.auth_failures >= 3)
+        stats = collector.stats()["outputs"]["kafka"]
+        assert stats["delivered"] == stats["dropped"] == 0 and "TopicAuthorizationFailedError" in stats["last_error"]
+    finally:
+        collector.shutdown(0.5)
+    said = [line for line in capfd.readouterr().err.splitlines() if "output kafka" in line]
+    assert len(said) == 1 and "Kafka refused access" in said[0]
