@@ -289,7 +289,7 @@ class Mapper:
         elif kind is None:
             message = lr.event_name or ""
         elif kind in ("kvlist_value", "array_value", "bytes_value"):
-            structured = any_value(body)
+            structured = red.deep(any_value(body))  # before it is written out: keys decide too
             message = orjson.dumps(structured).decode()
         else:
             message = str(any_value(body)).lower() if kind == "bool_value" else str(any_value(body))
@@ -330,7 +330,7 @@ class Mapper:
         if scope_name:
             _put(fields, ("log", "logger"), scope_name[:MAX_LABEL_CHARS])
         if structured is not None:
-            extra["body"] = red.deep(structured)
+            extra["body"] = structured
         if fields:
             rec.update(fields)
         if dropped:

@@ -99,8 +99,8 @@ def test_attributes_are_bounded_and_the_rest_counted() -> None:
     (AnyValue(string_value="plain"), "plain", None),
     (AnyValue(int_value=42), "42", None),
     (AnyValue(bool_value=True), "true", None),
-    (any_value({"user": "ann", "password": "x"}), '{"user":"ann","password":"x"}', {"user": "ann",
-                                                                                    "password": "[REDACTED]"}),
+    (any_value({"user": "ann", "password": "x"}), '{"user":"ann","password":"[REDACTED]"}',
+     {"user": "ann", "password": "[REDACTED]"}),
     (any_value([1, "two"]), '[1,"two"]', [1, "two"]),
     (AnyValue(), "", None),
 ])
