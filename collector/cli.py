@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "probe":
-        return probe()
-    if args.command == "serve":
-        return serve()
+    if args.command in ("probe", "serve"):
+        try:
+            return probe() if args.command == "probe" else serve()
+        except ImportError as exc:  # installed without the extra this command needs
+            print(f"collector {args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "forward-nginx":
         import signal
         from pathlib import Path
@@ -85,6 +87,9 @@ def probe() -> int:
     import asyncio
     import signal
 
+    from collector.extras import require
+
+    require("the health prober (collector probe)")
     from collector.probe.config import ProbeSettings
     from collector.probe.prober import run
 
@@ -105,6 +110,9 @@ def probe() -> int:
 
 def serve() -> int:
     """The ingest API under uvicorn (one worker; run more containers to scale), settings from INGEST_*."""
+    from collector.extras import require
+
+    require("the ingest API (collector serve)")
     import uvicorn
 
     import collector

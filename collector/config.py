@@ -42,7 +42,7 @@ class CollectorSettings(BaseSettings):
     )
     capture_stdlib: bool = Field(True, description="route the stdlib `logging` root logger through the library")
 
-    kafka_bootstrap_servers: str = kafka_bootstrap_field("COLLECTOR_", "Kafka output: bootstrap servers.")
+    kafka_bootstrap_servers: str = kafka_bootstrap_field("COLLECTOR_", "Kafka output: bootstrap servers")
     kafka_topic_logs: str = Field(TOPIC_LOGS, description="Kafka output: topic for log records")
     kafka_topic_metrics: str = Field(TOPIC_METRICS, description="Kafka output: topic for metric documents")
     kafka_acks: Literal["0", "1", "all"] = Field("1", description="Kafka output: producer acks")
