@@ -85,8 +85,9 @@ class CollectorSettings(BaseSettings):
     @field_validator("level", mode="before")
     @classmethod
     def _level_alias(cls, value: object) -> object:
-        # `WARN`, `Error`, `fatal`: any name the contract knows (an unknown one fails the Literal)
-        return normalize_level(value) or value
+        # `WARN`, `Error`, `fatal`: any name the contract knows (an unknown one fails the Literal); a
+        # number is left to fail too: the contract reads numbers as pino's, not the stdlib's
+        return (normalize_level(value) or value) if isinstance(value, str) else value
 
     @field_validator("redact_patterns", mode="before")
     @classmethod

@@ -66,6 +66,8 @@ def _settings(kwargs: dict[str, Any]) -> CollectorSettings:
         return CollectorSettings(**kwargs)
     except ValidationError as exc:
         raise ConfigError("invalid collector configuration: " + describe_error(exc, ENV_PREFIX)) from None
+    except ValueError as exc:  # an unreadable COLLECTOR_CONFIG_FILE
+        raise ConfigError(f"invalid collector configuration: {exc}") from None
 
 
 def _make_output(kind: str, s: CollectorSettings, static: Static) -> Output:
