@@ -58,8 +58,8 @@ class Shipper:
         self.settings = settings
         self.stats = Stats()
         self.stopping = asyncio.Event()
-        self.source = KafkaSource(settings)
         self.monitor = build_monitor(settings)
+        self.source = KafkaSource(settings, hooks=(self.monitor,))
         self.host = socket.gethostname()
         self.engine: SearchEngine | None = None
         self.sink: BulkSink | None = None
@@ -211,7 +211,7 @@ class Shipper:
                 with contextlib.suppress(Exception):
                     await self.source.stop()
                 self.producer = self._new_producer()
-                self.source = KafkaSource(self.settings)
+                self.source = KafkaSource(self.settings, hooks=(self.monitor,))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 delay = min(10.0, delay * 2)

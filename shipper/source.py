@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
-from typing import TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -22,6 +22,14 @@ from shipper.log import get_logger
 log = get_logger("shipper.source")
 
 Message: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+class RebalanceHook(Protocol):
+    """Told which partitions this replica stops and starts owning (the health monitor's ownership)."""
+
+    async def partitions_revoked(self, revoked: list[TP]) -> None: ...
+
+    async def partitions_assigned(self, assigned: list[TP], counts: dict[str, int]) -> None: ...
 
 
 class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
@@ -43,14 +51,27 @@ class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
         left = tracker.unfinished(keys)
         tracker.drop(keys)
         log.info("partitions revoked", partitions=len(keys), unfinished_batches_dropped=left)
+        for hook in self.source.hooks:
+            try:
+                await hook.partitions_revoked(keys)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        keys = [(tp.topic, tp.partition) for tp in assigned]
+        log.info("partitions assigned", partitions=sorted(f"{t}/{p}" for t, p in keys))
+        counts = {t: len(self.source.consumer.partitions_for_topic(t) or ()) for t in {t for t, _ in keys}}
+        for hook in self.source.hooks:
+            try:
+                await hook.partitions_assigned(keys, counts)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
 
 
 class KafkaSource:
-    def __init__(self, settings: ShipperSettings) -> None:
+    def __init__(self, settings: ShipperSettings, hooks: Sequence[RebalanceHook] = ()) -> None:
         self.settings = settings
+        self.hooks = hooks
         self.tracker = OffsetTracker()
         self.progress = asyncio.Event()  # set whenever a batch finishes (the rebalance listener waits on it)
         self._commit_lock = asyncio.Lock()

@@ -67,3 +67,17 @@ def data_stream_pattern(type_: str, dataset: str = "*", namespace: str = "*") ->
     ds = dataset if dataset == "*" else sanitize_dataset(dataset)
     ns = namespace if namespace == "*" else sanitize_namespace(namespace)
     return f"{type_}-{ds}-{ns}"
+
+
+def topic_kind(topic: str) -> str:
+    """What a topic carries, by its name: `health` (probe and /v1/health results), `metrics` or `logs`.
+
+    The defaults are TOPIC_HEALTH and TOPIC_METRICS; renamed topics keep the word (`health-prod`,
+    `prod-metrics`). The shipper's health owner uses it to know which partition holds a service's
+    health results and which its log stream.
+    """
+    if topic == TOPIC_HEALTH or "health" in topic:
+        return "health"
+    if topic == TOPIC_METRICS or topic.endswith("metrics"):
+        return METRICS
+    return LOGS

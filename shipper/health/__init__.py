@@ -13,4 +13,5 @@ def build_monitor(settings: object) -> Monitor:
     if not isinstance(health, HealthSettings):
         health = HealthSettings()
     namespace = str(getattr(settings, "namespace", "default"))
-    return HealthMonitor(health, namespace) if health.enabled else NullMonitor()
+    topics = getattr(settings, "topic_list", None)
+    return HealthMonitor(health, namespace, topics) if health.enabled else NullMonitor()

@@ -16,9 +16,9 @@ import httpx
 import orjson
 import pytest
 
+from collector.contract.timefmt import format_epoch as iso
 from collector.probe.config import ProbeSettings
 from collector.probe.prober import run as run_prober
-from shipper.health.alerts import iso
 from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for
 from tests.shipper.harness import Run, count, create_topic, delete_namespace, ops_metrics, produce, stop
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from shipper.health.alerts import AlertBook, iso
+from collector.contract.timefmt import format_epoch as iso
+from shipper.health.alerts import AlertBook
 from shipper.health.config import HealthSettings, RuleSettings
 from shipper.health.monitor import HealthMonitor
 from shipper.health.signals import Signals, event_time
@@ -226,6 +227,9 @@ class _FlakyEngine:
 
     def __init__(self, fail: int, alert_hits: list[dict[str, Any]]) -> None:
         self.fail, self.alert_hits, self.calls = fail, alert_hits, 0
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        return {}
 
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         from shipper.engines.base import EngineUnavailable
