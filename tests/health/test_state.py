@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shipper.health import build_monitor
@@ -107,3 +108,75 @@ def test_restore_replays_latest_transition() -> None:
     assert inst is not None and inst.state == "unhealthy" and inst.seen == 1e10
     # Already unhealthy: more failures raise no duplicate transition after a restart.
     assert st.observe_probe("svc", "svc-1", BAD, 1e10, "x") == []
+
+
+def test_silent_instances_become_unknown_then_forgotten() -> None:
+    """Issue 13 item 2, the outage case: two probed replicas go down, a third reported healthy once and
+    went away. It expires, so the service reads unhealthy (not degraded)."""
+    st = HealthState(failures_to_down=1)
+    st.observe_probe("api", "api-3", OK, 0.0, "push", seen=0.0)
+    for node in ("api-1", "api-2"):
+        st.observe_probe("api", node, OK, 0.0, node, seen=0.0)
+    assert st.expire(5.0, unknown_after_s=10, forget_after_s=60) == []
+    for t in (8.0, 12.0, 16.0):
+        for node in ("api-1", "api-2"):
+            st.observe_probe("api", node, BAD if t > 10 else OK, t, f"{node}{t}", seen=t)
+    assert st.state_of("api") == DEG  # api-3 still vouches for it ...
+    gone = st.expire(16.0, unknown_after_s=10, forget_after_s=60)
+    assert moves(gone) == [("instance", "unknown"), ("service", BAD)]  # ... until it expires
+    assert gone[0]["service"]["node"]["name"] == "api-3"
+    assert st.state_of("api") == BAD
+    assert st.expire(17.0, unknown_after_s=10, forget_after_s=60) == []  # once
+    st.observe_probe("api", "api-1", BAD, 60.0, "x", seen=60.0)
+    st.observe_probe("api", "api-2", BAD, 60.0, "y", seen=60.0)
+    assert st.expire(61.0, unknown_after_s=10, forget_after_s=60) == []
+    assert st.instance("api", "api-3") is None  # forgotten
+    assert set(st.services["api"].instances) == {"api-1", "api-2"}
+
+
+def test_a_push_only_instance_that_stops_pushing_is_not_healthy() -> None:
+    st = HealthState()
+    st.observe_probe("worker", "worker-1", OK, 0.0, "a", seen=0.0)
+    assert moves(st.expire(30.0, unknown_after_s=10, forget_after_s=600)) == [("instance", "unknown"),
+                                                                              ("service", "unknown")]
+    assert st.state_of("worker") is None
+
+
+def test_removed_instance_leaves_at_once() -> None:
+    st = HealthState(failures_to_down=1)
+    st.observe_probe("api", "api-1", OK, 0.0, "a")
+    st.observe_probe("api", "api-2", BAD, 0.0, "b")
+    assert st.state_of("api") == DEG
+    assert moves(st.remove("api", "api-2", 1.0, "removed", "r")) == [("instance", "unknown"), ("service", OK)]
+    assert st.instance("api", "api-2") is None
+    assert st.remove("api", "api-2", 1.0, "removed", "r") == []
+
+
+def test_twenty_thousand_instances_cost_the_same_per_transition() -> None:
+    """Issue 13 item 3: every transition re-aggregated every instance (20,000 names took 199 s)."""
+    st = HealthState(failures_to_down=1, max_instances=50_000)
+    started = time.perf_counter()
+    for n in range(20_000):
+        st.observe_probe("api", f"api-{n}", OK, 0.0, str(n))
+    for n in range(20_000):
+        st.observe_probe("api", f"api-{n}", BAD, 1.0, f"b{n}")
+    took = time.perf_counter() - started
+    assert st.state_of("api") == BAD
+    svc = st.services["api"]
+    assert svc.counts[BAD] == 20_000 and svc.counts[OK] == 0
+    assert took < 2.0, f"{took:.2f}s for 40,000 transitions"
+
+
+def test_instances_per_service_are_capped_and_refusals_counted() -> None:
+    mon = build_monitor(HealthSettings(max_instances_per_service=100))
+    for n in range(150):
+        mon.observe(probe(f"api-service-{n}", True, "2026-01-01T00:00:00Z"))
+    assert len(mon.state.services["api-service"].instances) == 100
+    assert mon.state.refused == 50
+    from shipper.monitor import PipelineStatus
+
+    mon.evaluate(time.time(), PipelineStatus())
+    mon.evaluate(time.time(), PipelineStatus())
+    assert "shipper_health_instances_refused_total 50" in mon.metrics()
+    assert "shipper_health_instances 100" in mon.metrics()
+    assert mon.capped_logged == {"api-service"}
