@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from collector.contract.health import UNHEALTHY, status_word
+from collector.contract.health import UNHEALTHY, UNKNOWN, status_word
 from collector.contract.promtext import metric, single
 from collector.contract.streams import DATASET_ALERTS, DATASET_HEALTH, TOPIC_HEALTH, TOPIC_LOGS, sanitize_namespace
 from collector.contract.timefmt import format_epoch, parse_epoch
@@ -245,6 +245,8 @@ class HealthMonitor:
         if svc is None:
             return None, "no probe results yet"
         lasted = max(0.0, now - svc.since)
+        if svc.state == UNKNOWN:  # nobody reports: an open alert stays open, none fires
+            return None, "no instance reporting"
         if svc.state != UNHEALTHY:
             return False, f"{svc.state} for {lasted:.0f}s"
         return lasted >= rules.unhealthy_for_s, f"unhealthy for {lasted:.0f}s (no instance answering its probes)"
@@ -277,9 +279,10 @@ class HealthMonitor:
 
     def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
         """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle."""
-        docs = self._transition_docs(self.state.expire(now, self.settings.unknown_after_s,
-                                                       self.settings.forget_after_s))
         self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total)
+        listening = self.signals.caught_up_since
+        docs = [] if listening is None else self._transition_docs(self.state.expire(
+            now, self.settings.unknown_after_s, self.settings.forget_after_s, listening))
         docs += self.book.evaluate(now, self.conditions(now, pipeline))
         for key in [k for k, (_, d) in self.book.last_event.items()
                     if k not in self.book.open and now - (parse_epoch(d["@timestamp"]) or 0.0) > HANDOVER_KEEP_S]:

@@ -139,13 +139,15 @@ class HealthState:
             del self.services[service]
         return out
 
-    def expire(self, now: float, unknown_after_s: float, forget_after_s: float) -> list[dict[str, Any]]:
+    def expire(self, now: float, unknown_after_s: float, forget_after_s: float,
+               listening_since: float = 0.0) -> list[dict[str, Any]]:
         """Instances silent for unknown_after_s become unknown (they no longer vouch for their service,
-        whatever they last said); silent for forget_after_s they are forgotten."""
+        whatever they last said); silent for forget_after_s they are forgotten. Silence counts only
+        from `listening_since` (while the shipper was not reading, nobody could be heard)."""
         out: list[dict[str, Any]] = []
         for service, svc in list(self.services.items()):
             for node, inst in list(svc.instances.items()):
-                quiet = now - inst.seen
+                quiet = now - max(inst.seen, listening_since)
                 if quiet >= forget_after_s:
                     out += self.remove(service, node, now, f"no result for {quiet:.0f}s",
                                        f"forget|{service}|{node}|{inst.seen}")
