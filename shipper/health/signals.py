@@ -24,11 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.contract.levels import ERROR_LEVELS, is_error
+from collector.contract.levels import ERROR_LEVELS, LEVELS, is_error
 from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
 BUCKETS_PER_WINDOW = 6
+_NOT_ERRORS = frozenset(LEVELS) - ERROR_LEVELS
 UNSEEN = "~"  # sorts after every timestamp
 
 
@@ -136,9 +137,21 @@ class Signals:
                 return
             bucket = stream.prefix_bucket = int(min(when, time.time()) // stream.bucket_s)
             stream.prefix = prefix
-        stream.records[bucket] = stream.records.get(bucket, 0) + 1
-        if is_error_record(record):
+        records = stream.records
+        records[bucket] = records.get(bucket, 0) + 1
+        # an error: an error level (aliases looked up only for what is not a canonical level yet) or
+        # an HTTP 5xx answer, which nginx logs at level info; inline, this runs for every record
+        log = record.get("log")
+        level = log.get("level") if type(log) is dict else None
+        if level is not None and level not in _NOT_ERRORS and (level in ERROR_LEVELS or is_error(level)):
             stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
+            return
+        http = record.get("http")
+        if http is not None and type(http) is dict:
+            response = http.get("response")
+            code = response.get("status_code") if type(response) is dict else None
+            if type(code) is int and 500 <= code <= 599:
+                stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
 
     def drop(self, services: Iterable[str]) -> None:
         """Forget services another replica owns now."""
@@ -271,18 +284,3 @@ class Signals:
         over = now - self.lag_over_since
         return over >= rules.lag_for_s, f"lag {lag_total} over {rules.lag_max} for {over:.0f}s"
 
-
-def is_error_record(record: dict[str, Any]) -> bool:
-    """An error-level record or an HTTP 5xx answer (what ops see on an nginx dashboard)."""
-    log = record.get("log")
-    if type(log) is dict:
-        level = log.get("level")
-        if level in ERROR_LEVELS or (level is not None and is_error(level)):
-            return True
-    http = record.get("http")
-    if type(http) is dict:
-        response = http.get("response")
-        if type(response) is dict:
-            code = response.get("status_code")
-            return type(code) is int and 500 <= code <= 599
-    return False
