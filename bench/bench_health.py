@@ -114,13 +114,13 @@ async def one_run(flips: int, blips: int, replicas: int, rnd: random.Random) -> 
                 print(f"[{replicas} replica(s)] flip {i + 1}/{flips}: fail->alert webhook "
                       f"{lat['fail_webhook'][-1]:.2f}s doc {lat['fail_doc'][-1]:.2f}s; recover->resolve webhook "
                       f"{lat['recover_webhook'][-1]:.2f}s doc {lat['recover_doc'][-1]:.2f}s", flush=True)
-            before = len(hooks.received)
+            before, probes_before = len(hooks.received), len(service.probes)
             for _ in range(blips):
                 await asyncio.sleep(rnd.uniform(0.5, 2.5))
                 service.fail_next = 1
                 await asyncio.sleep(4.0)  # two probe intervals: any alert it raised has arrived
             blip_alerts = len(hooks.received) - before
-            failed = sum(not ok for _, ok in service.probes[-int(blips * 4):])
+            failed = sum(not ok for _, ok in service.probes[probes_before:])
             print(f"[{replicas} replica(s)] {blips} blips ({failed} failed answers): {blip_alerts} alerts", flush=True)
     finally:
         stop_probe.set()
