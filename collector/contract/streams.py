@@ -28,6 +28,11 @@ DATASET_DEAD_LETTER = "elk.deadletter"
 DATASET_PIPELINE = "elk.pipeline"
 OWN_DATASET_PREFIX = "elk."
 OWN_DATASETS = frozenset({DATASET_HEALTH, DATASET_ALERTS, DATASET_DEAD_LETTER, DATASET_PIPELINE})
+# `event.provider` of every document the shipper writes itself (health transitions, alerts, dead
+# letters, its metrics). A record from Kafka never keeps it, so a query that requires it (the
+# restore of health state at start) reads only what the shipper wrote.
+OWN_WRITER = "elk-shipper"
+OWN_WRITER_FIELD = "event.provider"
 
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
@@ -68,16 +73,3 @@ def data_stream_pattern(type_: str, dataset: str = "*", namespace: str = "*") ->
     ns = namespace if namespace == "*" else sanitize_namespace(namespace)
     return f"{type_}-{ds}-{ns}"
 
-
-def topic_kind(topic: str) -> str:
-    """What a topic carries, by its name: `health` (probe and /v1/health results), `metrics` or `logs`.
-
-    The defaults are TOPIC_HEALTH and TOPIC_METRICS; renamed topics keep the word (`health-prod`,
-    `prod-metrics`). The shipper's health owner uses it to know which partition holds a service's
-    health results and which its log stream.
-    """
-    if topic == TOPIC_HEALTH or "health" in topic:
-        return "health"
-    if topic == TOPIC_METRICS or topic.endswith("metrics"):
-        return METRICS
-    return LOGS

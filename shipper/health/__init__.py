@@ -14,4 +14,9 @@ def build_monitor(settings: object) -> Monitor:
         health = HealthSettings()
     namespace = str(getattr(settings, "namespace", "default"))
     topics = getattr(settings, "topic_list", None)
-    return HealthMonitor(health, namespace, topics) if health.enabled else NullMonitor()
+    roles = getattr(settings, "roles", None)
+    if not health.enabled:
+        return NullMonitor()
+    if roles is None:
+        return HealthMonitor(health, namespace, topics)
+    return HealthMonitor(health, namespace, topics, roles.health, roles.metrics)

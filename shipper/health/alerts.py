@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.contract.streams import DATASET_ALERTS
+from collector.contract.streams import DATASET_ALERTS, OWN_WRITER, OWN_WRITER_FIELD
 from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
@@ -163,6 +163,6 @@ def restore_query(size: int = 5000, days: int = 30) -> dict[str, Any]:
     return {
         "size": size,
         "sort": [{"@timestamp": "desc"}],
-        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}},
+        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}}, {"term": {OWN_WRITER_FIELD: OWN_WRITER}},
                                       {"range": {"@timestamp": {"gte": f"now-{days}d"}}}]}},
     }

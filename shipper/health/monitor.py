@@ -20,7 +20,15 @@ import orjson
 
 from collector.contract.health import UNHEALTHY, UNKNOWN, status_word
 from collector.contract.promtext import metric, single
-from collector.contract.streams import DATASET_ALERTS, DATASET_HEALTH, TOPIC_HEALTH, TOPIC_LOGS, sanitize_namespace
+from collector.contract.streams import (
+    DATASET_ALERTS,
+    DATASET_HEALTH,
+    OWN_WRITER,
+    TOPIC_HEALTH,
+    TOPIC_LOGS,
+    TOPIC_METRICS,
+    sanitize_namespace,
+)
 from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.health import alerts
@@ -33,6 +41,7 @@ from shipper.health.state import HealthState
 from shipper.health.webhooks import WebhookNotifier
 from shipper.log import get_logger
 from shipper.monitor import Doc, PipelineStatus
+from shipper.provenance import Origin
 
 log = get_logger("shipper.health")
 
@@ -47,7 +56,9 @@ REMOVED = "health-removed"
 
 
 class HealthMonitor:
-    def __init__(self, settings: HealthSettings, namespace: str = "default", topics: list[str] | None = None) -> None:
+    def __init__(self, settings: HealthSettings, namespace: str = "default", topics: list[str] | None = None,
+                 health_topics: frozenset[str] = frozenset({TOPIC_HEALTH}),
+                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS})) -> None:
         self.settings = settings
         self.state = self._new_state()
         self.namespace = sanitize_namespace(namespace)
@@ -60,7 +71,7 @@ class HealthMonitor:
         )
         self.book = AlertBook(settings.rules_for, self.namespace)
         self.notifier = WebhookNotifier(settings)
-        self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_HEALTH])
+        self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH], health_topics, metrics_topics)
         self.engine: SearchEngine | None = None
         self.capped_logged: set[str] = set()
 
@@ -126,6 +137,7 @@ class HealthMonitor:
     async def _write(self, engine: SearchEngine, docs: list[Doc]) -> None:
         lines = bytearray()
         for doc_id, doc in docs:
+            doc["event"]["provider"] = OWN_WRITER  # what the restore queries ask for
             lines += orjson.dumps({"create": {"_index": f"logs-{DATASET_ALERTS}-{self.namespace}", "_id": doc_id}})
             lines += b"\n" + orjson.dumps(doc) + b"\n"
         await engine.bulk(bytes(lines))  # an event already there (409) is what we wanted
@@ -184,7 +196,7 @@ class HealthMonitor:
     def state_of(self, service: str) -> str | None:
         return self.state.state_of(service)
 
-    def observe(self, record: dict[str, Any]) -> list[Doc]:
+    def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
         event = record.get("event")
         if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
             service = record.get("service")
@@ -200,8 +212,10 @@ class HealthMonitor:
             return []
         node = ((record.get("service") or {}).get("node") or {}).get("name") or service
         when = parse_epoch(record.get("@timestamp")) or time.time()
-        # The trigger is the probe record itself, so redelivery derives the same transition ids.
-        trigger = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+        # The trigger is the probe result's place in Kafka, so a redelivery derives the same transition ids
+        # (the enriched record is no such key: it carries event.ingested).
+        trigger = (f"{origin.topic}/{origin.partition}/{origin.offset}" if origin is not None
+                   else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
         now = time.time()
         if action == REMOVED:
             moves = self.state.remove(service, node, when, "removed by its prober", trigger)

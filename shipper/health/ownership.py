@@ -3,8 +3,9 @@
 Every producer keys its records by service name (the prober, the ingest API, the library's Kafka
 output), so all of a service's records on a topic are in one partition, and the replica of the
 consumer group that owns that partition sees all of them and nothing of it reaches the others.
-That replica owns the service: its health state for the partition of the health topic, its stream
-signals (silence, error rate, error ratio) for the partition of the logs topic. Partition
+That replica owns the service: its health state for the partition of the health topics
+(SHIPPER_HEALTH_TOPICS), its stream signals (silence, error rate, error ratio) for the partition
+of the logs topics (neither health nor metrics topics). Partition
 ownership is Kafka's, so a rebalance moves services with their partitions: the old owner hands
 them over (writes the newest event of their alerts, drops them without resolving), the new owner
 restores them from the index before it reads their records.
@@ -20,8 +21,6 @@ from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
-from collector.contract.streams import LOGS, topic_kind
-
 HEALTH, STREAM = "health", "stream"  # what a replica owns of a service
 TP = tuple[str, int]
 
@@ -34,6 +33,8 @@ def partition_of(service: str, partitions: int) -> int:
 @dataclass
 class Ownership:
     topics: list[str]
+    health_topics: frozenset[str] = frozenset()
+    metrics_topics: frozenset[str] = frozenset()
     owned: set[TP] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)  # topic -> partitions
     everything: bool = True  # until the first assignment (a monitor used without Kafka owns all)
@@ -41,8 +42,10 @@ class Ownership:
 
     def topics_of(self, part: str) -> list[str]:
         """The topics whose partition decides `part`; all topics when none is named for it."""
-        kind = "health" if part == HEALTH else LOGS
-        named = [t for t in self.topics if topic_kind(t) == kind]
+        if part == HEALTH:
+            named = [t for t in self.topics if t in self.health_topics]
+        else:
+            named = [t for t in self.topics if t not in self.health_topics and t not in self.metrics_topics]
         return named or list(self.topics)
 
     def owns(self, part: str, service: str) -> bool:

@@ -24,7 +24,7 @@ def test_partition_of_is_the_producers_partition() -> None:
 
 
 def test_each_service_has_exactly_one_owner_per_part() -> None:
-    replicas = [Ownership(TOPICS) for _ in range(3)]
+    replicas = [Ownership(TOPICS, frozenset({"health"})) for _ in range(3)]
     for i, own in enumerate(replicas):  # 6 partitions a topic, shared round robin
         own.assign([(t, p) for t in TOPICS for p in range(6) if (p + (t == "health")) % 3 == i],
                    {"logs": 6, "health": 6})
@@ -64,7 +64,7 @@ def probe(service: str, status: str) -> dict[str, Any]:
 async def test_an_open_alert_moves_with_its_service_without_refiring() -> None:
     settings = HealthSettings(failures_to_down=1)
     index = _Index()
-    a, b = HealthMonitor(settings, "t", TOPICS), HealthMonitor(settings, "t", TOPICS)
+    a, b = (HealthMonitor(settings, "t", TOPICS, frozenset({"health"})) for _ in range(2))
     service = "orders"
     p = partition_of(service, 2)
     everything = [(t, q) for t in TOPICS for q in range(2)]
