@@ -269,11 +269,13 @@ class Shipper:
         while not self.stopping.is_set():
             if await self._until_stopped(slots.acquire()) is None:
                 break
-            messages = await self._until_stopped(self.source.fetch())
+            fetched = await self._until_stopped(self.source.fetch())
+            # registered before any await: a rebalance sees every batch handed out, and records of
+            # partitions revoked since the fetch are left out here
+            messages = self.source.still_owned(fetched) if fetched else []
             if not messages:
                 slots.release()
                 continue
-            # registered before any await: a rebalance sees every batch handed out
             token = self.source.register(messages)
             task = asyncio.create_task(self._batch(pipeline, messages, token))
             inflight.add(task)
