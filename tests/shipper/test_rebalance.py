@@ -29,7 +29,7 @@ PARTITIONS = 6
 RATE = 500  # records per second
 PRODUCE_S = 30.0
 CHURN_EVERY_S = 3.5
-POLL_S = 0.25
+POLL_S = 0.05
 STALL_S = 40.0  # give up when the index has not grown for this long
 
 
@@ -103,7 +103,9 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
     n = int(RATE * PRODUCE_S)
     index = f"logs-api_service-{run.namespace}"
     await create_topic(run.bootstrap, run.logs_topic, partitions=PARTITIONS)
-    extra = {"SHIPPER_BATCH_MAX_RECORDS": "300", "SHIPPER_SHUTDOWN_TIMEOUT_S": "10"}
+    # a long linger makes most fetches span a rebalance (the case that used to commit past unindexed
+    # records, or backwards)
+    extra = {"SHIPPER_BATCH_MAX_RECORDS": "1000", "SHIPPER_BATCH_LINGER_MS": "1500", "SHIPPER_SHUTDOWN_TIMEOUT_S": "10"}
     members: list[subprocess.Popen[bytes]] = []
     names = iter(range(1000))
 
