@@ -13,44 +13,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import signal
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from collector.contract.ecs import ECS_VERSION
 from collector.contract.promtext import render
-from collector.contract.streams import DATASET_PIPELINE, sanitize_namespace
+from shipper.background import Background
 from shipper.config import ShipperSettings
+from shipper.context import TransformSettings
 from shipper.engines.base import EngineUnavailable, SearchEngine
-from shipper.enrich import EnrichContext
+from shipper.health import build_monitor
 from shipper.log import get_logger
-from shipper.monitor import Doc, Monitor, NullMonitor, PipelineStatus
 from shipper.ops import OpsServer
 from shipper.pipeline import Pipeline
+from shipper.producer import DeadLetterProducer
 from shipper.setup import wait_for_engine
 from shipper.sink import BulkSink
 from shipper.source import KafkaSource
 from shipper.stats import Stats
 
 log = get_logger("shipper")
-
-MAX_QUEUED_DOCS = 10_000  # monitor and pipeline-metric documents waiting for an unavailable engine
-FLUSH_ON_STOP_S = 2.0  # bound on writing the last monitor documents at shutdown
-
-
-def build_monitor(settings: ShipperSettings) -> Monitor:
-    """The health engineer's monitor (`shipper.health.build_monitor`) when it exists, else NullMonitor."""
-    build = getattr(importlib.import_module("shipper.health"), "build_monitor", None)
-    if build is None:
-        return NullMonitor()
-    monitor: Monitor = build(settings)
-    return monitor
 
 
 class Shipper:
@@ -65,12 +50,12 @@ class Shipper:
         self.sink: BulkSink | None = None
         self.consuming = False
         self.failed = False
-        self.engine_ok = False
+        self.background: Background | None = None
         self.ops = OpsServer(settings.http_host, settings.http_port, self.metrics_text, self.ready, self.detail)
-        self.producer = self._new_producer()
+        self.producer = DeadLetterProducer(settings)
 
     def ready(self) -> bool:
-        return self.consuming and self.engine_ok
+        return self.consuming and self.background is not None and self.background.engine_ok
 
     def metrics_text(self) -> str:
         return render([*self.stats.prometheus(self.ready()), *self.monitor.metrics()])
@@ -83,99 +68,9 @@ class Shipper:
                 "dead_lettered": self.stats.dead_lettered,
                 "lag": sum(self.stats.lag.values())}
 
-    async def _publish_dead(self, entries: list[tuple[bytes | None, bytes]]) -> None:
-        """Until the broker has them all: the batch is not committed before its dead letters are durable."""
-        delay = self.settings.retry_initial_s
-        while True:
-            try:
-                futures = [await self.producer.send(self.settings.dead_letter_topic, value, key=key)
-                           for key, value in entries]
-                await asyncio.gather(*futures)
-                return
-            except KafkaError as exc:
-                log.warning("dead-letter topic unavailable; retrying", error=repr(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(self.settings.retry_max_s, delay * 2)
-
     async def _waiting(self, seconds: float) -> None:
         log.warning("engine unavailable; holding the batch and retrying", retry_in_s=round(seconds, 2))
         await asyncio.sleep(seconds)
-
-    def pipeline_status(self) -> PipelineStatus:
-        lag = dict(self.stats.lag)
-        return PipelineStatus(caught_up=self.consuming and bool(lag) and not any(lag.values()),
-                              lag_total=sum(lag.values()), lag_by_partition=lag,
-                              dead_lettered_total=self.stats.dead_lettered, consumed_total=self.stats.consumed,
-                              indexed_total=self.stats.indexed)
-
-    def pipeline_doc(self, now: datetime, window_s: float, last: dict[str, float]) -> tuple[str, dict[str, Any]]:
-        """The shipper's own metrics over the last interval; `last` is the stats snapshot at its start."""
-        ns = sanitize_namespace(self.settings.namespace)
-        current = self.stats.snapshot()
-        delta = {k: v - last.get(k, 0) for k, v in current.items()}
-        doc = {
-            "@timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            "ecs": {"version": ECS_VERSION},
-            "event": {"kind": "metric", "dataset": DATASET_PIPELINE},
-            "service": {"name": "elk-shipper", "node": {"name": self.host}},
-            "shipper": {
-                "consumed": int(delta["consumed"]),
-                "indexed": int(delta["indexed"]),
-                "dead_lettered": int(delta["dead_lettered"]),
-                "retried": int(delta["retried"]),
-                "lag": sum(self.stats.lag.values()),
-                "records_per_s": round(delta["indexed"] / window_s, 2),
-                "bulk_latency_ms": round(1000 * delta["bulk_sum_s"] / delta["bulk_count"], 2)
-                if delta["bulk_count"] else 0.0,
-            },
-            "data_stream": {"type": "metrics", "dataset": DATASET_PIPELINE, "namespace": ns},
-        }
-        return f"{self.host}-{now.timestamp():.0f}", doc
-
-    async def _background(self, pipeline: Pipeline) -> None:
-        """Lag, engine ping, monitor ticks (once a second) and pipeline metrics; never blocks the main loop.
-
-        Their documents are written by a separate task, so an engine outage does not stop the
-        ticking; what piles up meanwhile is bounded (oldest dropped first, and counted).
-        """
-        last: dict[str, float] = {}
-        last_stats = time.monotonic()
-        queued: list[Doc] = []
-        writer: asyncio.Task[None] | None = None
-        try:
-            while not self.stopping.is_set():
-                try:
-                    self.stats.lag = await self.source.lag()
-                    if self.engine is not None:
-                        try:
-                            self.engine_ok = await asyncio.wait_for(self.engine.ping(), 2.0)
-                        except TimeoutError:
-                            self.engine_ok = False
-                    queued += await self.monitor.tick(time.time(), self.pipeline_status())
-                    if time.monotonic() - last_stats >= self.settings.stats_interval_s:
-                        window = time.monotonic() - last_stats
-                        queued.append(self.pipeline_doc(datetime.now(UTC), window, last))
-                        last = self.stats.snapshot()
-                        last_stats = time.monotonic()
-                    if len(queued) > MAX_QUEUED_DOCS:
-                        self.stats.item_errors["background_doc_dropped"] += len(queued) - MAX_QUEUED_DOCS
-                        del queued[:-MAX_QUEUED_DOCS]
-                    if queued and (writer is None or writer.done()):
-                        writer = asyncio.create_task(pipeline.write_docs(queued))
-                        queued = []
-                except Exception:
-                    log.exception("background task failed; continuing")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), 1.0)
-        finally:
-            # alerts and transitions made just before SIGTERM get a short, bounded chance to land
-            pending = [writer] if writer is not None and not writer.done() else []
-            if queued:
-                pending.append(asyncio.create_task(pipeline.write_docs(queued)))
-            if pending:
-                _, late = await asyncio.wait(pending, timeout=FLUSH_ON_STOP_S)
-                for task in late:
-                    task.cancel()
 
     async def _until_stopped(self, awaitable: Any) -> Any:
         """The awaitable's result, or None when SIGTERM came first (the awaitable is cancelled)."""
@@ -190,11 +85,6 @@ class Shipper:
             await task
         return None
 
-    def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True,
-                                max_request_size=max(1048576, self.settings.max_record_bytes * 3))
-
     async def _start_kafka(self) -> bool:
         """Waits for the broker (it may start after us); False when stopped first."""
         delay = 0.5
@@ -205,12 +95,10 @@ class Shipper:
                 return True
             except KafkaError as exc:
                 log.warning("waiting for Kafka", error=repr(exc), retry_in_s=delay)
-                # a client whose start failed cannot be started again: make fresh ones
-                with contextlib.suppress(Exception):
-                    await self.producer.stop()
+                # a client whose start failed cannot be started again (the producer renews its own)
+                await self.producer.stop()
                 with contextlib.suppress(Exception):
                     await self.source.stop()
-                self.producer = self._new_producer()
                 self.source = KafkaSource(self.settings)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
@@ -234,18 +122,20 @@ class Shipper:
         log.info("ops endpoint", url=f"http://{self.settings.http_host}:{port}", paths=["/health", "/metrics"])
         try:
             self.engine = await wait_for_engine(self.settings, self.stopping)
-            self.engine_ok = True
         except EngineUnavailable:
             await self.ops.stop()
             return 0 if self.stopping.is_set() else 1
         self.sink = BulkSink(self.engine, self.stats, max_bytes=self.settings.batch_max_bytes,
                              concurrency=self.settings.bulk_concurrency, gzip=self.settings.gzip,
                              retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s)
-        ctx = EnrichContext(host_name=self.host, service_map=self.settings.service_map,
-                            state_of=self.monitor.state_of)
-        pipeline = Pipeline(sink=self.sink, stats=self.stats, ctx=ctx, monitor=self.monitor,
-                            namespace=self.settings.namespace, max_record_bytes=self.settings.max_record_bytes,
-                            publish_dead=self._publish_dead, waiting=self._waiting)
+        transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
+                                      state_of=self.monitor.state_of, namespace=self.settings.namespace,
+                                      max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
+        pipeline = Pipeline(sink=self.sink, stats=self.stats, settings=transform, monitor=self.monitor,
+                            publish_dead=self.producer.publish, waiting=self._waiting)
+        self.background = Background(settings=self.settings, stats=self.stats, source=lambda: self.source,
+                                     engine=self.engine, monitor=self.monitor, pipeline=pipeline, host=self.host,
+                                     consuming=lambda: self.consuming)
         await self.monitor.start(self.engine)
         if not await self._start_kafka():
             await self._shutdown(self.settings.shutdown_timeout_s)
@@ -253,7 +143,7 @@ class Shipper:
         self.consuming = True
         log.info("consuming", topics=self.settings.topic_list, group=self.settings.group_id,
                  namespace=self.settings.namespace, engine=self.engine.name)
-        background = asyncio.create_task(self._background(pipeline))
+        background = asyncio.create_task(self.background.run(self.stopping))
         slots = asyncio.Semaphore(self.settings.max_batches_in_flight)
         inflight: set[asyncio.Task[None]] = set()
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from collector.contract.ecs import ECS_VERSION
 from collector.contract.streams import DATASET_DEAD_LETTER, sanitize_namespace
-from shipper.enrich import Origin
+from collector.contract.timefmt import format_ts
+from shipper.provenance import Origin
 
 STREAM_TYPE = "logs"
 # Larger originals are cut in the entry (the full record stays in its source topic at the
@@ -48,7 +49,7 @@ def entry(dead: DeadLetter, namespace: str, now: datetime) -> dict[str, Any]:
     truncated = len(raw) > MAX_ORIGINAL_BYTES
     original, encoding = _as_text(raw[:MAX_ORIGINAL_BYTES], truncated)
     doc: dict[str, Any] = {
-        "@timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "@timestamp": format_ts(now),
         "message": f"{dead.error_type}: {dead.reason}"[:4000],
         "ecs": {"version": ECS_VERSION},
         "event": {"kind": "pipeline_error", "dataset": DATASET_DEAD_LETTER, "id": entry_id(dead)},
@@ -77,10 +78,6 @@ def entry(dead: DeadLetter, namespace: str, now: datetime) -> dict[str, Any]:
 def entry_id(dead: DeadLetter) -> str:
     """Deterministic: the same rejected record dead-letters to the same id, however often it is redelivered."""
     return f"dl-{dead.meta.topic}-{dead.meta.partition}-{dead.meta.offset}"
-
-
-def stream(namespace: str) -> str:
-    return f"{STREAM_TYPE}-{DATASET_DEAD_LETTER}-{sanitize_namespace(namespace)}"
 
 
 def kafka_value(doc: dict[str, Any]) -> bytes:

@@ -19,11 +19,13 @@ from typing import Any
 import orjson
 import pytest
 
+from shipper.bulk import Action
 from shipper.config import ShipperSettings
 from shipper.engines.base import EngineRejected, SearchEngine
 from shipper.engines.detect import build_engine, detect_kind
 from shipper.engines.elasticsearch import ElasticsearchEngine
-from shipper.sink import Action, BulkSink
+from shipper.provenance import Meta, Provenance
+from shipper.sink import BulkSink
 from shipper.stats import Stats
 from tests.shipper.harness import free_port
 
@@ -65,7 +67,7 @@ async def _engine(url: str) -> SearchEngine:
 
 
 def _action(doc_id: str, doc: dict[str, Any], index: str) -> Action:
-    return Action(doc_id, index, orjson.dumps(doc), origin=doc_id)
+    return Action(doc_id, index, orjson.dumps(doc), origin=Provenance(Meta(index, 0, 0, 0), b"", "a"))
 
 
 async def test_detected_as_elasticsearch_and_setup_without_ilm(es_url: str) -> None:

@@ -10,10 +10,12 @@ from typing import Any
 import orjson
 
 from shipper import deadletter
+from shipper.context import Batch, TransformSettings
 from shipper.deadletter import DeadLetter
-from shipper.enrich import EnrichContext, Meta
+from shipper.ids import record_id
 from shipper.monitor import NullMonitor
-from shipper.pipeline import prepare
+from shipper.provenance import Meta
+from shipper.transform import prepare
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -43,10 +45,10 @@ def test_prepare_splits_good_records_from_poison() -> None:
         Msg(orjson.dumps({"message": "big" * 6000}), 3),
         Msg(b'{"a":' * 2000 + b"1" + b"}" * 2000, 4),  # nested deeper than any engine accepts
     ]
-    actions, dead = prepare(messages, namespace="default", max_record_bytes=16384,
-                            ctx=EnrichContext(host_name="h"), monitor=EchoMonitor(), now=NOW)
-    assert [(a.doc_id, a.stream) for a in actions] == [("e1", "logs-api-default"),
-                                                         ("seen-e1", "logs-elk.health-default")]
+    prepared = prepare(messages, Batch(TransformSettings(host_name="h", max_record_bytes=16384), NOW), EchoMonitor())
+    actions, dead = prepared.actions, prepared.dead
+    assert [(a.doc_id, a.stream) for a in actions] == [
+        (record_id({"event": {"id": "e1"}}, messages[0]), "logs-api-default"), ("seen-e1", "logs-elk.health-default")]
     assert orjson.loads(actions[0].source)["data_stream"]["dataset"] == "api"
     assert [(d.meta.offset, d.error_type, d.stage) for d in dead] == [
         (1, "not_object", "decode"), (2, "not_utf8", "decode"), (3, "too_large", "decode"), (4, "decode", "decode")]

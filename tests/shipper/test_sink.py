@@ -7,13 +7,16 @@ from typing import Any
 import orjson
 
 from collector.contract.promtext import render
+from shipper.bulk import Action, bulk_body, chunks, classify
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
-from shipper.sink import Action, BulkSink, bulk_body, chunks, classify
+from shipper.provenance import Meta, Provenance
+from shipper.sink import BulkSink
 from shipper.stats import Stats
 
 
 def _actions(n: int) -> list[Action]:
-    return [Action(f"id-{i}", "logs-a-default", orjson.dumps({"n": i}), origin=i) for i in range(n)]
+    return [Action(f"id-{i}", "logs-a-default", orjson.dumps({"n": i}), origin=Provenance(Meta("t", 0, i, 0), b"", "a"))
+            for i in range(n)]
 
 
 def test_bulk_body_is_create_ndjson() -> None:
