@@ -12,6 +12,7 @@ late a redelivery of it can come.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import time
@@ -42,6 +43,7 @@ class Committed:
         self.current: dict[TopicPartition, int] = {}
         self.seen: list[tuple[float, TopicPartition, int]] = []  # (when, partition, new committed offset)
         self.backwards: list[str] = []
+        self.changed = asyncio.Event()
 
     async def poll(self) -> None:
         offsets = await self.admin.list_consumer_group_offsets(self.group)
@@ -55,6 +57,7 @@ class Committed:
             if meta.offset != before:
                 self.seen.append((now, tp, meta.offset))
                 self.current[tp] = meta.offset
+                self.changed.set()
 
     async def run(self, done: asyncio.Event) -> None:
         await self.admin.start()
@@ -65,6 +68,16 @@ class Committed:
             await self.poll()
         finally:
             await self.admin.close()
+
+    async def reach(self, topic: str, ends: dict[int, int], within: float) -> None:
+        """Until every partition's committed offset is at its end offset, or `within` passed."""
+        deadline = time.monotonic() + within
+        while any(self.current.get(TopicPartition(topic, p), -1) < end for p, end in ends.items()):
+            self.changed.clear()
+            if (left := deadline - time.monotonic()) <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), left)
 
     def committed_at(self, partition: int, offset: int) -> float | None:
         """When a committed offset past `offset` was first seen on `partition`."""
@@ -148,10 +161,7 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
         assert got == n, f"{got} of {n} indexed, no progress for {STALL_S} s"
         # everything indexed must also get committed by the members still running
         ends = {p: max(o for q, o in placed.values() if q == p) + 1 for p in range(PARTITIONS)}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(
-                committed.current.get(TopicPartition(run.logs_topic, p), -1) < end for p, end in ends.items()):
-            await asyncio.sleep(POLL_S)
+        await committed.reach(run.logs_topic, ends, within=30)
     finally:
         for member in members:
             if member.poll() is None:
