@@ -117,7 +117,6 @@ class Shipper:
         if early_signals:  # stopped before it started: nothing fetched, nothing to finish
             log.info("stopped before start", signal=early_signals[0])
             return 0
-        deadline_after_stop = self.settings.shutdown_timeout_s
         port = await self.ops.start()
         log.info("ops endpoint", url=f"http://{self.settings.http_host}:{port}", paths=["/health", "/metrics"])
         try:
@@ -172,21 +171,27 @@ class Shipper:
             task.add_done_callback(done)
 
         self.consuming = False
-        stopped_at = time.monotonic()
+        # every step below has a share of the bound: a broker or engine that is away (the final
+        # commit waits for Kafka's coordinator without end otherwise) never holds the exit
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+
+        def left(share: float = 1.0) -> float:
+            return max(0.05, (deadline - time.monotonic()) * share)
+
         abandoned = 0
         if inflight:
-            _, pending = await asyncio.wait(set(inflight), timeout=max(0.5, deadline_after_stop * 0.75))
+            _, pending = await asyncio.wait(set(inflight), timeout=left(0.6))
             abandoned = len(pending)
-            for task in pending:  # stuck on an unavailable engine: uncommitted, redelivered later
+            for task in pending:  # stuck on an unavailable engine or broker: uncommitted, redelivered later
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self.source.commit_finished()
+        await self.source.commit_finished(timeout_s=left(0.4))
         background.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await background
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(background, left(0.5))
         if abandoned:
             log.warning("shutdown bound reached; batches left uncommitted for redelivery", batches=abandoned)
-        await self._shutdown(max(0.5, deadline_after_stop - (time.monotonic() - stopped_at)))
+        await self._shutdown(left())
         log.info("stopped", consumed=self.stats.consumed, indexed=self.stats.indexed,
                  dead_lettered=self.stats.dead_lettered)
         return 1 if self.failed else 0
