@@ -34,6 +34,7 @@ from shipper.setup import wait_for_engine
 from shipper.sink import BulkSink
 from shipper.source import KafkaSource
 from shipper.stats import Stats
+from shipper.topics import TopicSetupError, ensure_dead_letter_topic
 
 log = get_logger("shipper")
 
@@ -85,11 +86,13 @@ class Shipper:
             await task
         return None
 
-    async def _start_kafka(self) -> bool:
-        """Waits for the broker (it may start after us); False when stopped first."""
+    async def _start_kafka(self, pipeline: Pipeline) -> bool:
+        """Waits for the broker (it may start after us); False when stopped first. TopicSetupError
+        when the dead-letter topic is missing and may not be created."""
         delay = 0.5
         while not self.stopping.is_set():
             try:
+                pipeline.dead_letter_max_bytes = await ensure_dead_letter_topic(self.settings)
                 await self.producer.start()
                 await self.source.start()
                 return True
@@ -136,7 +139,13 @@ class Shipper:
                                      engine=self.engine, monitor=self.monitor, pipeline=pipeline, host=self.host,
                                      consuming=lambda: self.consuming)
         await self.monitor.start(self.engine)
-        if not await self._start_kafka():
+        try:
+            started = await self._start_kafka(pipeline)
+        except TopicSetupError as exc:
+            log.error("cannot start", error=str(exc))
+            await self._shutdown(self.settings.shutdown_timeout_s)
+            return 1
+        if not started:
             await self._shutdown(self.settings.shutdown_timeout_s)
             return 0
         self.consuming = True
