@@ -129,7 +129,8 @@ class Shipper:
             return 0 if self.stopping.is_set() else 1
         self.sink = BulkSink(self.engine, self.stats, max_bytes=self.settings.batch_max_bytes,
                              concurrency=self.settings.bulk_concurrency, gzip=self.settings.gzip,
-                             retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s)
+                             retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s,
+                             max_item_retries=self.settings.max_item_retries)
         transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
                                       max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
