@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 PARTITIONS = 6
 RATE = 500  # records per second
-PRODUCE_S = 30.0
+CHURN = ["kill", "start", "term", "start", "kill", "start", "term", "start"]  # one every CHURN_EVERY_S
 CHURN_EVERY_S = 3.5
 POLL_S = 0.05
 STALL_S = 40.0  # give up when the index has not grown for this long
@@ -87,21 +87,23 @@ class Committed:
         return None
 
 
-async def _produce(bootstrap: str, topic: str, n: int) -> dict[int, tuple[int, int]]:
-    """n records at RATE per second; record number -> (partition, offset)."""
+async def _produce(bootstrap: str, topic: str, done: asyncio.Event) -> dict[int, tuple[int, int]]:
+    """Records at RATE per second until `done`; record number -> (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     placed: dict[int, tuple[int, int]] = {}
     try:
         started = time.monotonic()
         pending = []
-        for i in range(n):
+        i = 0
+        while not done.is_set():
             pending.append((i, await producer.send(topic, log_record(i), key=str(i).encode())))
-            if i % 50 == 49:
-                await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.monotonic()))
-        for i, future in pending:
+            i += 1
+            if i % 50 == 0:
+                await asyncio.sleep(max(0.0, started + i / RATE - time.monotonic()))
+        for n, future in pending:
             meta = await future
-            placed[i] = (meta.partition, meta.offset)
+            placed[n] = (meta.partition, meta.offset)
     finally:
         await producer.stop()
     return placed
@@ -113,7 +115,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) -> None:
-    n = int(RATE * PRODUCE_S)
     index = f"logs-api_service-{run.namespace}"
     await create_topic(run.bootstrap, run.logs_topic, partitions=PARTITIONS)
     # a long linger makes most fetches span a rebalance (the case that used to commit past unindexed
@@ -127,20 +128,15 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
 
     for _ in range(3):
         start()
-    done = asyncio.Event()
+    done, streaming = asyncio.Event(), asyncio.Event()
     committed = Committed(run.bootstrap, f"g-{run.unique}")
     poller = asyncio.create_task(committed.run(done))
-    producing = asyncio.create_task(_produce(run.bootstrap, run.logs_topic, n))
+    producing = asyncio.create_task(_produce(run.bootstrap, run.logs_topic, streaming))
     stopped_codes: list[int] = []
     kills = 0
     try:
-        # one change of membership every few seconds while the stream runs
-        churn = ["kill", "start", "term", "start", "kill", "start", "term", "start"]
-        step = 0
-        while not producing.done():
+        for action in CHURN:  # one change of membership every few seconds while the stream runs
             await asyncio.sleep(CHURN_EVERY_S)
-            action = churn[step % len(churn)]
-            step += 1
             alive = [m for m in members if m.poll() is None]
             if action == "start" or len(alive) <= 1:
                 await asyncio.to_thread(start)
@@ -149,7 +145,9 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
                 kills += 1
             else:
                 stopped_codes.append(await asyncio.to_thread(stop, alive[0]))
+        streaming.set()
         placed = await producing
+        n = len(placed)
         if not any(m.poll() is None for m in members):
             await asyncio.to_thread(start)
         got, last_change = 0, time.monotonic()
@@ -163,12 +161,13 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
         ends = {p: max(o for q, o in placed.values() if q == p) + 1 for p in range(PARTITIONS)}
         await committed.reach(run.logs_topic, ends, within=30)
     finally:
+        streaming.set()
         for member in members:
             if member.poll() is None:
                 stopped_codes.append(await asyncio.to_thread(stop, member))
         done.set()
         await poller
-    assert kills >= 2 and len(members) >= 6
+    assert kills == 2 and len(members) == 7
     assert stopped_codes and all(code == 0 for code in stopped_codes), stopped_codes
     assert committed.backwards == [], "committed offsets moved backwards"
     assert {tp.partition: o for tp, o in committed.current.items()} == ends
