@@ -79,7 +79,7 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor) -> Prep
         actions.append(action)
         if observe is not None:
             try:
-                docs: list[Doc] = observe(record)
+                docs: list[Doc] = observe(record, message)
                 actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
             except Exception as exc:
                 out.observe_failures.append(_reason(exc))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.contract.streams import DATASET_ALERTS
+from collector.contract.streams import DATASET_ALERTS, OWN_WRITER, OWN_WRITER_FIELD
 from shipper.health.config import RuleSettings
 
 # rule id -> (name, severity)
@@ -150,6 +150,6 @@ def restore_query(size: int = 5000, days: int = 30) -> dict[str, Any]:
     return {
         "size": size,
         "sort": [{"@timestamp": "desc"}],
-        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}},
+        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}}, {"term": {OWN_WRITER_FIELD: OWN_WRITER}},
                                       {"range": {"@timestamp": {"gte": f"now-{days}d"}}}]}},
     }

@@ -27,6 +27,7 @@ from shipper.health.state import UNHEALTHY, HealthState
 from shipper.health.webhooks import WebhookNotifier
 from shipper.log import get_logger
 from shipper.monitor import Doc, PipelineStatus
+from shipper.provenance import Origin
 
 log = get_logger("shipper.health")
 
@@ -97,7 +98,7 @@ class HealthMonitor:
     def state_of(self, service: str) -> str | None:
         return self.state.state_of(service)
 
-    def observe(self, record: dict[str, Any]) -> list[Doc]:
+    def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
         event = record.get("event")
         if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
             self.signals.observe(record)
@@ -107,8 +108,10 @@ class HealthMonitor:
         service = (record.get("service") or {}).get("name") or "unknown"
         node = ((record.get("service") or {}).get("node") or {}).get("name") or service
         ok = (record.get("health") or {}).get("status") == "healthy"
-        # The trigger is the probe record itself, so redelivery derives the same transition ids.
-        trigger = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+        # The trigger is the probe result's place in Kafka, so a redelivery derives the same transition ids
+        # (the enriched record is no such key: it carries event.ingested).
+        trigger = (f"{origin.topic}/{origin.partition}/{origin.offset}" if origin is not None
+                   else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
         docs: list[Doc] = []
         for t in self.state.observe_probe(service, node, ok, _when(record), trigger):
             doc_id, when = t.pop("_id"), t.pop("when")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from collector.contract.streams import OWN_WRITER, OWN_WRITER_FIELD
 from shipper.health.state import HealthState, Instance
 
 
@@ -13,7 +14,9 @@ def restore_query(size: int = 5000) -> dict[str, Any]:
     return {
         "size": size,
         "sort": [{"@timestamp": "desc"}],
-        "query": {"term": {"event.action": "health-transition"}},
+        # only what the shipper wrote itself: a record from Kafka cannot carry the marker
+        "query": {"bool": {"filter": [{"term": {"event.action": "health-transition"}},
+                                      {"term": {OWN_WRITER_FIELD: OWN_WRITER}}]}},
     }
 
 

@@ -27,7 +27,7 @@ from shipper.engines.elasticsearch import ElasticsearchEngine
 from shipper.provenance import Meta, Provenance
 from shipper.sink import BulkSink
 from shipper.stats import Stats
-from tests.shipper.harness import free_port
+from tests.shipper.harness import free_port, record_key
 
 NOIDA = Path(sys.executable).with_name("noida-db")
 
@@ -139,8 +139,8 @@ async def _es_ids(engine: SearchEngine, index: str) -> list[str]:
         await engine.request("POST", f"/{index}/_refresh")
     except EngineRejected:  # not created yet
         return []
-    found = await engine.search(index, {"size": 10000, "_source": False, "query": {"match_all": {}}})
-    return [hit["_id"] for hit in found["hits"]["hits"]]
+    found = await engine.search(index, {"size": 10000, "_source": ["event.id"], "query": {"match_all": {}}})
+    return [record_key(hit) for hit in found["hits"]["hits"]]
 
 
 @pytest.mark.stack
