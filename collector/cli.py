@@ -1,4 +1,4 @@
-"""`collector` console script: the ingest API (`serve`) and the health prober (`probe`)."""
+"""`collector` console script: the ingest API (`serve`), the OTLP/HTTP intake (`otlp`), the health prober (`probe`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the HTTP ingest API (POST /v1/logs, /v1/metrics, /v1/health)")
+    sub.add_parser("otlp", help="run the OTLP/HTTP intake (POST /v1/logs, /v1/metrics on port 4318)")
     sub.add_parser("probe", help="poll the configured /health endpoints and publish results to Kafka")
     fwd = sub.add_parser("forward-nginx", help="tail an nginx JSON access log and POST it to the ingest API")
     fwd.add_argument("--file", required=True, help="the access log, e.g. /var/log/nginx/access.json")
@@ -26,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command in ("probe", "serve"):
+    if args.command in ("probe", "serve", "otlp"):
         try:
-            return probe() if args.command == "probe" else serve()
+            return {"probe": probe, "serve": serve, "otlp": otlp}[args.command]()
         except ImportError as exc:  # installed without the extra this command needs
             print(f"collector {args.command}: {exc}", file=sys.stderr)
             return 2
@@ -123,6 +124,23 @@ def serve() -> int:
     if settings is None:
         return 2
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
+                log_config=collector.uvicorn_log_config(), server_header=False)
+    return 0
+
+
+def otlp() -> int:
+    """The OTLP/HTTP intake under uvicorn, settings from INGEST_* (shared with `serve`) and INGEST_OTLP_*."""
+    import uvicorn
+
+    import collector
+    from collector.otlp.app import create_app
+    from collector.otlp.config import OtlpSettings
+
+    settings = _start("otlp", OtlpSettings, "INGEST_", "elk-otlp")
+    if settings is None:
+        return 2
+    uvicorn.run(create_app(settings), host=settings.otlp_host, port=settings.otlp_port,
                 limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
                 log_config=collector.uvicorn_log_config(), server_header=False)
     return 0

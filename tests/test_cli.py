@@ -14,6 +14,8 @@ import pytest
      "collector probe: invalid configuration: PROBE_TARGETS"),
     ("collector.cli", "probe", {}, "collector probe: invalid configuration: nothing to probe"),
     ("collector.cli", "serve", {"INGEST_PORT": "abc"}, "collector serve: invalid configuration: INGEST_PORT"),
+    ("collector.cli", "otlp", {"INGEST_OTLP_PORT": "abc"},
+     "collector otlp: invalid configuration: INGEST_OTLP_PORT"),
     ("shipper.cli", "run", {"SHIPPER_HTTP_PORT": "abc"}, "shipper: invalid configuration: SHIPPER_HTTP_PORT"),
 ])
 def test_invalid_configuration_names_the_setting(module: str, command: str, env: dict[str, str], says: str) -> None:
