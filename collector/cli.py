@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the HTTP ingest API (POST /v1/logs, /v1/metrics, /v1/health)")
     sub.add_parser("probe", help="poll the configured /health endpoints and publish results to Kafka")
+    sub.add_parser("tail", help="ship log files and Docker containers' logs to Kafka, positions kept (TAIL_*)")
     fwd = sub.add_parser("forward-nginx", help="tail an nginx JSON access log and POST it to the ingest API")
     fwd.add_argument("--file", required=True, help="the access log, e.g. /var/log/nginx/access.json")
     fwd.add_argument("--url", required=True, help="ingest API base URL, e.g. http://ingest:8080")
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return probe()
     if args.command == "serve":
         return serve()
+    if args.command == "tail":
+        return tail()
     if args.command == "forward-nginx":
         import signal
         from pathlib import Path
@@ -100,6 +103,30 @@ def probe() -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await run(settings, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def tail() -> int:
+    """The log tailer, settings from TAIL_* (and TAIL_CONFIG_FILE); SIGTERM stops after the in-flight
+    records were acknowledged and the positions written."""
+    import asyncio
+    import signal
+
+    from collector.tail.service import Tailer
+    from collector.tail.settings import TailSettings
+
+    settings = _start("tail", TailSettings, "TAIL_", "elk-tail")
+    if settings is None:
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Tailer(settings).run(stop)
 
     asyncio.run(main())
     return 0
