@@ -107,7 +107,7 @@ class Joiner:
         out: list[Joined] = []
         pending = self.pending
         if not text:
-            if pending is not None and self.state in (PY_END, GO):
+            if pending is not None and self.state != NONE:
                 pending.held.append((end, text))
                 pending.last_at = now
             return out

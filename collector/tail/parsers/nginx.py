@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.contract.levels import ERROR, INFO, WARNING, normalize_level
-from collector.contract.timefmt import format_ts
+from collector.contract.timefmt import format_ts, normalize_ts
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
 _ACCESS = re.compile(r"(\S+) - (\S+) \[([^\]]+)\] " + _Q + r" (\d{3}) (\d+|-)(?: " + _Q + " " + _Q + ")?")
@@ -102,6 +102,9 @@ def parse_error(text: str) -> dict[str, Any] | None:
 def from_json(obj: dict[str, Any]) -> dict[str, Any]:
     """The docs/ingest.md JSON format (ECS keys already): level from the status, `event.duration` (ns)
     from nginx's `request_time` (seconds), a `message` like `GET /api/users 200`."""
+    ts = normalize_ts(obj.get("@timestamp"))
+    if ts is not None:
+        obj["@timestamp"] = ts
     status = obj.get("http.response.status_code")
     if "log.level" not in obj:
         obj["log.level"] = level_of_status(status if type(status) is int else 0)
