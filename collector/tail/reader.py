@@ -68,6 +68,7 @@ class FileTail:
         self.decoder = decoder
         self.detached_at: float | None = None  # since when the path no longer leads here
         self.idle_since = 0.0
+        self.at_eof = False  # the last read found no new data
         self.inflight = 0  # records sent, not yet acknowledged
         self._prefix = b""
         self._set_prefix()

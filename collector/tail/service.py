@@ -68,8 +68,6 @@ class Tailer:
                 here = False
             if not here and tail.detached_at is None:
                 tail.detached_at = now
-            if tail.changed_under_us():
-                self._new_generation(tail, "truncated or rewritten")
         self.first_scan = False
 
     def _open(self, path: str, key: str, source: Source, start_at_end: bool, now: float) -> None:
@@ -153,18 +151,22 @@ class Tailer:
                 return moved
             if tail.key in self.finished:
                 continue
+            if tail.at_eof and tail.changed_under_us():
+                # checked before reading on after a pause: copy-truncate that regrew past our position
+                # shows only in its first line, and no line of the new content may be read as old
+                self._new_generation(tail, "truncated or rewritten")
             lines = tail.read(CHUNK)
             if lines:
                 moved = True
                 tail.idle_since = now
+                tail.at_eof = False
                 self._lines(tail, lines, now)
                 continue
+            tail.at_eof = True
             joined = tail.joiner.due(now)
             if joined is not None:
                 self._emit(tail, joined)
-            if os.fstat(tail.fd).st_size < tail.pos:
-                self._new_generation(tail, "truncated")
-            elif tail.detached_at is not None and now - tail.idle_since >= self.settings.close_inactive_s:
+            if tail.detached_at is not None and now - tail.idle_since >= self.settings.close_inactive_s:
                 # renamed or deleted, read to its end and quiet: the last partial line and record go out
                 self._lines(tail, tail.rest_of_file(), now)
                 last = tail.joiner.flush()
