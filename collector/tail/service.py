@@ -9,6 +9,7 @@ same ids and bytes, so they collapse in the index.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import os
 import stat
 import time
@@ -61,6 +62,8 @@ class Tailer:
             source = docker if docker is not None else file_source(cfg, path)  # type: ignore[arg-type]
             start_at_end = cfg is not None and cfg.start_at == "end" and self.first_scan
             self._open(path, key, source, start_at_end, now)
+        if self.first_scan:
+            self._resume_rotated(now)
         for tail in self.tails.values():
             try:
                 here = identity(os.stat(tail.path)) == tail.key
@@ -70,15 +73,39 @@ class Tailer:
                 tail.detached_at = now
         self.first_scan = False
 
-    def _open(self, path: str, key: str, source: Source, start_at_end: bool, now: float) -> None:
+    def _resume_rotated(self, now: float) -> None:
+        """Files in the registry that were renamed while we were down (logrotate, Docker's max-size):
+        found by identity beside their old name, read to their end, then closed."""
+        for key, entry in list(self.registry.entries.items()):
+            if key in self.tails:
+                continue
+            directory = os.path.dirname(entry.path)
+            try:
+                found = next((e.path for e in os.scandir(directory) if e.is_file(follow_symlinks=False)
+                              and identity(e.stat()) == key and e.stat().st_size > entry.offset), None)
+            except OSError:
+                found = None
+            if found is None:
+                continue
+            source = self._source_of(entry.path)
+            if source is not None and self._open(found, key, source, False, now):
+                self.tails[key].detached_at = now
+
+    def _source_of(self, path: str) -> Source | None:
+        for cfg in self.settings.inputs:
+            if any(fnmatch.fnmatch(path, pattern) for pattern in cfg.paths):
+                return file_source(cfg, path)
+        return self.docker_sources.get(Path(path).parent)
+
+    def _open(self, path: str, key: str, source: Source, start_at_end: bool, now: float) -> bool:
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
-            return
+            return False
         st = os.fstat(fd)
         if identity(st) != key:  # replaced between stat and open: the next scan
             os.close(fd)
-            return
+            return False
         entry = self.registry.get(key)
         if entry is not None:
             head = head_fingerprint(fd)
@@ -95,6 +122,7 @@ class Tailer:
         decoder = JsonFileDecoder() if source.docker else None
         self.tails[key] = FileTail(path, fd, st, entry, source, self.settings.max_line_bytes, decoder)
         log.info("tailing", path=path, service=source.service, offset=entry.offset, format=source.fmt)
+        return True
 
     def _new_generation(self, tail: FileTail, why: str) -> None:
         log.info(f"file {why}; reading it from the start", path=tail.path)

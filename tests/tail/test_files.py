@@ -141,3 +141,21 @@ async def test_start_at_end_and_damaged_registry(kafka_bootstrap: str, topic: st
         await until(lambda: delivered(tailer, 3), "3 records")
     exactly_once(await records(kafka_bootstrap, topic, 3), lines("live", 3))
     assert [p.name for p in os.scandir(tmp_path) if p.name.startswith("registry.json.broken-")]
+
+
+async def test_rotated_while_down_is_found_beside_its_old_name(kafka_bootstrap: str, topic: str,
+                                                              tmp_path: Path) -> None:
+    """Renamed while the tailer was stopped: the glob no longer matches the old file, the registry
+    knows its identity, and its unread end is shipped before it is closed."""
+    log = tmp_path / "access.log"
+    first, unread, new = lines("first", 10), lines("unread", 7), lines("new", 4)
+    write(log, first)
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(log)]}])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 10), "10 records")
+    rename_then_write(log, tmp_path / "access.log.1", unread)
+    write(log, new)
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 11), "11 records")
+        await until(lambda: True if len(tailer.tails) == 1 else len(tailer.tails), "the rotated file closed")
+    exactly_once(await records(kafka_bootstrap, topic, 21), first + unread + new)
