@@ -107,6 +107,12 @@ class FileTail:
             self._set_prefix()
         return out
 
+    def unread(self, start: int) -> None:
+        """Reading goes on at `start` (a line boundary) next time: lines read but not taken."""
+        self.pos = start
+        self.partial = b""
+        self.partial_start = start
+
     def rest_of_file(self) -> list[tuple[int, int, bytes]]:
         """A last line without a newline, when the file is being closed for good."""
         if not self.partial:

@@ -157,7 +157,13 @@ class Tailer:
     def _lines(self, tail: FileTail, lines: list[tuple[int, int, bytes]], now: float) -> None:
         decoder = tail.decoder
         joiner = tail.joiner
+        sink = self.sink
+        limit = self.settings.max_inflight_bytes
         for start, end, raw in lines:
+            if sink.pending_bytes >= limit:
+                tail.unread(start)  # the bound holds per record, not per chunk read
+                self.paused = True
+                return
             if decoder is not None:
                 decoded = decoder(start, end, raw)
                 if decoded is None:
@@ -172,6 +178,7 @@ class Tailer:
     def read_some(self, now: float) -> bool:
         """One pass over the files; True when any had new data."""
         moved = False
+        self.paused = False
         limit = self.settings.max_inflight_bytes
         for tail in list(self.tails.values()):
             if self.sink.pending_bytes >= limit:
@@ -189,6 +196,8 @@ class Tailer:
                 tail.idle_since = now
                 tail.at_eof = False
                 self._lines(tail, lines, now)
+                if self.paused:
+                    return moved
                 continue
             tail.at_eof = True
             joined = tail.joiner.due(now)
@@ -201,7 +210,6 @@ class Tailer:
                 if last is not None:
                     self._emit(tail, last)
                 self.finished.add(tail.key)
-        self.paused = False
         return moved
 
     def settle(self) -> None:
@@ -231,7 +239,7 @@ class Tailer:
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 except TimeoutError:
                     pass
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 5.0)
         return False
 
     # -- the loop ------------------------------------------------------------------------------------

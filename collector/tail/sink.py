@@ -44,6 +44,11 @@ class _Open:
     since: float = 0.0
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class KafkaSink:
     def __init__(self, bootstrap: str, topic: str, linger_ms: int = 20, request_timeout_s: float = 15.0,
                  batch_bytes: int = 1 << 20):
@@ -130,7 +135,9 @@ class KafkaSink:
         self.open = _Open()
         futures = []
         for part, batch in [*current.sealed, *current.batches.items()]:
-            futures.append(await self.producer.send_batch(batch, self.topic, partition=part))
+            future = await self.producer.send_batch(batch, self.topic, partition=part)
+            future.add_done_callback(_retrieved)  # a dropped round's failure is handled by the rewind
+            futures.append(future)
         self.rounds.append(Round(futures, current.marks, current.records, current.size))
         self.inflight_bytes += current.size
 
