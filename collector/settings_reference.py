@@ -96,6 +96,7 @@ COMPONENTS: list[tuple[str, str]] = [
     ("Logging library (`collector.configure`)", "collector.config:CollectorSettings"),
     ("Ingest API (`collector serve`)", "collector.ingest.config:IngestSettings"),
     ("Health prober (`collector probe`)", "collector.probe.config:ProbeSettings"),
+    ("Log tailer (`collector tail`)", "collector.tail.settings:TailSettings"),
     ("Shipper (`shipper run`)", "shipper.config:ShipperSettings"),
     ("Kibana loader (`python -m kibana`)", "kibana.config:KibanaSettings"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,10 @@ def file_source(cfg: FileInput, path: str) -> Source:
     """The configured service, else the directory's name (/var/log/nginx/access.log -> nginx)."""
     service = cfg.service or Path(path).parent.name or "unknown"
     return Source(service=service, fmt=cfg.format, multiline=cfg.multiline)
+
+
+def excluded(patterns: list[str], source: Source) -> bool:
+    return any(re.fullmatch(p, source.service) or re.fullmatch(p, source.node or "") for p in patterns)
 
 
 def matches(settings: TailSettings, docker_sources: dict[Path, Source]) -> Iterator[tuple[str, FileInput | None,
@@ -43,6 +48,8 @@ def matches(settings: TailSettings, docker_sources: dict[Path, Source]) -> Itera
                 if source is None:
                     continue  # config.v2.json not written yet: the next scan
                 docker_sources[directory] = source
+            if excluded(settings.docker_exclude, source):
+                continue
             yield str(log), None, source
         for gone in set(docker_sources) - present:
             del docker_sources[gone]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
+import socket
 import stat
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ class Tailer:
         self.tails: dict[str, FileTail] = {}
         self.finished: set[str] = set()  # detached files whose last record is out
         self.docker_sources: dict[Path, Source] = {}
-        self.builder = Builder(settings.host_name)
+        self.builder = Builder(settings.host_name or socket.gethostname())
         self.sink = KafkaSink(settings.kafka_bootstrap_servers, settings.topic, settings.batch_linger_ms,
                               settings.request_timeout_s)
         self.first_scan = True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 from typing import Literal
 
@@ -22,12 +21,13 @@ class Multiline(BaseModel):
     """How lines are joined into one record. `default` rules know Python, Java, Node and Go stack
     traces and PostgreSQL's DETAIL/HINT/STATEMENT lines; `start` and `continue_` are regexes."""
 
-    mode: Literal["default", "pattern", "off"] = "default"
+    mode: Literal["default", "pattern", "off"] = Field(
+        "default", description="default: stack traces by the built-in rules; pattern: `start`/`continue`; off")
     start: str | None = Field(None, description="a line matching this starts a record (mode=pattern)")
     continue_: str | None = Field(None, alias="continue",
                                   description="a line matching this continues the record (mode=pattern)")
-    max_lines: int = Field(500, ge=1)
-    max_bytes: int = Field(64 * 1024, ge=256)
+    max_lines: int = Field(500, ge=1, description="a longer record is cut (the rest starts a new one)")
+    max_bytes: int = Field(64 * 1024, ge=256, description="a larger record is cut (the rest starts a new one)")
     timeout_s: float = Field(0.5, gt=0, description="a pending record is sent after this long without a new line")
 
     model_config = {"populate_by_name": True}
@@ -89,6 +89,9 @@ class TailSettings(BaseSettings):
     service_map: dict[str, str] = Field(
         default_factory=dict, description="Container name (or regex) -> service, for containers without the "
         "Compose service label; consulted before the instance rule (api-service-1 -> api-service).")
+    docker_exclude: list[str] = Field(
+        default_factory=list, description="Containers not to tail: regexes matched against the whole service "
+        "or container name (e.g. the tailer itself).")
     registry_path: Path = Field(Path("/var/lib/elk-tail/registry.json"),
                                 description="Where positions are kept (a volume: it must survive restarts).")
     registry_flush_s: float = Field(1.0, ge=0, description="Longest time acknowledged positions wait before the "
@@ -103,7 +106,17 @@ class TailSettings(BaseSettings):
     batch_linger_ms: int = Field(20, ge=0, description="Longest wait before a partial batch is sent.")
     request_timeout_s: float = Field(15.0, gt=0, description="Kafka delivery timeout; then the unacknowledged "
                                      "records are read again from the files.")
-    host_name: str = Field(default_factory=socket.gethostname, description="host.name of every record.")
+    host_name: str | None = Field(None, description="host.name of every record (default: this machine's name).")
+
+    @field_validator("docker_exclude")
+    @classmethod
+    def _exclude(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r}: {exc}") from None
+        return value
 
     @field_validator("service_map")
     @classmethod

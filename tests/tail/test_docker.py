@@ -64,8 +64,11 @@ async def test_containers(kafka_bootstrap: str, topic: str, tmp_path: Path) -> N
     for line in ("Error: boom", "    at main (/app/index.js:3:9)", "    at node:internal/main:1:1"):
         api.write(line, stream="stderr")
     auth.write("plain start")
+    own = Container(root, "elk-collector-tail-1", {"com.docker.compose.service": "collector-tail"})
+    own.write("the tailer's own output is excluded")
     mapped.write("legacy hello")
-    cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=root, service_map={"legacy_.*": "legacy"})
+    cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=root, service_map={"legacy_.*": "legacy"},
+                   docker_exclude=["collector-tail"])
     async with running(cfg) as tailer:
         await until(lambda: delivered(tailer, 5), "5 records")
         late = Container(root, "worker")  # appears while running
