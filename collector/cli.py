@@ -1,4 +1,4 @@
-"""`collector` console script: the ingest API (`serve`) and the health prober (`probe`)."""
+"""`collector` console script: the ingest API (`serve`), the health prober (`probe`), the log tailer (`tail`)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the HTTP ingest API (POST /v1/logs, /v1/metrics, /v1/health)")
     sub.add_parser("probe", help="poll the configured /health endpoints and publish results to Kafka")
     sub.add_parser("tail", help="ship log files and Docker containers' logs to Kafka, positions kept (TAIL_*)")
-    fwd = sub.add_parser("forward-nginx", help="tail an nginx JSON access log and POST it to the ingest API")
-    fwd.add_argument("--file", required=True, help="the access log, e.g. /var/log/nginx/access.json")
-    fwd.add_argument("--url", required=True, help="ingest API base URL, e.g. http://ingest:8080")
-    fwd.add_argument("--token-file", required=True, help="file holding the token (a Docker secret)")
-    fwd.add_argument("--from-start", action="store_true", help="send the file's existing lines too")
+    sub.add_parser("forward-nginx", help="removed: `collector tail` reads nginx's logs (README, Log tailer)")
     tok = sub.add_parser("token", help="make an ingest API token and the SHA-256 hash to configure (INGEST_TOKENS)")
     tok.add_argument("--hash-stdin", action="store_true", help="print the hash of the token read from stdin instead")
     args = parser.parse_args(argv)
@@ -34,19 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tail":
         return tail()
     if args.command == "forward-nginx":
-        import signal
-        from pathlib import Path
-
-        from collector.ingest.forward import Forwarder
-
-        token = Path(args.token_file).read_text().strip()
-        forwarder = Forwarder(Path(args.file), args.url, token, from_start=args.from_start)
-        signal.signal(signal.SIGTERM, lambda *_: forwarder.stop.set())
-        try:
-            forwarder.run()
-        except KeyboardInterrupt:
-            pass
-        return 0
+        print("collector forward-nginx was removed: `collector tail` follows nginx's access and error logs "
+              "with positions kept (see the README, section Log tailer)", file=sys.stderr)
+        return 2
     if args.command == "token":
         import secrets
 
