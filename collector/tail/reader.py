@@ -36,6 +36,12 @@ class Source:
     static: dict[str, Any] = field(default_factory=dict)  # fields every record of the file gets (container.*)
     node: str | None = None
     docker: bool = False
+    key: bytes = b""  # the Kafka key: the service name
+    service_obj: dict[str, Any] = field(default_factory=dict)  # shared by every record: never mutated
+
+    def __post_init__(self) -> None:
+        self.key = self.service.encode()
+        self.service_obj = {"name": self.service, "node": {"name": self.node}} if self.node else {"name": self.service}
 
 
 def identity(st: os.stat_result) -> str:
@@ -69,16 +75,19 @@ class FileTail:
         self.detached_at: float | None = None  # since when the path no longer leads here
         self.idle_since = 0.0
         self.at_eof = False  # the last read found no new data
+        self.file_obj = {"path": entry.path}  # the first name it had: the same bytes after a rename
         self.inflight = 0  # records sent, not yet acknowledged
-        self._prefix = b""
+        self._prefix = ""
         self._set_prefix()
 
     def _set_prefix(self) -> None:
-        self._prefix = f"{self.key}:{self.entry.fp}:{self.entry.gen}:".encode()
+        ident = f"{self.key}:{self.entry.fp}:{self.entry.gen}".encode()
+        self._prefix = hashlib.blake2b(ident, digest_size=8).hexdigest()
 
     def line_id(self, start: int) -> str:
-        """Deterministic: the same line of the same file generation always gets the same id."""
-        return hashlib.blake2b(self._prefix + str(start).encode(), digest_size=12).hexdigest()
+        """Deterministic: the same line of the same file generation always gets the same id (the
+        digest of the file's identity, first line and generation, then the line's offset)."""
+        return f"{self._prefix}-{start:x}"
 
     def read(self, limit: int) -> list[tuple[int, int, bytes]]:
         """Complete lines from `pos` (at most about `limit` bytes); [] at the end of the data."""

@@ -37,17 +37,34 @@ class Builder:
     def __init__(self, host_name: str):
         self.host = {"name": host_name}
 
+    def raw(self, tail: FileTail, joined: Joined) -> tuple[bytes, bytes]:
+        """Format `raw`: the text as the message, no parsing (the hot path of plain shipping)."""
+        source = tail.source
+        rec: dict[str, Any] = {"message": joined.text, "ecs.version": ECS_VERSION, "service": source.service_obj,
+                               "event": {"id": tail.line_id(joined.start)},
+                               "log": {"file": tail.file_obj, "offset": joined.start}, "host": self.host}
+        if source.static:
+            rec.update(source.static)
+        if joined.attrs is not None:
+            if joined.attrs[1]:
+                ts = normalize_ts(joined.attrs[1])
+                if ts is not None:
+                    rec["@timestamp"] = ts
+            rec["labels"] = {"stream": joined.attrs[0]}
+        rec["agent"] = AGENT
+        return source.key, orjson.dumps(rec)
+
     def build(self, tail: FileTail, joined: Joined) -> tuple[bytes, bytes]:
         source = tail.source
         text = joined.text
         if source.fmt == "raw":
-            parsed: dict[str, Any] = {"message": text}
+            return self.raw(tail, joined)
         else:
             try:
                 found = parse(text, source.fmt) if text else None
             except Exception:  # a parser bug must never cost a line
                 found = None
-            parsed = found if found is not None else unparsed(text)
+            parsed: dict[str, Any] = found if found is not None else unparsed(text)
         attrs = joined.attrs  # Docker: (stream, time)
         rec: dict[str, Any] = {}
         if "@timestamp" in parsed:
@@ -65,14 +82,14 @@ class Builder:
         service = _service_name(parsed)
         if service is None:
             service = source.service
-            rec["service"] = {"name": service, "node": {"name": source.node}} if source.node else {"name": service}
+            rec["service"] = source.service_obj
         rec.update(parsed)
         event = rec.get("event")
         if not isinstance(event, dict):
             rec["event"] = event = {} if event is None else {"original": str(event)}
         event["id"] = tail.line_id(joined.start)
         log = rec.get("log")
-        where = {"file": {"path": tail.entry.path}, "offset": joined.start}  # the first name: stable bytes
+        where = {"file": tail.file_obj, "offset": joined.start}
         if isinstance(log, dict):
             if "level" in log:
                 log["level"] = normalize_level(log["level"]) or log["level"]
@@ -90,4 +107,4 @@ class Builder:
                 rec["labels"] = labels = {}
             labels["stream"] = attrs[0]
         rec.setdefault("agent", AGENT)
-        return service.encode(), orjson.dumps(rec)
+        return (source.key if service is source.service else service.encode()), orjson.dumps(rec)

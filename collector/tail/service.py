@@ -40,7 +40,7 @@ class Tailer:
         self.docker_sources: dict[Path, Source] = {}
         self.builder = Builder(settings.host_name or socket.gethostname())
         self.sink = KafkaSink(settings.kafka_bootstrap_servers, settings.topic, settings.batch_linger_ms,
-                              settings.request_timeout_s)
+                              settings.request_timeout_s, compression=settings.compression)
         self.first_scan = True
         self.paused = False
 
@@ -161,7 +161,7 @@ class Tailer:
         sink = self.sink
         limit = self.settings.max_inflight_bytes
         for start, end, raw in lines:
-            if sink.pending_bytes >= limit:
+            if sink.full(limit):
                 tail.unread(start)  # the bound holds per record, not per chunk read
                 self.paused = True
                 return
@@ -182,7 +182,7 @@ class Tailer:
         self.paused = False
         limit = self.settings.max_inflight_bytes
         for tail in list(self.tails.values()):
-            if self.sink.pending_bytes >= limit:
+            if self.sink.full(limit):
                 self.paused = True
                 return moved
             if tail.key in self.finished:

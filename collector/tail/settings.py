@@ -100,9 +100,11 @@ class TailSettings(BaseSettings):
     poll_interval_s: float = Field(0.1, gt=0, description="Sleep when no file had new data.")
     close_inactive_s: float = Field(5.0, gt=0, description="A renamed or deleted file is closed once read to "
                                     "its end and unchanged this long.")
-    max_inflight_bytes: int = Field(16 << 20, ge=64 << 10, description="Bytes sent but not yet acknowledged; "
+    max_inflight_bytes: int = Field(8 << 20, ge=64 << 10, description="Bytes sent but not yet acknowledged; "
                                     "reading pauses above it (the files are the buffer while Kafka is away).")
     max_line_bytes: int = Field(1 << 20, ge=1024, description="A longer line is cut into pieces of this size.")
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        "lz4", description="Kafka batch compression (records of one file repeat their keys and path).")
     batch_linger_ms: int = Field(20, ge=0, description="Longest wait before a partial batch is sent.")
     request_timeout_s: float = Field(15.0, gt=0, description="Kafka delivery timeout; then the unacknowledged "
                                      "records are read again from the files.")

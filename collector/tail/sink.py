@@ -23,7 +23,7 @@ from aiokafka.partitioner import DefaultPartitioner
 for _name in ("aiokafka", "kafka"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
-Mark = tuple[Any, int]  # (the FileTail, its generation)
+MAX_ROUNDS = 6
 
 
 @dataclass
@@ -51,13 +51,17 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 class KafkaSink:
     def __init__(self, bootstrap: str, topic: str, linger_ms: int = 20, request_timeout_s: float = 15.0,
-                 batch_bytes: int = 1 << 20):
+                 batch_bytes: int = 1 << 20, compression: str = "lz4", connections: int = 3):
         self.bootstrap = bootstrap
         self.topic = topic
         self.linger_s = linger_ms / 1000
         self.request_timeout_s = request_timeout_s
         self.batch_bytes = batch_bytes
-        self.producer: AIOKafkaProducer | None = None
+        self.compression = None if compression == "none" else compression
+        self.producer: AIOKafkaProducer | None = None  # the one batches are built with
+        self.producers: list[AIOKafkaProducer] = []
+        self.connections = connections
+        self._turn = 0
         self.partitions: list[int] = []
         self.partitioner = DefaultPartitioner()
         self.open = _Open()
@@ -66,27 +70,40 @@ class KafkaSink:
         self.delivered = 0
         self._part_cache: dict[bytes, int] = {}
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
+                                max_batch_size=self.batch_bytes, max_request_size=self.batch_bytes * 4,
+                                request_timeout_ms=int(self.request_timeout_s * 1000),
+                                compression_type=self.compression, enable_idempotence=False)
+
     async def start(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
-                                    max_batch_size=self.batch_bytes, max_request_size=self.batch_bytes * 4,
-                                    request_timeout_ms=int(self.request_timeout_s * 1000),
-                                    enable_idempotence=False)
+        """`connections` producers: aiokafka has one request in flight per broker connection, so
+        rounds take turns over several to keep the broker busy (like librdkafka's pipelining)."""
+        producers = [self._new_producer() for _ in range(self.connections)]
         try:
-            await producer.start()
-            self.partitions = sorted(await producer.partitions_for(self.topic))
+            for producer in producers:
+                await producer.start()
+            self.partitions = sorted(await producers[0].partitions_for(self.topic))
+            for producer in producers[1:]:
+                await producer.partitions_for(self.topic)
         except BaseException:
-            await producer.stop()
+            for producer in producers:
+                await producer.stop()
             raise
-        self.producer = producer
+        self.producers = producers
+        self.producer = producers[0]
         self._part_cache.clear()
 
     async def stop(self) -> None:
         """Drops what is open or in flight (the caller rewinds to what was acknowledged)."""
-        producer, self.producer = self.producer, None
+        producers, self.producers, self.producer = self.producers, [], None
         self.open = _Open()
+        for round_ in self.rounds:
+            for future in round_.futures:
+                future.cancel()
         self.rounds.clear()
         self.inflight_bytes = 0
-        if producer is not None:
+        for producer in producers:
             try:
                 await asyncio.wait_for(producer.stop(), timeout=self.request_timeout_s)
             except Exception:
@@ -95,6 +112,11 @@ class KafkaSink:
     @property
     def pending_bytes(self) -> int:
         return self.inflight_bytes + self.open.size
+
+    def full(self, limit: int) -> bool:
+        """No more records for now: `limit` bytes unacknowledged, or enough rounds queued that a new
+        one would only wait behind them (one batch per partition is in flight at a time)."""
+        return self.inflight_bytes + self.open.size >= limit or len(self.rounds) >= MAX_ROUNDS
 
     def _partition(self, key: bytes) -> int:
         part = self._part_cache.get(key)
@@ -133,13 +155,20 @@ class KafkaSink:
             return
         assert self.producer is not None
         self.open = _Open()
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
+        self._turn = (self._turn + 1) % len(self.producers)
+        producer = self.producers[self._turn]
         for part, batch in [*current.sealed, *current.batches.items()]:
-            future = await self.producer.send_batch(batch, self.topic, partition=part)
-            future.add_done_callback(_retrieved)  # a dropped round's failure is handled by the rewind
-            futures.append(future)
+            # a task: the next round is read and encoded while this one waits for its partition's
+            # previous batch to drain (aiokafka sends one batch per partition at a time)
+            task = asyncio.ensure_future(self._deliver(producer, batch, part))
+            task.add_done_callback(_retrieved)  # a dropped round's failure is handled by the rewind
+            futures.append(task)
         self.rounds.append(Round(futures, current.marks, current.records, current.size))
         self.inflight_bytes += current.size
+
+    async def _deliver(self, producer: AIOKafkaProducer, batch: Any, part: int) -> Any:
+        return await (await producer.send_batch(batch, self.topic, partition=part))
 
     def settled(self) -> list[Round]:
         """Rounds acknowledged in full, in order; raises the first failure (nothing after it counts)."""
@@ -147,7 +176,7 @@ class KafkaSink:
         while self.rounds and all(f.done() for f in self.rounds[0].futures):
             head = self.rounds[0]
             for f in head.futures:
-                exc = f.exception()
+                exc = f.exception() if not f.cancelled() else RuntimeError("delivery cancelled")
                 if exc is not None:
                     raise exc
             self.rounds.popleft()
