@@ -9,11 +9,10 @@ server: ..., request: "...", host: "..."`, in the server's local time (taken as 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from collector.contract.levels import ERROR, INFO, WARNING, normalize_level
-from collector.contract.timefmt import format_ts, normalize_ts
+from collector.tail.parsers import times
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
 _ACCESS = re.compile(r"(\S+) - (\S+) \[([^\]]+)\] " + _Q + r" (\d{3}) (\d+|-)(?: " + _Q + " " + _Q + ")?")
@@ -44,10 +43,9 @@ def parse_access(text: str) -> dict[str, Any] | None:
         return None
     addr, user, when, request, status, size, referrer, agent = found.groups()
     out: dict[str, Any] = {}
-    try:
-        out["@timestamp"] = format_ts(datetime.strptime(when, "%d/%b/%Y:%H:%M:%S %z"))
-    except ValueError:
-        pass
+    ts = times.clf(when)
+    if ts is not None:
+        out["@timestamp"] = ts
     code = int(status)
     out["log.level"] = level_of_status(code)
     out["message"] = text
@@ -72,10 +70,9 @@ def parse_error(text: str) -> dict[str, Any] | None:
         return None
     when, level, pid, tid, connection, message = found.groups()
     out: dict[str, Any] = {}
-    try:
-        out["@timestamp"] = format_ts(datetime.strptime(when, "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC))
-    except ValueError:
-        pass
+    ts = times.slashed(when)
+    if ts is not None:
+        out["@timestamp"] = ts
     out["log.level"] = normalize_level(level) or ERROR
     out["message"] = message
     out["process"] = {"pid": int(pid), "thread": {"id": int(tid)}}
@@ -102,7 +99,8 @@ def parse_error(text: str) -> dict[str, Any] | None:
 def from_json(obj: dict[str, Any]) -> dict[str, Any]:
     """The docs/ingest.md JSON format (ECS keys already): level from the status, `event.duration` (ns)
     from nginx's `request_time` (seconds), a `message` like `GET /api/users 200`."""
-    ts = normalize_ts(obj.get("@timestamp"))
+    raw = obj.get("@timestamp")
+    ts = times.iso(raw) if type(raw) is str else None
     if ts is not None:
         obj["@timestamp"] = ts
     status = obj.get("http.response.status_code")

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from collector.contract.levels import CRITICAL, ERROR, normalize_level
-from collector.contract.timefmt import normalize_ts
+from collector.tail.parsers import times
 
 # `2026-12-02T10:00:00.123Z`, `2026-12-02 10:00:00,123` (Python logging's asctime), optionally in [ ]
 _TIME = re.compile(r"\[?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)\]?\s")
@@ -33,7 +33,7 @@ def parse(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     found = _TIME.match(text)
     if found is not None:
-        ts = normalize_ts(found[1].replace(",", ".").replace(" ", "T"))
+        ts = times.iso(found[1].replace(",", ".").replace(" ", "T"))
         if ts is not None:
             out["@timestamp"] = ts
     level = sniff_level(text)

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from collector.contract.levels import CRITICAL, DEBUG, INFO, normalize_level
-from collector.contract.timefmt import normalize_ts
+from collector.tail.parsers import times
 
 PREFIX = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ([A-Za-z]+|[+-]\d\d(?::?\d\d)?) \[(\d+)\] (?:(\S*)@(\S*) )?"
 _LINE = re.compile(PREFIX + r"([A-Z]+[1-5]?):  (.*)", re.S)
@@ -27,7 +27,7 @@ def parse(text: str) -> dict[str, Any] | None:
     when, zone, pid, user, database, severity, message = found.groups()
     out: dict[str, Any] = {}
     if zone in _UTC or zone[0] in "+-":
-        ts = normalize_ts(when.replace(" ", "T") + ("Z" if zone in _UTC else zone))
+        ts = times.iso(when.replace(" ", "T") + ("Z" if zone in _UTC else zone))
         if ts is not None:
             out["@timestamp"] = ts
     out["log.level"] = _SEVERITY.get(severity) or normalize_level(severity) or INFO

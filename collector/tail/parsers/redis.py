@@ -8,11 +8,10 @@ Redis writes local time without a zone; the tailer takes it as UTC (containers r
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from collector.contract.levels import DEBUG, INFO, WARNING
-from collector.contract.timefmt import format_ts
+from collector.tail.parsers import times
 
 _LINE = re.compile(r"(\d+):([XCSM]) (\d\d \w{3} \d{4} \d\d:\d\d:\d\d\.\d{3}) ([.*#-]) (.*)", re.S)
 _LEVELS = {".": DEBUG, "-": DEBUG, "*": INFO, "#": WARNING}
@@ -25,10 +24,9 @@ def parse(text: str) -> dict[str, Any] | None:
         return None
     pid, role, when, level, message = found.groups()
     out: dict[str, Any] = {}
-    try:
-        out["@timestamp"] = format_ts(datetime.strptime(when, "%d %b %Y %H:%M:%S.%f").replace(tzinfo=UTC))
-    except ValueError:
-        pass
+    ts = times.day_month_year(when)
+    if ts is not None:
+        out["@timestamp"] = ts
     out["log.level"] = _LEVELS[level]
     out["message"] = message
     out["process"] = {"pid": int(pid)}
