@@ -103,3 +103,18 @@ def test_a_line_of_another_format_is_none_then_shipped_whole(line: str, fmt: str
     assert parse(line, fmt) is None
     got = unparsed(line)
     assert got["message"] == line and got["event"] == {"original": line} and got["labels"] == {"unparsed": True}
+
+
+@pytest.mark.parametrize(("fn", "text", "want"), [
+    ("clf", "02/Dec/2026:11:00:00 +0100", "2026-12-02T10:00:00.000Z"),
+    ("clf", "31/Dec/2026:23:30:00 -0130", "2027-01-01T01:00:00.000Z"),
+    ("clf", "02/Foo/2026:11:00:00 +0100", None),
+    ("day_month_year", "02 Dec 2026 10:00:00.123", "2026-12-02T10:00:00.123Z"),
+    ("day_month_year", "02 Dec 2026 10:00:61.123", None),
+    ("slashed", "2026/12/02 10:00:00", "2026-12-02T10:00:00.000Z"),
+    ("iso", "2026-12-02T10:00:00.5+02:00", "2026-12-02T08:00:00.500Z"),
+])
+def test_program_times(fn: str, text: str, want: str | None) -> None:
+    from collector.tail.parsers import times
+
+    assert getattr(times, fn)(text) == want
