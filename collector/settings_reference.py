@@ -104,6 +104,7 @@ COMPONENTS: list[tuple[str, str]] = [
     ("OTLP intake (`collector otlp`): every ingest API variable above, plus",
      "collector.otlp.config:OtlpSettings"),
     ("Health prober (`collector probe`)", "collector.probe.config:ProbeSettings"),
+    ("Log tailer (`collector tail`)", "collector.tail.settings:TailSettings"),
     ("Shipper (`shipper run`)", "shipper.config:ShipperSettings"),
     ("Kibana loader (`python -m kibana`)", "kibana.config:KibanaSettings"),
 ]

@@ -167,12 +167,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     rejected.append({"index": index,
                                      "reason": f"record is {len(value)} bytes, over the limit of {max_record}"})
                     continue
-                if health:
-                    node = rec["service"].get("node")
-                    key = node["name"].encode() if node else key_service
-                else:
-                    key = key_service
-                out.append((key, value))
+                # keyed by service on every topic: one shipper replica owns all of a service's records
+                out.append((key_service, value))
             if others:
                 raise Problem(403, f"this token may write records of service {service!r} only; records "
                                    f"{others[:20]} name {sorted(other_names)[:5]}", extra={"indexes": others[:1000]})
