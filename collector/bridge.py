@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from collector.contract.levels import STDLIB_NAMES
+from collector.record import format_message
 from collector.state import STATE, emit
 
 _SAMPLE = logging.LogRecord("x", 20, "x", 1, "x", None, None).__dict__
@@ -30,7 +31,7 @@ class BridgeHandler(logging.Handler):
             )
             if record.exc_info:
                 fields["exc_info"] = record.exc_info
-            message = record.msg if not record.args and type(record.msg) is str else record.getMessage()
+            message = format_message(record.msg, record.args) if record.args else record.msg
             level = STDLIB_NAMES.get(record.levelno) or record.levelname.lower()
             emit(record.name, level, message, fields)
         except Exception:

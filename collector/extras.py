@@ -15,6 +15,8 @@ NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
     "the Kafka output (COLLECTOR_OUTPUTS=kafka)": (("aiokafka",), "kafka"),
     "the ingest API (collector serve)": (("fastapi", "uvicorn", "aiokafka"), "ingest"),
     "the health prober (collector probe)": (("httpx", "aiokafka"), "probe"),
+    "the log tailer (collector tail)": (("aiokafka", "cramjam"), "tail"),
+    "the OTLP intake (collector otlp)": (("fastapi", "uvicorn", "aiokafka", "opentelemetry.proto"), "otel"),
     "collector.add_health": (("starlette",), "ingest"),
     "the Kibana loader (python -m kibana load)": (("httpx",), "kibana"),
 }

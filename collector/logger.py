@@ -20,6 +20,7 @@ from collector.contract.levels import (
     WARNING,
     normalize_level,
 )
+from collector.record import format_message
 from collector.state import STATE, emit
 
 LevelMethod = Callable[..., None]
@@ -86,10 +87,7 @@ class Logger:
     # ------------------------------------------------------------------ levels
     def _log(self, level: str, event: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
         if args:
-            try:
-                event = event % args
-            except Exception:
-                event = f"{event} {args!r}"
+            event = format_message(event, args)
         if self._context:
             kw = {**self._context, **kw}
         emit(self._logger, level, event, kw)
@@ -111,9 +109,12 @@ class Logger:
         if isinstance(level, str):
             name = normalize_level(level) or INFO
             number = LEVEL_NUMBERS[name]
-        else:
+        elif isinstance(level, int):
             number = level
             name = STDLIB_NAMES.get(number, INFO)
+        else:  # no level a caller passes may make the call raise
+            name = INFO
+            number = LEVEL_NUMBERS[INFO]
         if STATE.min_level <= number:
             self._log(name, event, args, kw)
 

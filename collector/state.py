@@ -14,6 +14,7 @@ import orjson
 
 from collector.contract.levels import INFO, LEVEL_NUMBERS
 from collector.record import Static, build
+from collector.redact import safe_text
 
 if TYPE_CHECKING:
     from collector.bridge import BridgeHandler
@@ -57,9 +58,9 @@ def emit(logger_name: str, level: str, message: Any, fields: dict[str, Any]) -> 
             assert static is not None
         rec = build(static, logger_name, level, message, fields)
         try:
-            data = orjson.dumps(rec, default=str)
+            data = orjson.dumps(rec, default=safe_text)
         except TypeError:  # non-str dict keys: the option doubles the cost, so only on demand
-            data = orjson.dumps(rec, default=str, option=NON_STR_KEYS)
+            data = orjson.dumps(rec, default=safe_text, option=NON_STR_KEYS)
         for out in STATE.outputs:
             out.submit(data)
     except Exception:

@@ -134,7 +134,7 @@ class Shaper:
         if word is None:
             raise Reject(f"health.status: {status[:32]!r} is not one of {', '.join(PROBE_STATUSES)}")
         health["status"] = probe_status(_http_ok(fields.get("http")), word)
-        rec["health"] = {k: v for k, v in health.items() if type(v) in _SCALARS}
+        rec["health"] = {k: v for k, v in self.redactor.deep(health).items() if type(v) in _SCALARS}
         event = fields.get("event")
         duration = event.get("duration") if type(event) is dict else None
         rec["event"] = self._event(fields, {
@@ -204,7 +204,7 @@ class Shaper:
 
         rec: Record = {"@timestamp": timestamp, "log.level": level, "message": message, "ecs.version": ECS_VERSION}
         if log is not None:
-            log_out = {k: v for k, v in log.items() if k != "level"}
+            log_out = {k: v for k, v in self.redactor.deep(log).items() if k != "level"}
             if log_out:
                 rec["log"] = log_out
         rec["service"] = self._service(fields.pop("service", None), service)
@@ -247,7 +247,7 @@ class Shaper:
             return forced
         if type(event) is not dict:
             raise Reject("event: expected an object")
-        out = dict(event)
+        out = self.redactor.deep(event) if self.redactor.enabled else dict(event)  # event.original is text
         out.pop("dataset", None)
         duration = out.get("duration")
         if duration is not None and (type(duration) is not int or duration < 0):
@@ -288,11 +288,8 @@ class Shaper:
                         ident = value.get("id")
                         if ident is not None and type(ident) is not str:
                             raise Reject(f"{key}.id: expected a string")
-                    elif key == "error" and red.enabled:
-                        value = red.deep(value)
-                    elif key in ("url", "http") and red.enabled:
-                        value = red.deep(value)
-                    rec[key] = value
+                    # any ECS field can carry a secret (user.password, a DSN in process.command_line)
+                    rec[key] = red.deep(value)
                     continue
                 if key == "error" and type(value) is str:  # the seed's {"error": error.message}
                     rec["error"] = {"message": red.text(value) if red.enabled else value}
@@ -301,7 +298,7 @@ class Shaper:
             if key == "tags":
                 if type(value) is not list or not all(type(v) is str for v in value):
                     raise Reject("tags: expected a list of strings")
-                rec["tags"] = value
+                rec["tags"] = red.deep(value)
                 continue
             secret = red.key_is_secret(key)
             if type(value) in _SCALARS and key.strip(". "):  # an empty label name would not index

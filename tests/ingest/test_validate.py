@@ -201,3 +201,32 @@ def test_odd_names_go_to_extra_not_labels(shaper: Shaper) -> None:
     rec = shaper.log({"message": "x", "": 1, ".": "a", "labels": {" ": True, "ok.key": 2}}, SVC)
     assert rec["labels"] == {"ok_key": 2}
     assert rec["extra"] == {"": 1, ".": "a", " ": True}
+
+
+def test_every_ecs_field_copied_from_a_request_is_redacted(shaper: Shaper) -> None:
+    raw = {"message": "x",
+           "user": {"name": "ann", "password": "hunter2", "changes": {"api_key": "k1"}},
+           "process": {"command_line": "worker --db postgres://admin:hunter2@db:5432/app", "pid": 7},
+           "event": {"original": "GET / HTTP/1.1\r\nAuthorization: Bearer sk-live-123", "action": "login"},
+           "host": {"name": "h1", "token": "t0k"},
+           "log": {"logger": "a", "origin": {"file": {"name": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}}},
+           "tags": ["amqp://guest:guest@rabbit/", "plain"],
+           "error": {"message": "connect redis://:s3cret@cache:6379 failed"}}
+    rec = shaper.log(raw, SVC)
+    line = orjson.dumps(rec)
+    for secret in (b"hunter2", b"k1", b"sk-live-123", b"t0k", b"eyJzdWIiOiIxIn0", b"guest@", b"s3cret"):
+        assert secret not in line, secret
+    assert rec["user"] == {"name": "ann", "password": REDACTED, "changes": {"api_key": REDACTED}}
+    assert rec["process"] == {"command_line": f"worker --db postgres://admin:{REDACTED}@db:5432/app", "pid": 7}
+    assert rec["event"]["original"].endswith(f"Authorization: Bearer {REDACTED}")
+    assert rec["event"]["action"] == "login" and rec["host"]["name"] == "h1"
+    assert rec["tags"] == [f"amqp://guest:{REDACTED}@rabbit/", "plain"]
+    assert raw["user"]["password"] == "hunter2"  # the request's objects are not modified
+    health = shaper.health({"health": {"status": "up", "message": "db postgres://u:pw@db down"}}, SVC)
+    assert health["health"]["message"] == f"db postgres://u:{REDACTED}@db down"
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_that_overflows_in_utc_is_a_rejection(shaper: Shaper, value: str) -> None:
+    with pytest.raises(Reject, match="@timestamp"):
+        shaper.log({"message": "x", "@timestamp": value}, SVC)
