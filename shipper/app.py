@@ -44,8 +44,8 @@ class Shipper:
         self.settings = settings
         self.stats = Stats()
         self.stopping = asyncio.Event()
-        self.source = KafkaSource(settings)
         self.monitor = build_monitor(settings)
+        self.source = KafkaSource(settings, hooks=(self.monitor,))
         self.host = socket.gethostname()
         self.engine: SearchEngine | None = None
         self.sink: BulkSink | None = None
@@ -102,7 +102,7 @@ class Shipper:
                 await self.producer.stop()
                 with contextlib.suppress(Exception):
                     await self.source.stop()
-                self.source = KafkaSource(self.settings)
+                self.source = KafkaSource(self.settings, hooks=(self.monitor,))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 delay = min(10.0, delay * 2)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -32,6 +32,14 @@ from shipper.log import get_logger
 log = get_logger("shipper.source")
 
 Message: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+class RebalanceHook(Protocol):
+    """Told which partitions this replica stops and starts owning (the health monitor's ownership)."""
+
+    async def partitions_revoked(self, revoked: list[TP]) -> None: ...
+
+    async def partitions_assigned(self, assigned: list[TP], counts: dict[str, int]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -65,15 +73,31 @@ class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
         left = tracker.unfinished(keys)
         tracker.drop(keys)
         log.info("partitions revoked", partitions=len(keys), unfinished_batches_dropped=left)
+        for hook in self.source.hooks:
+            try:
+                await hook.partitions_revoked(keys)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        keys = [(tp.topic, tp.partition) for tp in assigned]
+        log.info("partitions assigned", partitions=sorted(f"{t}/{p}" for t, p in keys))
+        if not self.source.hooks:
+            return
+        counts = {t: len(self.source.consumer.partitions_for_topic(t) or ()) for t in {t for t, _ in keys}}
+        for hook in self.source.hooks:
+            try:
+                await hook.partitions_assigned(keys, counts)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
 
 
 class KafkaSource:
-    def __init__(self, settings: ShipperSettings, consumer: Any = None) -> None:
-        """`consumer`: an AIOKafkaConsumer stand-in, for unit tests of the rebalance rules."""
+    def __init__(self, settings: ShipperSettings, consumer: Any = None, hooks: Sequence[RebalanceHook] = ()) -> None:
+        """`consumer`: an AIOKafkaConsumer stand-in, for unit tests of the rebalance rules; `hooks`: told of
+        every revocation (after the finished batches are committed) and assignment."""
         self.settings = settings
+        self.hooks = hooks
         self.tracker = OffsetTracker()
         self.progress = asyncio.Event()  # set whenever a batch finishes (the rebalance listener waits on it)
         self._commit_lock = asyncio.Lock()
