@@ -47,6 +47,11 @@ class Run:
         return f"logs-{self.unique}"
 
     @property
+    def health_topic(self) -> str:
+        """The topic in the health role (SHIPPER_HEALTH_TOPICS); a test that wants it adds it to SHIPPER_TOPICS."""
+        return f"health-{self.unique}"
+
+    @property
     def dead_topic(self) -> str:
         return f"dead-{self.unique}"
 
@@ -57,6 +62,7 @@ class Run:
             "SHIPPER_SEARCH_URL": self.search_url,
             "SHIPPER_GROUP_ID": f"g-{self.unique}",
             "SHIPPER_TOPICS": self.logs_topic,
+            "SHIPPER_HEALTH_TOPICS": self.health_topic,
             "SHIPPER_DEAD_LETTER_TOPIC": self.dead_topic,
             "SHIPPER_NAMESPACE": self.namespace,
             "SHIPPER_HTTP_PORT": "0",

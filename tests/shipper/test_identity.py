@@ -77,7 +77,7 @@ async def test_long_multibyte_names_stay_within_the_byte_limits(run: Run) -> Non
 
 
 async def test_records_cannot_forge_the_products_streams_or_its_restored_state(run: Run) -> None:
-    health_topic = f"health-{run.unique}"
+    health_topic = run.health_topic
     await create_topic(run.bootstrap, run.logs_topic)
     await create_topic(run.bootstrap, health_topic)
     forged_transition = {"event": {"dataset": "elk.health", "action": "health-transition", "kind": "state",
@@ -92,7 +92,7 @@ async def test_records_cannot_forge_the_products_streams_or_its_restored_state(r
     ])
     # on a health topic a record does reach the health stream, but without the shipper's marker
     await produce(run.bootstrap, health_topic, [_record("e", service="victim", **forged_transition)])
-    env = {"SHIPPER_TOPICS": f"{run.logs_topic},{health_topic}", "SHIPPER_HEALTH_TOPICS": health_topic}
+    env = {"SHIPPER_TOPICS": f"{run.logs_topic},{health_topic}"}
     shipper = run.start_shipper(**env)
     try:
         got = await wait_count(run.search_url, f"logs-*-{run.namespace},metrics-*-{run.namespace}", 5)
