@@ -42,7 +42,7 @@ class CollectorSettings(BaseSettings):
     )
     capture_stdlib: bool = Field(True, description="route the stdlib `logging` root logger through the library")
 
-    kafka_bootstrap_servers: str = kafka_bootstrap_field("COLLECTOR_", "Kafka output: bootstrap servers.")
+    kafka_bootstrap_servers: str = kafka_bootstrap_field("COLLECTOR_", "Kafka output: bootstrap servers")
     kafka_topic_logs: str = Field(TOPIC_LOGS, description="Kafka output: topic for log records")
     kafka_topic_metrics: str = Field(TOPIC_METRICS, description="Kafka output: topic for metric documents")
     kafka_acks: Literal["0", "1", "all"] = Field("1", description="Kafka output: producer acks")
@@ -85,8 +85,9 @@ class CollectorSettings(BaseSettings):
     @field_validator("level", mode="before")
     @classmethod
     def _level_alias(cls, value: object) -> object:
-        # `WARN`, `Error`, `fatal`: any name the contract knows (an unknown one fails the Literal)
-        return normalize_level(value) or value
+        # `WARN`, `Error`, `fatal`: any name the contract knows (an unknown one fails the Literal); a
+        # number is left to fail too: the contract reads numbers as pino's, not the stdlib's
+        return (normalize_level(value) or value) if isinstance(value, str) else value
 
     @field_validator("redact_patterns", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 
 from collector.contract.health import HEALTHY, UNHEALTHY
 from collector.contract.timefmt import now_iso
+from collector.extras import require
 from collector.state import STATE
 
 Check = Callable[[], Any]
@@ -65,6 +66,7 @@ async def health_report(checks: Mapping[str, Check], limit: float = 5.0,
 def add_health(app: Any, checks: Mapping[str, Check] | None = None, path: str = "/health",
                timeout: float = 5.0, service: str | None = None) -> None:
     """Add `GET {path}` to a FastAPI/Starlette app."""
+    require("collector.add_health")
     from starlette.responses import JSONResponse
 
     async def health(request: Any) -> JSONResponse:

@@ -20,6 +20,7 @@ from collector.bridge import install_bridge, remove_bridge
 from collector.config import CollectorSettings
 from collector.contract.levels import LEVEL_NUMBERS
 from collector.contract.settings import describe_error
+from collector.extras import require
 from collector.metrics import REGISTRY
 from collector.outputs.base import MemoryOutput, MetricBytes, Output
 from collector.own_records import drop_notice, metric_document
@@ -65,6 +66,8 @@ def _settings(kwargs: dict[str, Any]) -> CollectorSettings:
         return CollectorSettings(**kwargs)
     except ValidationError as exc:
         raise ConfigError("invalid collector configuration: " + describe_error(exc, ENV_PREFIX)) from None
+    except ValueError as exc:  # an unreadable COLLECTOR_CONFIG_FILE
+        raise ConfigError(f"invalid collector configuration: {exc}") from None
 
 
 def _make_output(kind: str, s: CollectorSettings, static: Static) -> Output:
@@ -72,6 +75,7 @@ def _make_output(kind: str, s: CollectorSettings, static: Static) -> Output:
                                   backoff_initial=s.backoff_initial, backoff_max=s.backoff_max,
                                   notice=drop_notice(static))
     if kind == "kafka":
+        require("the Kafka output (COLLECTOR_OUTPUTS=kafka)")
         from collector.outputs.kafka import KafkaOutput
         return KafkaOutput(s.kafka_bootstrap_servers, static.service_name, s.kafka_topic_logs,
                            s.kafka_topic_metrics, s.kafka_acks, **common)
@@ -87,7 +91,8 @@ def _make_output(kind: str, s: CollectorSettings, static: Static) -> Output:
 def configure(**kwargs: Any) -> CollectorSettings:
     """Set up logging for this process; every argument may also come from `COLLECTOR_*` env vars.
 
-    Reconfiguring flushes and replaces the previous outputs. Raises ConfigError naming the setting.
+    Reconfiguring flushes and replaces the previous outputs. Raises ConfigError naming the setting,
+    ImportError naming the extra when an output's package is not installed.
     """
     settings = _settings(kwargs)
     with STATE.lock:

@@ -25,18 +25,25 @@ from collector.state import STATE, emit
 
 LevelMethod = Callable[..., None]
 
+# Compiled from source, as dataclasses and namedtuple make their methods: the level and its number
+# are constants in the bytecode, so a call costs what a hand-written method does (a closure would
+# add cell loads to every call, filtered ones included).
+_METHOD = """
+def {level}(self, event="", *args, **kw):
+    if STATE.min_level <= {number}:
+        if args or self._context:
+            self._log("{level}", event, args, kw)
+        else:
+            emit(self._logger, "{level}", event, kw)
+"""
+
 
 def _level_method(level: str) -> LevelMethod:
-    number = LEVEL_NUMBERS[level]
-
-    def method(self: Logger, event: Any = "", *args: Any, **kw: Any) -> None:
-        if STATE.min_level <= number:
-            if args or self._context:
-                self._log(level, event, args, kw)
-            else:
-                emit(self._logger, level, event, kw)
-
-    method.__name__ = method.__qualname__ = level
+    source = _METHOD.format(level=level, number=LEVEL_NUMBERS[level])
+    made: dict[str, LevelMethod] = {}
+    exec(compile(source, f"<collector.logger.Logger.{level}>", "exec"), globals(), made)
+    method = made[level]
+    method.__qualname__ = f"Logger.{level}"
     method.__doc__ = f"Log `event` at {level}; keyword arguments become fields (labels)."
     return method
 

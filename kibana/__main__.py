@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 import collector
 from collector.contract.settings import describe_error
+from collector.extras import require
 from kibana import bundle
 from kibana.config import KibanaSettings
-from kibana.loader import LoadError, load
 from kibana.validate import validate_dir
 
 
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sys.stdout.buffer.write(data)
         return 0
+    require("the Kibana loader (python -m kibana load)")
+    from kibana.loader import LoadError, load
+
     try:
         settings = KibanaSettings()
     except ValidationError as exc:

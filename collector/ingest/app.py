@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,13 +19,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from collector.contract.health import HEALTHY, UNHEALTHY, UNKNOWN
-from collector.contract.timefmt import now_iso
 from collector.ingest import body as bodies
 from collector.ingest.auth import Authenticator
 from collector.ingest.body import InFlight, Problem
 from collector.ingest.config import IngestSettings
 from collector.ingest.metrics import IngestStats
+from collector.ingest.ops import add_ops_routes, kafka_lifespan
 from collector.ingest.producer import KafkaGate, Unavailable
 from collector.ingest.validate import OtherService, Reject, Shaper
 from collector.redact import Redactor
@@ -87,22 +85,13 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     shaper = Shaper(Redactor(settings.redact), settings.default_environment)
     stats = IngestStats()
     busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, parsed, shaped or produced right now
-    started = time.monotonic()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await gate.start()
-        try:
-            yield
-        finally:
-            await gate.stop()
 
     app = FastAPI(
         title="elk-pipeline ingest API",
         version="1",
         description="HTTP intake for services that cannot use the Python logging library. Records are validated "
                     "into the library's ECS shape and written to Kafka (acks=all) before the 202.",
-        lifespan=lifespan,
+        lifespan=kafka_lifespan(gate),
     )
     app.state.gate = gate
     app.state.stats = stats
@@ -178,12 +167,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     rejected.append({"index": index,
                                      "reason": f"record is {len(value)} bytes, over the limit of {max_record}"})
                     continue
-                if health:
-                    node = rec["service"].get("node")
-                    key = node["name"].encode() if node else key_service
-                else:
-                    key = key_service
-                out.append((key, value))
+                # keyed by service on every topic: one shipper replica owns all of a service's records
+                out.append((key_service, value))
             if others:
                 raise Problem(403, f"this token may write records of service {service!r} only; records "
                                    f"{others[:20]} name {sorted(other_names)[:5]}", extra={"indexes": others[:1000]})
@@ -228,26 +213,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             openapi_extra=_openapi_extra(examples[path]),
         )
 
-    @app.get("/health", summary="Liveness and Kafka state (503 while Kafka is known to be unavailable).")
-    async def health() -> Response:
-        await gate.check()
-        down = gate.state == "down"
-        body = {
-            "status": UNHEALTHY if down else HEALTHY,
-            "service": "elk-ingest",
-            "timestamp": now_iso(),
-            "uptime": round(time.monotonic() - started, 3),
-            "checks": {"kafka": {"status": {"up": HEALTHY, "down": UNHEALTHY}.get(gate.state, UNKNOWN),
-                                 **({"error": gate.last_error} if down else {})}},
-            "in_flight_bytes": gate.in_flight_bytes,
-        }
-        return _json(503 if down else 200, body)
-
-    @app.get("/metrics", summary="Prometheus text metrics.")
-    async def metrics() -> Response:
-        text = stats.prometheus(gate.state == "up", gate.in_flight_bytes, gate.in_flight_records, gate.failures,
-                                busy.bytes)
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    add_ops_routes(app, "elk-ingest", gate, stats, busy)
     return app
 

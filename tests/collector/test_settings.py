@@ -25,6 +25,8 @@ def test_level_aliases_from_the_contract(monkeypatch: pytest.MonkeyPatch) -> Non
     assert CollectorSettings(level="Fatal").level == "critical"
     with pytest.raises(collector.ConfigError, match="COLLECTOR_LEVEL: "):
         collector.configure(level="loud")
+    with pytest.raises(collector.ConfigError, match="COLLECTOR_LEVEL: "):
+        collector.configure(level=30)  # not pino's 30 (info) read as a minimum level
 
 
 def test_kafka_falls_back_to_the_shared_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +44,9 @@ def test_config_file_under_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("COLLECTOR_ENVIRONMENT", "production")
     settings = CollectorSettings()
     assert (settings.service, settings.environment) == ("from-file", "production")
+    toml.write_text("service = ")
+    with pytest.raises(collector.ConfigError, match=r"config file .*collector\.toml"):
+        collector.configure()
     ingest = tmp_path / "ingest.json"
     ingest.write_text('{"port": 9999, "topic_logs": "file-logs"}')
     monkeypatch.setenv("INGEST_CONFIG_FILE", str(ingest))
