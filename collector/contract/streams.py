@@ -28,6 +28,11 @@ DATASET_DEAD_LETTER = "elk.deadletter"
 DATASET_PIPELINE = "elk.pipeline"
 OWN_DATASET_PREFIX = "elk."
 OWN_DATASETS = frozenset({DATASET_HEALTH, DATASET_ALERTS, DATASET_DEAD_LETTER, DATASET_PIPELINE})
+# `event.provider` of every document the shipper writes itself (health transitions, alerts, dead
+# letters, its metrics). A record from Kafka never keeps it, so a query that requires it (the
+# restore of health state at start) reads only what the shipper wrote.
+OWN_WRITER = "elk-shipper"
+OWN_WRITER_FIELD = "event.provider"
 
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
