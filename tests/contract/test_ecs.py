@@ -10,3 +10,4 @@ def test_base_fields_carry_the_claimed_version() -> None:
     first = base_fields()
     first["ecs"]["version"] = "x"
     assert base_fields()["ecs"]["version"] == ECS_VERSION  # a fresh dict each time: callers may extend it
+

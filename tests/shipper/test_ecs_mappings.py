@@ -82,6 +82,17 @@ def test_opensearch_fallbacks_by_version() -> None:
     assert ds["properties"]["namespace"]["type"] == "keyword"
 
 
+def test_every_document_the_shipper_writes_itself_gets_them() -> None:
+    from shipper.transform import doc_action
+
+    stream = {"type": "logs", "dataset": "elk.health", "namespace": "default"}
+    transition = {"@timestamp": "2026-12-02T00:00:00.000Z", "event": {"action": "health-transition"},
+                  "data_stream": stream}
+    assert orjson.loads(doc_action("t1", transition).source)["ecs"] == {"version": ECS_VERSION}
+    claimed = {**transition, "ecs": {"version": "8.0.0"}}  # a document that says its own version keeps it
+    assert orjson.loads(doc_action("t2", claimed).source)["ecs"] == {"version": "8.0.0"}
+
+
 # ---- real OpenSearch
 
 @pytest.fixture
