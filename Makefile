@@ -70,7 +70,7 @@ bench-deps:
 	@command -v rsyslogd >/dev/null && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imkafka.so || \
 	  (apt-get update -qq && apt-get install -y -qq rsyslog-kafka rsyslog-elasticsearch)
 
-bench: stack-up bench-deps
+bench: stack-up bench-deps test-deps
 	$(BIN)/python -m bench
 
 docs: venv

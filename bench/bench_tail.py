@@ -45,7 +45,8 @@ def make_file(path: Path, n: int) -> int:
             if kind == 0:
                 line = (f'10.0.{rng.randrange(256)}.{rng.randrange(256)} - - [02/Dec/2026:10:{i // 60000 % 60:02d}:'
                         f'{i // 1000 % 60:02d} +0000] "GET {rng.choice(paths)} HTTP/1.1" '
-                        f'{rng.choice((200, 200, 200, 404, 500))} {rng.randrange(9999)} "-" "Mozilla/5.0 (X11) bench/{i}"')
+                        f'{rng.choice((200, 200, 200, 404, 500))} {rng.randrange(9999)} "-" '
+                        f'"Mozilla/5.0 (X11) bench/{i}"')
             elif kind == 1:
                 line = orjson.dumps({"level": rng.choice((30, 30, 40, 50)), "time": 1796205600000 + i, "pid": 7,
                                      "hostname": "api-1", "reqId": i, "msg": f"order {i} processed"}).decode()
@@ -77,8 +78,9 @@ def tail_env(kafka: str, topic: str, log: Path, work: Path, parsed: bool) -> dic
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAIL_")}
     spec = {"paths": [str(log)], "service": "bench", "format": "auto" if parsed else "raw",
             "multiline": {"mode": "default" if parsed else "off"}}
-    env.update({"TAIL_KAFKA_BOOTSTRAP_SERVERS": kafka, "TAIL_TOPIC": topic, "TAIL_INPUTS": orjson.dumps([spec]).decode(),
-                "TAIL_REGISTRY_PATH": str(work / "registry.json"), "COLLECTOR_LEVEL": "warning"})
+    env.update({"TAIL_KAFKA_BOOTSTRAP_SERVERS": kafka, "TAIL_TOPIC": topic,
+                "TAIL_INPUTS": orjson.dumps([spec]).decode(), "TAIL_REGISTRY_PATH": str(work / "registry.json"),
+                "COLLECTOR_LEVEL": "warning"})
     return env
 
 

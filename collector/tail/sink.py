@@ -57,6 +57,7 @@ class KafkaSink:
         self.linger_s = linger_ms / 1000
         self.request_timeout_s = request_timeout_s
         self.batch_bytes = batch_bytes
+        self.max_record = batch_bytes - 1024  # what one record may take of an empty batch
         self.compression = None if compression == "none" else compression
         self.producer: AIOKafkaProducer | None = None  # the one batches are built with
         self.producers: list[AIOKafkaProducer] = []
