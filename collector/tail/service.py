@@ -26,7 +26,7 @@ from collector.tail.reader import FileTail, Source, head_fingerprint, identity
 from collector.tail.record import Builder
 from collector.tail.registry import Entry, Registry
 from collector.tail.settings import TailSettings
-from collector.tail.sink import KafkaSink
+from collector.tail.sink import OVERHEAD, KafkaSink
 
 log = collector.get_logger("collector.tail")
 
@@ -165,24 +165,34 @@ class Tailer:
         self.sink.add(key, value, tail, tail.entry.gen, joined.end)
 
     def _raw_lines(self, tail: FileTail, lines: list[tuple[int, int, bytes]]) -> None:
-        """`_lines` for plain shipping: each line straight into the record template."""
+        """`_lines` for plain shipping: each line straight into the record template, added in bulk."""
         template = self.builder.raw_template(tail)
         sink = self.sink
-        limit = self.settings.max_inflight_bytes
+        room = sink.room(self.settings.max_inflight_bytes)
         key = tail.source.key
-        gen = tail.entry.gen
+        overhead = len(key) + OVERHEAD
         dumps = orjson.dumps
+        values: list[bytes] = []
+        size = 0
+        last = -1
         for start, end, raw in lines:
-            if sink.full(limit):
-                tail.unread(start)
+            if size >= room:
+                tail.unread(start)  # the bound holds per record, not per chunk read
                 self.paused = True
-                return
+                break
             if raw:
                 value = template % (dumps(raw.decode("utf-8", "replace")), start, start)
                 if len(value) > sink.max_record:
+                    if values:
+                        sink.add_many(key, values, tail, tail.entry.gen, last, size)
+                        values, size, room = [], 0, room - size
                     self._emit(tail, Joined(start, end, raw.decode("utf-8", "replace"), None))
-                else:
-                    sink.add(key, value, tail, gen, end)
+                    continue
+                values.append(value)
+                size += len(value) + overhead
+                last = end
+        if values:
+            sink.add_many(key, values, tail, tail.entry.gen, last, size)
 
     def _lines(self, tail: FileTail, lines: list[tuple[int, int, bytes]], now: float) -> None:
         if tail.fast:
