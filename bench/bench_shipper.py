@@ -252,9 +252,9 @@ class CeilingBuilder:
     to a file: the ceiling replays them without doing any of the work being measured."""
 
     def __init__(self, spool: Path, chunk_records: int, chunk_bytes: int) -> None:
-        from shipper.enrich import EnrichContext
+        from shipper.context import TransformSettings
 
-        self.ctx = EnrichContext(host_name="bench")
+        self.settings = TransformSettings(host_name="bench", namespace=NAMESPACE["ceiling"])
         self.spool = spool
         self.file = (spool / "bodies.ndjson").open("wb")
         self.index: list[tuple[int, int, int]] = []
@@ -264,23 +264,23 @@ class CeilingBuilder:
         self.offset = 0
 
     def add(self, topic: str, partition: int, offset: int, key: bytes, value: bytes) -> None:
-        from shipper.enrich import Meta
+        from shipper.provenance import Meta
 
-        self.pending.append(_Msg(Meta(topic, partition, offset, int(time.time() * 1000), key), value))
+        self.pending.append(Meta(topic, partition, offset, int(time.time() * 1000), key, (), value))
         if len(self.pending) >= self.chunk_records:
             self.flush()
 
     def flush(self) -> None:
+        from shipper.bulk import bulk_body, chunks
+        from shipper.context import Batch
         from shipper.monitor import NullMonitor
-        from shipper.pipeline import prepare
-        from shipper.sink import bulk_body, chunks
+        from shipper.transform import prepare
 
         if not self.pending:
             return
-        actions, dead = prepare(self.pending, namespace=NAMESPACE["ceiling"], max_record_bytes=1024 * 1024,
-                                ctx=self.ctx, monitor=NullMonitor(), now=datetime.now(UTC))
-        assert not dead, dead[:1]
-        for chunk in chunks(actions, self.chunk_bytes):
+        prepared = prepare(self.pending, Batch(self.settings, datetime.now(UTC)), NullMonitor())
+        assert not prepared.dead, prepared.dead[:1]
+        for chunk in chunks(prepared.actions, self.chunk_bytes):
             body = bulk_body(chunk)
             self.file.write(body)
             self.index.append((self.offset, len(body), len(chunk)))
@@ -291,36 +291,6 @@ class CeilingBuilder:
         self.flush()
         self.file.close()
         (self.spool / "index.json").write_text(json.dumps(self.index))
-
-
-@dataclass
-class _Msg:
-    meta: Any
-    value: bytes
-
-    @property
-    def topic(self) -> str:
-        return str(self.meta.topic)
-
-    @property
-    def partition(self) -> int:
-        return int(self.meta.partition)
-
-    @property
-    def offset(self) -> int:
-        return int(self.meta.offset)
-
-    @property
-    def timestamp(self) -> int:
-        return int(self.meta.timestamp)
-
-    @property
-    def key(self) -> bytes | None:
-        return self.meta.key
-
-    @property
-    def headers(self) -> tuple[tuple[str, bytes], ...]:
-        return ()
 
 
 # --------------------------------------------------------------------------- the in-process contenders

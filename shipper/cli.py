@@ -36,14 +36,15 @@ def _settings_help() -> str:
 def _load() -> ShipperSettings:
     from pydantic import ValidationError
 
+    from collector.contract.settings import describe_error
     from shipper.config import ShipperSettings
 
     try:
         return ShipperSettings()
     except ValidationError as exc:
-        problems = "; ".join(f"SHIPPER_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                             for e in exc.errors())
-        raise SystemExit(f"shipper: invalid configuration: {problems}") from None
+        raise SystemExit(f"shipper: invalid configuration: {describe_error(exc, 'SHIPPER_')}") from None
+    except ValueError as exc:  # an unreadable config file
+        raise SystemExit(f"shipper: invalid configuration: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,55 +2,36 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from collector.contract.settings import kafka_bootstrap_field, one_source, read_secret, with_config_file
 from collector.contract.streams import DEFAULT_NAMESPACE, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from shipper.context import TopicRoles
 from shipper.health.config import HealthSettings
 
 
-class _ConfigFileSource(PydanticBaseSettingsSource):
-    """Values from the JSON or TOML file named by SHIPPER_CONFIG_FILE; env vars win over it."""
-
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls)
-        path = os.environ.get("SHIPPER_CONFIG_FILE")
-        self._data: dict[str, Any] = {}
-        if path:
-            text = Path(path).read_bytes()
-            self._data = tomllib.loads(text.decode()) if path.endswith(".toml") else json.loads(text)
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
-
-
-def _read_secret(value: SecretStr | None, path: Path | None) -> str | None:
-    if value is not None:
-        return value.get_secret_value()
-    if path is not None:
-        return path.read_text().strip()
-    return None
+def _topics(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
 
 
 class ShipperSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHIPPER_", env_nested_delimiter="__", extra="ignore")
 
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("SHIPPER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-        description="Kafka brokers, comma-separated host:port.",
-    )
+    kafka_bootstrap_servers: str = kafka_bootstrap_field("SHIPPER_")
     group_id: str = Field("elk-shipper", description="Consumer group; replicas with the same id share partitions.")
     topics: str = Field(f"{TOPIC_LOGS},{TOPIC_METRICS},{TOPIC_HEALTH}", description="Topics, comma-separated.")
+    metrics_topics: str = Field(
+        TOPIC_METRICS,
+        description="Which of the topics carry metric documents (-> metrics-<service>-<ns>), comma-separated; "
+        "records of other topics are logs unless they say `event.kind: metric`.")
+    health_topics: str = Field(
+        TOPIC_HEALTH,
+        description="Which of the topics carry probe results (-> logs-elk.health-<ns>, read by the health "
+        "monitor), comma-separated. Only these topics reach the health stream.")
     dead_letter_topic: str = Field(TOPIC_DEAD_LETTER, description="Topic for records rejected for good.")
     search_url: str = Field(
         "http://127.0.0.1:9200",
@@ -91,6 +72,10 @@ class ShipperSettings(BaseSettings):
     gzip: bool = Field(False, description="Gzip bulk request bodies.")
     retry_initial_s: float = Field(0.2, gt=0, description="First retry delay for 429/5xx/connection errors.")
     retry_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")
+    max_item_retries: int = Field(
+        15, ge=0, le=1000,
+        description="Retries of one record the engine answers with 429/5xx/no status/403, then it is dead-lettered "
+        "(`retries_exhausted`). Whole-request outages are waited out without bound.")
     http_host: str = Field("127.0.0.1", description="Address of the /health and /metrics endpoint.")
     http_port: int = Field(9108, ge=0, le=65535, description="Port of /health and /metrics (0: pick a free one).")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Bound on graceful shutdown after SIGTERM.")
@@ -99,17 +84,18 @@ class ShipperSettings(BaseSettings):
 
     @field_validator("topics")
     @classmethod
-    def _topics(cls, value: str) -> str:
-        if not [t for t in value.split(",") if t.strip()]:
+    def _some_topic(cls, value: str) -> str:
+        if not _topics(value):
             raise ValueError("at least one topic")
         return value
 
     @model_validator(mode="after")
-    def _one_secret_source(self) -> ShipperSettings:
-        if self.search_password and self.search_password_file:
-            raise ValueError("set SHIPPER_SEARCH_PASSWORD or SHIPPER_SEARCH_PASSWORD_FILE, not both")
-        if self.search_api_key and self.search_api_key_file:
-            raise ValueError("set SHIPPER_SEARCH_API_KEY or SHIPPER_SEARCH_API_KEY_FILE, not both")
+    def _consistent(self) -> ShipperSettings:
+        one_source(self.search_password, self.search_password_file, "SHIPPER_SEARCH_PASSWORD")
+        one_source(self.search_api_key, self.search_api_key_file, "SHIPPER_SEARCH_API_KEY")
+        both = set(_topics(self.metrics_topics)) & set(_topics(self.health_topics))
+        if both:
+            raise ValueError(f"topics {sorted(both)} are in both SHIPPER_METRICS_TOPICS and SHIPPER_HEALTH_TOPICS")
         return self
 
     @classmethod
@@ -121,16 +107,21 @@ class ShipperSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _ConfigFileSource(settings_cls)
+        return with_config_file(settings_cls, init_settings, env_settings)
 
     @property
     def topic_list(self) -> list[str]:
-        return [t.strip() for t in self.topics.split(",") if t.strip()]
+        return _topics(self.topics)
+
+    @property
+    def roles(self) -> TopicRoles:
+        return TopicRoles(metrics=frozenset(_topics(self.metrics_topics)),
+                          health=frozenset(_topics(self.health_topics)))
 
     @property
     def password(self) -> str | None:
-        return _read_secret(self.search_password, self.search_password_file)
+        return read_secret(self.search_password, self.search_password_file)
 
     @property
     def api_key(self) -> str | None:
-        return _read_secret(self.search_api_key, self.search_api_key_file)
+        return read_secret(self.search_api_key, self.search_api_key_file)

@@ -1,8 +1,10 @@
 """How health tracking and alerting plug into the pipeline (see docs/ARCHITECTURE.md).
 
 The pipeline asks the monitor for each service's state (stamped on its records), shows it every
-enriched record, and ticks it every second; documents the monitor returns are written with the
-batch that caused them, so they are committed together and redelivery re-derives the same ids.
+enriched record with the Kafka message it came from, and ticks it every second; documents the
+monitor returns are written with the batch that caused them, so they are committed together, and
+ids derived from the message's coordinates (not from the enriched record, which carries
+event.ingested) are the same on redelivery.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipper.engines.base import SearchEngine
+from shipper.provenance import Origin
 
 Doc = tuple[str, dict[str, Any]]  # (document id, document with its data_stream.* fields set)
 
@@ -30,11 +33,15 @@ class Monitor(Protocol):
 
     def state_of(self, service: str) -> str | None: ...
 
-    def observe(self, record: dict[str, Any]) -> list[Doc]: ...
+    def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]: ...
 
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]: ...
 
     def metrics(self) -> list[str]: ...
+
+    async def partitions_revoked(self, revoked: list[tuple[str, int]]) -> None: ...
+
+    async def partitions_assigned(self, assigned: list[tuple[str, int]], counts: dict[str, int]) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -46,7 +53,7 @@ class NullMonitor:
     def state_of(self, service: str) -> str | None:
         return None
 
-    def observe(self, record: dict[str, Any]) -> list[Doc]:
+    def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
         return []
 
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
@@ -54,6 +61,12 @@ class NullMonitor:
 
     def metrics(self) -> list[str]:
         return []
+
+    async def partitions_revoked(self, revoked: list[tuple[str, int]]) -> None:
+        return None
+
+    async def partitions_assigned(self, assigned: list[tuple[str, int]], counts: dict[str, int]) -> None:
+        return None
 
     async def stop(self) -> None:
         return None

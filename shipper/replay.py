@@ -8,10 +8,11 @@ records get fresh offsets and so fresh ids; replay each dead letter once.
 from __future__ import annotations
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shipper.config import ShipperSettings
 from shipper.deadletter import original_bytes
+from shipper.producer import DeadLetterProducer
 
 
 async def replay(settings: ShipperSettings, error_type: str | None = None) -> tuple[int, int]:
@@ -20,8 +21,7 @@ async def replay(settings: ShipperSettings, error_type: str | None = None) -> tu
         settings.dead_letter_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"{settings.group_id}-replay", enable_auto_commit=False, auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True, max_request_size=max(1048576, settings.max_record_bytes * 3))
+    producer = DeadLetterProducer(settings)
     replayed = skipped = 0
     await consumer.start()
     await producer.start()
@@ -49,7 +49,7 @@ async def replay(settings: ShipperSettings, error_type: str | None = None) -> tu
                     if (error_type and doc.get("error", {}).get("type") != error_type) or letter.get("truncated"):
                         skipped += 1  # a truncated original cannot be replayed: it is still at its source offset
                     else:
-                        await producer.send_and_wait(letter["topic"], original_bytes(doc), key=message.key)
+                        await producer.send(letter["topic"], original_bytes(doc), key=message.key)
                         replayed += 1
                     commit[tp] = message.offset + 1
             if commit:

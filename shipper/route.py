@@ -1,8 +1,11 @@
 """Stage 4: which data stream a record goes to: `{type}-{dataset}-{namespace}`.
 
-Service logs go to `logs-<service>-<ns>`, metrics to `metrics-<service>-<ns>`, probe results
-and transitions to the product's health stream. The record's data_stream.* and event.dataset
-fields are set to match, as ECS asks.
+The topic's role decides (settings `SHIPPER_HEALTH_TOPICS`, `SHIPPER_METRICS_TOPICS`): probe results
+from a health topic go to the product's health stream; records from a metrics topic, or any with
+`event.kind: metric`, to `metrics-<service>-<ns>`; everything else to `logs-<service>-<ns>`. What a
+record claims in its own `data_stream.*` or `event.dataset` is overwritten: the product's own
+streams (`elk.*`, see `contract.streams.is_own_dataset`) are written by the shipper alone, so a
+service whose name would make an `elk.` dataset gets `elk_...` instead.
 """
 
 from __future__ import annotations
@@ -11,42 +14,47 @@ import functools
 from typing import Any
 
 from collector.contract.streams import (
-    DATASET_ALERTS,
-    DATASET_DEAD_LETTER,
     DATASET_HEALTH,
-    TOPIC_HEALTH,
-    TOPIC_METRICS,
+    LOGS,
+    METRICS,
+    OWN_DATASET_PREFIX,
+    data_stream_name,
+    is_own_dataset,
     sanitize_dataset,
     sanitize_namespace,
 )
+from shipper.context import Batch
+from shipper.provenance import Message
 
 Record = dict[str, Any]
 
-# a handful of service names over millions of records: sanitise each once
-_dataset = functools.lru_cache(maxsize=4096)(sanitize_dataset)
-_namespace = functools.lru_cache(maxsize=256)(sanitize_namespace)
 
-_PRODUCT_DATASETS = {DATASET_HEALTH, DATASET_ALERTS, DATASET_DEAD_LETTER, "elk.pipeline"}
+@functools.lru_cache(maxsize=4096)  # a handful of service names over millions of records
+def service_dataset(service: str) -> str:
+    dataset = sanitize_dataset(service)
+    if is_own_dataset(dataset):
+        return "elk_" + dataset[len(OWN_DATASET_PREFIX):]
+    return dataset
 
 
-def route(record: Record, topic: str, namespace: str) -> str:
+stream_name = functools.lru_cache(maxsize=4096)(data_stream_name)
+namespace_of = functools.lru_cache(maxsize=256)(sanitize_namespace)
+
+
+def route(record: Record, message: Message, batch: Batch) -> str:
+    """The stream's name; the record's data_stream.* and event.dataset are set to match, as ECS asks."""
     event = record.get("event")
     if type(event) is not dict:
         event = record["event"] = {}
-    stream = record.get("data_stream")
-    claimed = stream.get("dataset") if type(stream) is dict else None
-    if claimed in _PRODUCT_DATASETS:
-        assert isinstance(stream, dict)
-        # only the two types our templates cover: anything else would land unmapped
-        type_ = "metrics" if stream.get("type") == "metrics" else "logs"
-        dataset = str(claimed)
-    elif topic == TOPIC_HEALTH or event.get("dataset") == DATASET_HEALTH:
-        type_, dataset = "logs", DATASET_HEALTH
-    elif event.get("kind") == "metric" or topic == TOPIC_METRICS or topic.endswith("metrics"):
-        type_, dataset = "metrics", _dataset(str(record["service"]["name"]))
+    topic = message.topic
+    roles = batch.settings.roles
+    if topic in roles.health:
+        type_, dataset = LOGS, DATASET_HEALTH
+    elif topic in roles.metrics or event.get("kind") == "metric":
+        type_, dataset = METRICS, service_dataset(str(record["service"]["name"]))
     else:
-        type_, dataset = "logs", _dataset(str(record["service"]["name"]))
-    ns = _namespace(namespace)
+        type_, dataset = LOGS, service_dataset(str(record["service"]["name"]))
+    ns = namespace_of(batch.settings.namespace)
     record["data_stream"] = {"type": type_, "dataset": dataset, "namespace": ns}
     event["dataset"] = dataset
-    return f"{type_}-{dataset}-{ns}"
+    return stream_name(type_, dataset, ns)

@@ -14,6 +14,8 @@ import pytest
      "collector probe: invalid configuration: PROBE_TARGETS"),
     ("collector.cli", "probe", {}, "collector probe: invalid configuration: nothing to probe"),
     ("collector.cli", "serve", {"INGEST_PORT": "abc"}, "collector serve: invalid configuration: INGEST_PORT"),
+    ("collector.cli", "otlp", {"INGEST_OTLP_PORT": "abc"},
+     "collector otlp: invalid configuration: INGEST_OTLP_PORT"),
     ("collector.cli", "tail", {}, "collector tail: invalid configuration: nothing to tail"),
     ("collector.cli", "tail", {"TAIL_INPUTS": '[{"paths": []}]'}, "collector tail: invalid configuration: TAIL_INPUTS"),
     ("shipper.cli", "run", {"SHIPPER_HTTP_PORT": "abc"}, "shipper: invalid configuration: SHIPPER_HTTP_PORT"),

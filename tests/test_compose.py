@@ -54,8 +54,8 @@ def project(composecheck: Path) -> dict[str, Any]:
 
 def test_file_is_valid_compose(project: dict[str, Any]) -> None:
     assert set(project["services"]) == {
-        "elasticsearch", "elasticsearch-setup", "kibana", "kafka", "collector-ingest", "collector-probe",
-        "collector-tail", "shipper", "kibana-setup",
+        "elasticsearch", "elasticsearch-setup", "kibana", "kafka", "collector-ingest", "collector-otlp",
+        "collector-probe", "collector-tail", "shipper", "kibana-setup",
     }
     # the application's own networks, so the prober and the ingest API reach its services
     assert set(project["networks"]) == {"frontend", "backend", "monitoring"}
@@ -99,6 +99,7 @@ def test_services_are_operable(project: dict[str, Any]) -> None:
 # compose service -> the one settings model its process reads
 SETTINGS_OF = {
     "collector-ingest": "collector.ingest.config:IngestSettings",
+    "collector-otlp": "collector.otlp.config:OtlpSettings",
     "collector-probe": "collector.probe.config:ProbeSettings",
     "collector-tail": "collector.tail.settings:TailSettings",
     "shipper": "shipper.config:ShipperSettings",

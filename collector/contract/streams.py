@@ -28,6 +28,11 @@ DATASET_DEAD_LETTER = "elk.deadletter"
 DATASET_PIPELINE = "elk.pipeline"
 OWN_DATASET_PREFIX = "elk."
 OWN_DATASETS = frozenset({DATASET_HEALTH, DATASET_ALERTS, DATASET_DEAD_LETTER, DATASET_PIPELINE})
+# `event.provider` of every document the shipper writes itself (health transitions, alerts, dead
+# letters, its metrics). A record from Kafka never keeps it, so a query that requires it (the
+# restore of health state at start) reads only what the shipper wrote.
+OWN_WRITER = "elk-shipper"
+OWN_WRITER_FIELD = "event.provider"
 
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
@@ -67,3 +72,10 @@ def data_stream_pattern(type_: str, dataset: str = "*", namespace: str = "*") ->
     ds = dataset if dataset == "*" else sanitize_dataset(dataset)
     ns = namespace if namespace == "*" else sanitize_namespace(namespace)
     return f"{type_}-{ds}-{ns}"
+
+
+def service_streams(type_: str) -> tuple[str, ...]:
+    """The patterns over the services' streams only, the product's own `elk.*` left out: the data views
+    and the alerting rules that count service records use exactly these (a `-` entry excludes what the
+    entries before it matched, in Elasticsearch's and OpenSearch's multi-target syntax)."""
+    return (data_stream_pattern(type_), f"-{type_}-{OWN_DATASET_PREFIX}*-*")

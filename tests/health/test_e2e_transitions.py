@@ -33,7 +33,8 @@ async def test_transitions_written_by_shipper(kafka_bootstrap: str, search_url: 
         await producer.send_and_wait(topic, _probe(ok, i * 2), key=b"api-service-1")
     await producer.stop()
     env = {**os.environ, "SHIPPER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "SHIPPER_SEARCH_URL": search_url,
-           "SHIPPER_TOPICS": topic, "SHIPPER_GROUP_ID": f"g-{unique}", "SHIPPER_NAMESPACE": unique,
+           "SHIPPER_TOPICS": topic, "SHIPPER_HEALTH_TOPICS": topic, "SHIPPER_GROUP_ID": f"g-{unique}",
+           "SHIPPER_NAMESPACE": unique,
            "SHIPPER_HTTP_PORT": "0", "SHIPPER_DEAD_LETTER_TOPIC": f"dl-{unique}"}
     shipper = os.path.join(os.path.dirname(sys.executable), "shipper")
     proc = await asyncio.create_subprocess_exec(shipper, "run", env=env)

@@ -12,17 +12,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
 from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
-from shipper.app import Shipper
 from shipper.config import ShipperSettings
-from shipper.enrich import EnrichContext
+from shipper.context import TransformSettings
 from shipper.health import build_monitor
 from shipper.pipeline import Pipeline
+from shipper.pipeline_doc import pipeline_doc
 from shipper.setup import install
 from shipper.sink import BulkSink
 from shipper.stats import Stats
@@ -161,14 +160,14 @@ async def seed(search_url: str, namespace: str) -> dict[str, int]:
         await monitor.start(engine)
         sink = BulkSink(engine, stats, max_bytes=settings.batch_max_bytes, concurrency=2,
                         retry_initial_s=0.1, retry_max_s=1.0)
-        ctx = EnrichContext(host_name="shipper-test", state_of=monitor.state_of)
+        transform = TransformSettings(host_name="shipper-test", state_of=monitor.state_of, namespace=namespace,
+                                      max_record_bytes=settings.max_record_bytes)
         published: list[tuple[bytes | None, bytes]] = []
 
         async def publish(entries: list[tuple[bytes | None, bytes]]) -> None:
             published.extend(entries)
 
-        pipeline = Pipeline(sink=sink, stats=stats, ctx=ctx, monitor=monitor, namespace=namespace,
-                            max_record_bytes=settings.max_record_bytes, publish_dead=publish)
+        pipeline = Pipeline(sink=sink, stats=stats, settings=transform, monitor=monitor, publish_dead=publish)
         now = datetime.now(UTC)
         start = now - timedelta(minutes=4)
         offsets = _Offsets()
@@ -182,7 +181,6 @@ async def seed(search_url: str, namespace: str) -> dict[str, int]:
         assert len(published) == len(bad), "the bad records must be dead-lettered"
 
         # pipeline metrics: the shipper's own document builder over its stats, three intervals
-        fake = SimpleNamespace(settings=settings, stats=stats, host="shipper-test")
         last: dict[str, float] = {}
         docs = []
         for i, lag in enumerate((120, 40, 0)):
@@ -190,7 +188,7 @@ async def seed(search_url: str, namespace: str) -> dict[str, int]:
             stats.retried += i
             stats.bulk.observe(0.05)
             when = now - timedelta(seconds=30 * (3 - i))
-            docs.append(Shipper.pipeline_doc(fake, when, 10.0, last))  # type: ignore[arg-type]
+            docs.append(pipeline_doc(stats, last, host="shipper-test", namespace=namespace, now=when, window_s=10.0))
             last = stats.snapshot()
         await pipeline.write_docs(docs)
         counts["pipeline"] = len(docs)

@@ -47,6 +47,11 @@ class Run:
         return f"logs-{self.unique}"
 
     @property
+    def health_topic(self) -> str:
+        """The topic in the health role (SHIPPER_HEALTH_TOPICS); a test that wants it adds it to SHIPPER_TOPICS."""
+        return f"health-{self.unique}"
+
+    @property
     def dead_topic(self) -> str:
         return f"dead-{self.unique}"
 
@@ -57,6 +62,7 @@ class Run:
             "SHIPPER_SEARCH_URL": self.search_url,
             "SHIPPER_GROUP_ID": f"g-{self.unique}",
             "SHIPPER_TOPICS": self.logs_topic,
+            "SHIPPER_HEALTH_TOPICS": self.health_topic,
             "SHIPPER_DEAD_LETTER_TOPIC": self.dead_topic,
             "SHIPPER_NAMESPACE": self.namespace,
             "SHIPPER_HTTP_PORT": "0",
@@ -109,19 +115,25 @@ def log_record(n: int, service: str = "api-service", **fields: Any) -> bytes:
     return orjson.dumps(record)
 
 
+def record_key(hit: dict[str, Any]) -> str:
+    """What names a test record: its event.id (the _id is derived from it and the raw bytes), else its _id."""
+    own = ((hit.get("_source") or {}).get("event") or {}).get("id")
+    return own if isinstance(own, str) else str(hit["_id"])
+
+
 async def ids_in(search_url: str, index: str) -> list[str]:
-    """Every _id in `index` (duplicates show as repeated ids across backing indices)."""
+    """The record key (see record_key) of every document in `index`: a record indexed twice shows twice."""
     client = AsyncOpenSearch(hosts=[search_url])
     try:
         await client.indices.refresh(index=index, ignore_unavailable=True)
         out: list[str] = []
-        response = await client.search(index=index, body={"size": 5000, "_source": False, "sort": ["_doc"]},
+        response = await client.search(index=index, body={"size": 5000, "_source": ["event.id"], "sort": ["_doc"]},
                                        params={"scroll": "1m", "ignore_unavailable": "true"})
         while True:
             hits = response["hits"]["hits"]
             if not hits:
                 break
-            out += [h["_id"] for h in hits]
+            out += [record_key(h) for h in hits]
             response = await client.scroll(scroll_id=response["_scroll_id"], params={"scroll": "1m"})
         return out
     finally:
@@ -176,3 +188,19 @@ async def ops_metrics(port: int) -> dict[str, float]:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
             if line and not line.startswith("#")}
+
+
+async def sources_in(search_url: str, index: str, fields: list[str]) -> list[dict[str, Any]]:
+    """`_id` and the given source fields of every document in `index`."""
+    client = AsyncOpenSearch(hosts=[search_url])
+    try:
+        await client.indices.refresh(index=index, ignore_unavailable=True)
+        out: list[dict[str, Any]] = []
+        response = await client.search(index=index, body={"size": 5000, "_source": fields, "sort": ["_doc"]},
+                                       params={"scroll": "1m", "ignore_unavailable": "true"})
+        while hits := response["hits"]["hits"]:
+            out += [{"_id": h["_id"], **h["_source"]} for h in hits]
+            response = await client.scroll(scroll_id=response["_scroll_id"], params={"scroll": "1m"})
+        return out
+    finally:
+        await client.close()

@@ -84,3 +84,15 @@ def test_engine_detection_from_get_root() -> None:
     assert kind_from({"X-Elastic-Product": "Elasticsearch"}, {"version": {"number": "8.15.3"}}) == "elasticsearch"
     assert kind_from({}, {"version": {"number": "9.0.0", "build_flavor": "default"}}) == "elasticsearch"
     assert kind_from({}, {"version": {"number": "1"}}) is None
+
+
+def test_topic_roles_are_settings_and_one_topic_has_one_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPPER_METRICS_TOPICS", "m1, m2")
+    monkeypatch.setenv("SHIPPER_HEALTH_TOPICS", "probes")
+    roles = ShipperSettings().roles
+    assert (roles.metrics, roles.health) == (frozenset({"m1", "m2"}), frozenset({"probes"}))
+    monkeypatch.setenv("SHIPPER_HEALTH_TOPICS", "probes,m2")
+    with pytest.raises(SystemExit) as caught:
+        main(["setup"])
+    assert "SHIPPER_METRICS_TOPICS and SHIPPER_HEALTH_TOPICS" in str(caught.value)
+    assert "Value error" not in str(caught.value)

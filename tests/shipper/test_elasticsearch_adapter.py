@@ -19,13 +19,15 @@ from typing import Any
 import orjson
 import pytest
 
+from shipper.bulk import Action
 from shipper.config import ShipperSettings
 from shipper.engines.base import EngineRejected, SearchEngine
 from shipper.engines.detect import build_engine, detect_kind
 from shipper.engines.elasticsearch import ElasticsearchEngine
-from shipper.sink import Action, BulkSink
+from shipper.provenance import Meta, Provenance
+from shipper.sink import BulkSink
 from shipper.stats import Stats
-from tests.shipper.harness import free_port
+from tests.shipper.harness import free_port, record_key
 
 NOIDA = Path(sys.executable).with_name("noida-db")
 
@@ -65,7 +67,7 @@ async def _engine(url: str) -> SearchEngine:
 
 
 def _action(doc_id: str, doc: dict[str, Any], index: str) -> Action:
-    return Action(doc_id, index, orjson.dumps(doc), origin=doc_id)
+    return Action(doc_id, index, orjson.dumps(doc), origin=Provenance(Meta(index, 0, 0, 0), b"", "a"))
 
 
 async def test_detected_as_elasticsearch_and_setup_without_ilm(es_url: str) -> None:
@@ -137,8 +139,8 @@ async def _es_ids(engine: SearchEngine, index: str) -> list[str]:
         await engine.request("POST", f"/{index}/_refresh")
     except EngineRejected:  # not created yet
         return []
-    found = await engine.search(index, {"size": 10000, "_source": False, "query": {"match_all": {}}})
-    return [hit["_id"] for hit in found["hits"]["hits"]]
+    found = await engine.search(index, {"size": 10000, "_source": ["event.id"], "query": {"match_all": {}}})
+    return [record_key(hit) for hit in found["hits"]["hits"]]
 
 
 @pytest.mark.stack

@@ -8,18 +8,26 @@ from typing import Any
 import orjson
 import pytest
 
-from shipper.enrich import EnrichContext, Meta, document_id, enrich, expand_dotted, resolve_service
+from shipper.context import Batch, TransformSettings
+from shipper.dotted import expand_dotted
+from shipper.enrich import STEPS, enrich, expand_keys, resolve_service
+from shipper.provenance import Meta
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 KAFKA_MS = int(datetime(2026, 11, 28, 11, 59, 0, tzinfo=UTC).timestamp() * 1000)
 
 
-def _meta(key: bytes | None = None, headers: tuple[tuple[str, bytes], ...] = (), offset: int = 7) -> Meta:
-    return Meta("elk-logs", 2, offset, KAFKA_MS, key, headers)
+def _meta(key: bytes | None = None, headers: tuple[tuple[str, bytes | None], ...] = (), offset: int = 7,
+          value: bytes | None = None) -> Meta:
+    return Meta("elk-logs", 2, offset, KAFKA_MS, key, headers, value)
 
 
-def _enrich(record: dict[str, Any], meta: Meta | None = None, **ctx: Any) -> dict[str, Any]:
-    return enrich(record, meta or _meta(), NOW, EnrichContext(host_name="shipper-1", **ctx))
+def _batch(**settings: Any) -> Batch:
+    return Batch(TransformSettings(host_name="shipper-1", **settings), NOW)
+
+
+def _enrich(record: dict[str, Any], meta: Meta | None = None, **settings: Any) -> dict[str, Any]:
+    return enrich(record, meta or _meta(value=orjson.dumps(record)), _batch(**settings))
 
 
 def test_dotted_keys_expand_to_nested_objects() -> None:
@@ -41,7 +49,8 @@ def test_timestamps_become_utc_iso_with_millis() -> None:
 
 
 def test_unparseable_and_far_future_timestamps_are_kept_and_replaced_by_kafka_time() -> None:
-    for bad in ("yesterday-ish", "2999-01-01T00:00:00Z", True, {"nested": 1}):
+    for bad in ("yesterday-ish", "2999-01-01T00:00:00Z", True, {"nested": 1}, "0001-01-01T00:00:00+01:00",
+                "9999-12-31T23:59:59-01:00", 1e300, -1e300, 2**62):
         record = _enrich({"@timestamp": bad})
         assert record["@timestamp"] == "2026-11-28T11:59:00.000Z"
         assert record["labels"]["invalid_timestamp"] == str(bad)
@@ -53,6 +62,24 @@ def test_level_is_lower_case_and_message_aliases_are_adopted() -> None:
     assert record["log"]["level"] == "warning"
     assert record["message"] == "hello"
     assert _enrich({"level": "ERROR"})["log"]["level"] == "error"
+
+
+@pytest.mark.parametrize(("level", "expected"), [
+    ("WARN", "warning"), ("warn", "warning"), ("Err", "error"), ("FATAL", "critical"), ("info", "info"),
+    ("Verbose", "debug"), (40, "warning"), (60, "critical"),
+    ("NOTICE-ish", "notice-ish"), (" Custom ", "custom"),  # unknown names are kept, lower-cased
+    (77, "77"),  # an unknown number is kept as text
+])
+def test_levels_follow_the_contract_vocabulary(level: Any, expected: str) -> None:
+    assert _enrich({"log": {"level": level}})["log"]["level"] == expected
+    assert _enrich({"level": level})["log"]["level"] == expected
+
+
+@pytest.mark.parametrize("level", [{"name": "error"}, ["error"], 1.5, True])
+def test_a_level_that_is_no_level_moves_to_labels(level: Any) -> None:
+    record = _enrich({"log": {"level": level, "logger": "a"}})
+    assert record["log"] == {"logger": "a"}
+    assert record["labels"]["invalid_level"] == str(level)
 
 
 def test_service_name_from_the_record_wins() -> None:
@@ -67,12 +94,35 @@ def test_service_name_from_kafka_key_or_headers_with_the_instance_split() -> Non
     assert record["service"]["name"] == "auth"
 
 
+@pytest.mark.parametrize(("key", "service", "node"), [
+    (b"api_service_1", "api_service", "api_service_1"),  # the contract's rule, not a rule of our own
+    (b"api-service-12", "api-service", "api-service-12"),
+    (b"redis", "redis", None),
+    (b"v-2", "v", "v-2"),
+])
+def test_instance_names_follow_the_contract(key: bytes, service: str, node: str | None) -> None:
+    record = _enrich({}, _meta(key=key))
+    assert record["service"]["name"] == service
+    assert record["service"].get("node", {}).get("name") == node
+
+
+def test_service_node_written_flat_becomes_the_node_object() -> None:
+    assert _enrich({"service": {"name": "a", "node": "a-1"}})["service"] == {"name": "a", "node": {"name": "a-1"}}
+
+
 def test_service_name_from_the_configured_mapping() -> None:
-    ctx = EnrichContext(host_name="h", service_map={"web_[a-z]+": "frontend", "exact-name": "billing"})
-    record = resolve_service({"container": {"name": "web_blue"}}, _meta(), ctx)
+    batch = _batch(service_map={"web_[a-z]+": "frontend", "exact-name": "billing"})
+    record = resolve_service({"container": {"name": "web_blue"}}, _meta(), batch)
     assert record["service"] == {"name": "frontend", "node": {"name": "web_blue"}}
-    assert resolve_service({}, _meta(key=b"exact-name"), ctx)["service"]["name"] == "billing"
-    assert resolve_service({}, _meta(), ctx)["service"]["name"] == "unknown"
+    assert resolve_service({}, _meta(key=b"exact-name"), batch)["service"]["name"] == "billing"
+    assert resolve_service({}, _meta(), batch)["service"]["name"] == "unknown"
+
+
+def test_headers_with_a_null_value_are_skipped() -> None:
+    headers = (("service", None), ("host", None), ("environment", None), ("service.name", b"auth"))
+    record = _enrich({}, _meta(headers=headers))
+    assert record["service"] == {"name": "auth"}
+    assert "host" not in record
 
 
 def test_ingest_stamps_and_health_state() -> None:
@@ -85,26 +135,8 @@ def test_ingest_stamps_and_health_state() -> None:
     assert "health" not in _enrich({"service": {"name": "other"}}, state_of=states.get)
 
 
-def test_document_id_is_the_records_own_or_its_kafka_position() -> None:
-    assert document_id({"event": {"id": "abc"}}, _meta()) == "abc"
-    by_position = document_id({}, _meta(offset=7))
-    assert by_position == document_id({"event": {}}, _meta(offset=7))
-    assert by_position != document_id({}, _meta(offset=8))
-    assert document_id({"event": {"id": "x" * 500}}, _meta()) == by_position
-
-
-def test_dotted_key_detection_on_raw_bytes_never_misses_one() -> None:
-    from shipper.enrich import may_have_dotted_keys
-
-    assert may_have_dotted_keys(b'{"log.level": "info"}')
-    assert may_have_dotted_keys(b'{"a": {"b.c" : 1}}')
-    assert may_have_dotted_keys(b'{"a\\"b.c": 1}')  # escapes: cannot tell, so yes
-    assert not may_have_dotted_keys(b'{"message": "v1.2: done", "url": {"full": "http://x.y/"}}')
-    assert not may_have_dotted_keys(b'{"a": "' + b"." * 1_000_000 + b'"}')  # linear, even when long
-
-
 def test_dotted_key_count_counts_every_dotted_key_once_or_cannot_tell() -> None:
-    from shipper.enrich import dotted_key_count
+    from shipper.dotted import dotted_key_count
 
     raw = b'{"log.level":"info","ecs.version":"8.11.0","a":{"b.c.d" : 1},"v":"1.2","n":1.5,"u":"x.y/z"}'
     assert dotted_key_count(raw) == 3
@@ -122,21 +154,23 @@ def test_dotted_key_count_counts_every_dotted_key_once_or_cannot_tell() -> None:
 def test_expand_top_level_gives_what_the_full_walk_gives(record: dict[str, Any]) -> None:
     import copy
 
-    from shipper.enrich import expand_top_level
+    from shipper.dotted import expand_top_level
 
     assert expand_top_level(copy.deepcopy(record)) == expand_dotted(copy.deepcopy(record))
 
 
 def test_enrich_of_a_library_record_is_the_same_on_the_fast_path() -> None:
-    from shipper.enrich import dotted_key_count, top_level_only
+    from shipper.dotted import dotted_key_count, top_level_only
 
     raw = (b'{"@timestamp":"2026-11-28T12:00:00.000Z","log.level":"INFO","message":"m","ecs.version":"8.11.0",'
            b'"log":{"logger":"app"},"service":{"name":"api-service"},"labels":{"user_id":1}}')
     fast = orjson.loads(raw)
     dotted = dotted_key_count(raw)
     assert dotted == 2 and top_level_only(fast, dotted)
-    fast = enrich(fast, _meta(), NOW, EnrichContext(host_name="shipper-1"), nested=False)
-    assert fast == _enrich(orjson.loads(raw))
+    fast = expand_keys(fast, _meta(value=raw), _batch())
+    assert fast == expand_dotted(orjson.loads(raw))
+    assert enrich(orjson.loads(raw), _meta(value=raw), _batch()) == enrich(orjson.loads(raw), _meta(value=b"\\"),
+                                                                          _batch())  # full walk
     nested = b'{"log.level": 1, "a": {"b.c": 2}}'
     assert not top_level_only(orjson.loads(nested), dotted_key_count(nested))
 
@@ -144,7 +178,7 @@ def test_enrich_of_a_library_record_is_the_same_on_the_fast_path() -> None:
 def test_enrich_without_expansion_equals_enrich_with_it_when_no_key_has_a_dot() -> None:
     record = {"@timestamp": "2026-11-28T12:00:00.000Z", "log": {"level": "INFO"}, "service": {"name": "a"}}
     copy = {"@timestamp": "2026-11-28T12:00:00.000Z", "log": {"level": "INFO"}, "service": {"name": "a"}}
-    assert _enrich(record) == enrich(copy, _meta(), NOW, EnrichContext(host_name="shipper-1"), expand=False)
+    assert _enrich(record) == enrich(copy, _meta(), _batch(), steps=STEPS[1:])
 
 
 def test_environment_and_host_from_headers_only_when_missing() -> None:

@@ -10,10 +10,12 @@ from typing import Any
 import orjson
 
 from shipper import deadletter
+from shipper.context import Batch, TransformSettings
 from shipper.deadletter import DeadLetter
-from shipper.enrich import EnrichContext, Meta
+from shipper.ids import record_id
 from shipper.monitor import NullMonitor
-from shipper.pipeline import prepare
+from shipper.provenance import Meta
+from shipper.transform import prepare
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -30,7 +32,7 @@ class Msg:
 
 
 class EchoMonitor(NullMonitor):
-    def observe(self, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def observe(self, record: dict[str, Any], origin: Any = None) -> list[tuple[str, dict[str, Any]]]:
         doc = {"message": "seen", "data_stream": {"type": "logs", "dataset": "elk.health", "namespace": "default"}}
         return [(f"seen-{record['event']['id']}", doc)] if record["event"].get("id") else []
 
@@ -43,10 +45,10 @@ def test_prepare_splits_good_records_from_poison() -> None:
         Msg(orjson.dumps({"message": "big" * 6000}), 3),
         Msg(b'{"a":' * 2000 + b"1" + b"}" * 2000, 4),  # nested deeper than any engine accepts
     ]
-    actions, dead = prepare(messages, namespace="default", max_record_bytes=16384,
-                            ctx=EnrichContext(host_name="h"), monitor=EchoMonitor(), now=NOW)
-    assert [(a.doc_id, a.stream) for a in actions] == [("e1", "logs-api-default"),
-                                                         ("seen-e1", "logs-elk.health-default")]
+    prepared = prepare(messages, Batch(TransformSettings(host_name="h", max_record_bytes=16384), NOW), EchoMonitor())
+    actions, dead = prepared.actions, prepared.dead
+    assert [(a.doc_id, a.stream) for a in actions] == [
+        (record_id({"event": {"id": "e1"}}, messages[0]), "logs-api-default"), ("seen-e1", "logs-elk.health-default")]
     assert orjson.loads(actions[0].source)["data_stream"]["dataset"] == "api"
     assert [(d.meta.offset, d.error_type, d.stage) for d in dead] == [
         (1, "not_object", "decode"), (2, "not_utf8", "decode"), (3, "too_large", "decode"), (4, "decode", "decode")]
@@ -76,3 +78,32 @@ def test_dead_letter_of_binary_and_huge_records() -> None:
     huge = deadletter.entry(_letter(b"x" * (5 * 1024 * 1024)), "default", NOW)
     assert huge["dead_letter"]["truncated"] is True
     assert len(deadletter.kafka_value(huge)) < 1_000_000  # fits the broker's default message limit
+
+
+def test_a_redelivered_probe_result_writes_its_transitions_under_the_same_ids() -> None:
+    from datetime import timedelta
+
+    from collector.contract.streams import TOPIC_HEALTH
+    from shipper.health import build_monitor
+    from shipper.health.config import HealthSettings
+
+    probe = {"@timestamp": "2026-11-28T11:59:59.000Z", "event": {"dataset": "elk.health", "action": "health-check"},
+             "service": {"name": "api-service", "node": {"name": "api-service-1"}}, "health": {"status": "unhealthy"}}
+    message = Msg(orjson.dumps(probe), 17, topic=TOPIC_HEALTH, partition=2)
+    deliveries = []
+    for later in (0, 7):  # the first delivery's batch was never committed: the same message, seconds later
+        monitor = build_monitor(HealthSettings(failures_to_down=1))
+        batch = Batch(TransformSettings(host_name="h", state_of=monitor.state_of), NOW + timedelta(seconds=later))
+        prepared = prepare([message], batch, monitor)
+        deliveries.append(sorted(a.doc_id for a in prepared.actions if a.origin is None))
+    assert deliveries[0], "the unhealthy probe result makes transitions"
+    assert deliveries[0] == deliveries[1]
+
+
+def test_a_long_event_original_passes_the_transform_whole() -> None:
+    # the engine side (no doc values for event.original) is the templates'; the shipper must not refuse it
+    original = "\u00e9" * 20_000  # 40,000 bytes: over Lucene's 32,766-byte term limit
+    message = Msg(orjson.dumps({"message": "m", "event": {"original": original}}), 0)
+    prepared = prepare([message], Batch(TransformSettings(host_name="h"), NOW), NullMonitor())
+    assert not prepared.dead
+    assert orjson.loads(prepared.actions[0].source)["event"]["original"] == original

@@ -7,13 +7,16 @@ from typing import Any
 import orjson
 
 from collector.contract.promtext import render
+from shipper.bulk import Action, bulk_body, chunks, classify
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
-from shipper.sink import Action, BulkSink, bulk_body, chunks, classify
+from shipper.provenance import Meta, Provenance
+from shipper.sink import BulkSink
 from shipper.stats import Stats
 
 
 def _actions(n: int) -> list[Action]:
-    return [Action(f"id-{i}", "logs-a-default", orjson.dumps({"n": i}), origin=i) for i in range(n)]
+    return [Action(f"id-{i}", "logs-a-default", orjson.dumps({"n": i}), origin=Provenance(Meta("t", 0, i, 0), b"", "a"))
+            for i in range(n)]
 
 
 def test_bulk_body_is_create_ndjson() -> None:
@@ -44,19 +47,21 @@ def test_classify_reads_every_item() -> None:
     response = {"errors": True, "items": [_item(201), _item(409, "version_conflict_engine_exception"),
                                           _item(429, "es_rejected_execution_exception"), _item(503, "unavailable"),
                                           _item(400, "mapper_parsing_exception")]}
-    done, duplicates, retry, failed = classify(response, actions)
-    assert (done, duplicates) == (actions[:2], actions[1:2])
-    assert retry == actions[2:4]
-    assert [(f.action, f.error_type, f.reason) for f in failed] == [
+    result = classify(response, actions)
+    assert (result.done, result.duplicates, result.wait) == (actions[:2], actions[1:2], [])
+    assert [(f.action, f.error_type) for f in result.retry] == [
+        (actions[2], "es_rejected_execution_exception"), (actions[3], "unavailable")]
+    assert [(f.action, f.error_type, f.reason) for f in result.failed] == [
         (actions[4], "mapper_parsing_exception", "why: because")]
 
 
 def test_classify_trusts_errors_false_and_distrusts_a_short_answer() -> None:
     actions = _actions(3)
-    assert classify({"errors": False, "items": [_item(201)] * 3}, actions) == (actions, [], [], [])
+    assert classify({"errors": False, "items": [_item(201)] * 3}, actions).done == actions
     blocked = {"errors": True, "items": [_item(403, "cluster_block_exception")] * 3}
-    assert classify(blocked, actions) == ([], [], actions, [])  # disk full: wait, never dead-letter
-    assert classify({"errors": True, "items": [_item(201)]}, actions) == ([], [], actions, [])
+    assert classify(blocked, actions).wait == actions  # disk full: wait, never dead-letter
+    short = classify({"errors": True, "items": [_item(201)]}, actions)
+    assert (short.done, short.wait) == ([], actions)
 
 
 class FakeEngine(SearchEngine):

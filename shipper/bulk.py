@@ -1,0 +1,117 @@
+"""Bulk encoding and reading a bulk answer: pure (no I/O), so both are tested without an engine.
+
+What an item's status means is the table in shipper/statuses.py (and docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shipper.ids import bounded_id
+from shipper.provenance import Provenance
+from shipper.statuses import NO_ANSWER, Verdict, item_verdict
+
+
+@dataclass(slots=True)
+class Action:
+    doc_id: str
+    stream: str
+    source: bytes | memoryview  # the document, serialised once and reused on retries
+    origin: Provenance | None = None  # a record from Kafka (None: a document the shipper made itself)
+
+
+@dataclass(slots=True)
+class Failure:
+    action: Action
+    error_type: str
+    reason: str
+
+
+def bulk_body(actions: list[Action]) -> bytes:
+    parts: list[bytes | memoryview] = []
+    for action in actions:
+        parts.append(b'{"create":{"_index":' + orjson.dumps(action.stream) + b',"_id":'
+                     + orjson.dumps(bounded_id(action.doc_id))
+                     + b"}}\n")
+        parts.append(action.source)
+        parts.append(b"\n")
+    return b"".join(parts)
+
+
+def chunks(actions: list[Action], max_bytes: int) -> list[list[Action]]:
+    out: list[list[Action]] = []
+    current: list[Action] = []
+    size = 0
+    for action in actions:
+        cost = len(action.source) + len(action.stream) + len(action.doc_id) + 48
+        if current and size + cost > max_bytes:
+            out.append(current)
+            current, size = [], 0
+        current.append(action)
+        size += cost
+    if current:
+        out.append(current)
+    return out
+
+
+@dataclass(slots=True)
+class Classified:
+    """One bulk answer read item by item (see shipper.statuses.ITEM_ROWS)."""
+
+    done: list[Action] = field(default_factory=list)
+    duplicates: list[Action] = field(default_factory=list)  # done, and already there
+    wait: list[Action] = field(default_factory=list)
+    retry: list[Failure] = field(default_factory=list)  # with the reason, for when the retries run out
+    failed: list[Failure] = field(default_factory=list)
+
+
+def _failure(action: Action, result: dict[str, Any], status: int) -> Failure:
+    error = result.get("error") or {}
+    if isinstance(error, dict):
+        kind = str(error.get("type") or f"status_{status}")
+        reason = str(error.get("reason", ""))
+        cause = error.get("caused_by")
+        if isinstance(cause, dict) and cause.get("reason"):
+            reason = f"{reason}: {cause.get('reason')}"
+    else:
+        kind, reason = f"status_{status}", str(error)
+    return Failure(action, kind, reason[:2000])
+
+
+def classify(response: dict[str, Any], actions: list[Action]) -> Classified:
+    if response.get("errors") is False:  # the common case: no item to look at
+        return Classified(done=actions)
+    out = Classified()
+    items = response.get("items")
+    if not isinstance(items, list) or len(items) != len(actions):
+        # not one item per action (a proxy, a cut answer): it proves nothing, send them all again
+        out.wait = list(actions)
+        return out
+    for action, item in zip(actions, items, strict=True):
+        result = _result(item)
+        status = result.get("status")
+        status = status if isinstance(status, int) else NO_ANSWER
+        error = result.get("error")
+        error_type = error.get("type") if isinstance(error, dict) else None
+        verdict = item_verdict(status, error_type if isinstance(error_type, str) else None)
+        if verdict is Verdict.DONE:
+            out.done.append(action)
+            if status == 409:
+                out.duplicates.append(action)
+        elif verdict is Verdict.WAIT:
+            out.wait.append(action)
+        elif verdict is Verdict.RETRY:
+            out.retry.append(_failure(action, result, status))
+        else:
+            out.failed.append(_failure(action, result, status))
+    return out
+
+
+def _result(item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict) or not item:
+        return {}
+    result = item.get("create") or next(iter(item.values()))
+    return result if isinstance(result, dict) else {}

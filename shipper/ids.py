@@ -1,0 +1,38 @@
+"""Document ids: what makes two deliveries the same document (the engine's `create` then answers 409).
+
+- A record with its own `event.id`: a hash of that id and of the record's raw bytes. A client that
+  sends the same record twice (a retry) sends the same bytes: one document. Two different records
+  that share an `event.id` (a request id reused for every line of a request) differ in their bytes:
+  two documents.
+- A record without one: its Kafka coordinates, `<topic>-<partition>-<offset>`. A redelivery after a
+  crash or a rebalance reads the same offset: one document.
+- Any id (the monitor's too) longer than the engines' 512-byte limit is replaced by its hash.
+docs/ARCHITECTURE.md explains the choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from shipper.provenance import Message
+
+MAX_ID_BYTES = 512  # Elasticsearch and OpenSearch refuse a longer _id
+
+
+def record_id(record: dict[str, Any], message: Message) -> str:
+    event = record.get("event")
+    own = event.get("id") if type(event) is dict else None
+    if type(own) is str and own:
+        digest = hashlib.blake2b(own.encode(errors="surrogatepass"), digest_size=20)
+        digest.update(b"\x00")
+        digest.update(message.value or b"")
+        return digest.hexdigest()
+    return f"{message.topic}-{message.partition}-{message.offset}"
+
+
+def bounded_id(doc_id: str) -> str:
+    """The id itself when it fits in 512 bytes, else a hash of it (a character is at most 4 bytes in UTF-8)."""
+    if len(doc_id) <= MAX_ID_BYTES // 4 or len(doc_id.encode(errors="surrogatepass")) <= MAX_ID_BYTES:
+        return doc_id
+    return "h-" + hashlib.blake2b(doc_id.encode(errors="surrogatepass"), digest_size=20).hexdigest()
