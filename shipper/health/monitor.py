@@ -71,7 +71,11 @@ class HealthMonitor:
         )
         self.book = AlertBook(settings.rules_for, self.namespace)
         self.notifier = WebhookNotifier(settings)
-        self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH], health_topics, metrics_topics)
+        # A monitor of a consumer-group member owns nothing until Kafka assigns it partitions (it
+        # would otherwise judge every service from the index before knowing its share); one used
+        # without Kafka (`topics` None) owns everything.
+        self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH], health_topics, metrics_topics,
+                               everything=topics is None)
         self.engine: SearchEngine | None = None
         self.capped_logged: set[str] = set()
 

@@ -73,7 +73,8 @@ async def test_three_replicas_one_fired_and_one_resolved_per_flip(
     health_topic = f"health-{world.unique}"
     for topic in (world.logs_topic, health_topic):
         await create_topic(world.bootstrap, topic, partitions=PARTITIONS)
-    env = {"SHIPPER_TOPICS": f"{world.logs_topic},{health_topic}", "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
+    env = {"SHIPPER_TOPICS": f"{world.logs_topic},{health_topic}", "SHIPPER_HEALTH_TOPICS": health_topic,
+           "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
            "SHIPPER_HEALTH__SILENCE_S": "5", "SHIPPER_HEALTH__FLAP_CHANGES": "1000",
            "SHIPPER_HEALTH__ERROR_RATE": "false", "SHIPPER_HEALTH__ERROR_RATIO": "false"}
     procs: dict[str, subprocess.Popen[bytes]] = {name: world.start_shipper(name, **env) for name in ("a", "b")}
