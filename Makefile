@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps node-deps test-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
+.PHONY: help venv system-deps node-deps test-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs ecs-fields clean
 
 help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
@@ -92,6 +92,10 @@ bench: stack-up bench-deps test-deps
 
 docs: venv
 	$(BIN)/python -m collector.settings_reference
+
+# shipper/ecs_fields.json (committed) from Elastic's npm package @elastic/ecs; needs node and npm
+ecs-fields: venv
+	$(BIN)/python tools/ecs_fields.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
