@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
+.PHONY: help venv system-deps node-deps test-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
 
 help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
@@ -18,16 +18,37 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[all,dev,bench]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 venv: $(STAMP)
 
-# the local stack needs a JDK and Maven; on a fresh Debian machine they come from apt
+# the local stack needs a JDK and Maven; the documented Node logger (docs/ingest.md) is run by a test
+# with Node; on a fresh Debian machine they come from apt
 system-deps:
 	@command -v java >/dev/null && command -v javac >/dev/null && command -v mvn >/dev/null || \
 	  (apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven)
+	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
+
+# the OpenTelemetry JS SDK the OTLP intake's tests send with (tests/otlp/node, pinned by its lockfile)
+NODE_DIR := tests/otlp/node
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node-deps: $(NODE_DIR)/node_modules/.package-lock.json
+
+# the tailer's tests read logs written by the real programs: nginx, PostgreSQL, Redis (Debian) and
+# pino/pino-http (npm, lockfile in tests/tail/node); rsyslog's imfile -> omkafka is its benchmark peer
+TAIL_DEBS := nginx-light postgresql redis-server rsyslog-kafka
+test-deps:
+	@command -v nginx >/dev/null && command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+	  && test -e /usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so || \
+	  (apt-get update -qq && apt-get install -y -qq $(TAIL_DEBS))
+	@test tests/tail/node/node_modules/.package-lock.json -nt tests/tail/node/package-lock.json || \
+	  (cd tests/tail/node && npm ci --no-audit --no-fund --silent)
 
 stack-up: venv system-deps
 	$(BIN)/python -m stack up
@@ -45,11 +66,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint stack-up
+test: lint stack-up node-deps test-deps
 	$(BIN)/pytest -q -rfEs $(PYTEST_ARGS)
 
 # the unit tests and the quick stack tests, without the long fault tests
-test-fast: stack-up
+test-fast: stack-up node-deps test-deps
 	$(BIN)/pytest -q -rfEs -m "not slow" $(PYTEST_ARGS)
 
 demo: stack-up

@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.bench_logging", "bench.bench_ingest", "bench.bench_shipper", "bench.bench_health")
+BENCHMARKS = ("bench.bench_logging", "bench.bench_ingest", "bench.bench_otlp", "bench.bench_shipper",
+              "bench.bench_health")
 
 
 def main() -> int:

@@ -44,8 +44,8 @@ def bootstrap() -> str:
 def make_records(n: int) -> list[bytes]:
     """Records as the library renders them (so both sides produce the same bytes)."""
     import collector
-    from collector.pipeline import STATE
     from collector.record import build
+    from collector.state import STATE
 
     collector.configure(service="api-service", outputs="memory", metrics_interval=0, capture_stdlib=False)
     assert STATE.static is not None
@@ -137,12 +137,14 @@ async def through_api(url: str, bodies: list[bytes], concurrency: int) -> tuple[
     return accepted / took, accepted + warm_n
 
 
-def start_server(bs: str, topic: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "INGEST_KAFKA_BOOTSTRAP_SERVERS": bs, "INGEST_PORT": str(port),
+def start_server(bs: str, topic: str, port: int, command: str = "serve",
+                 port_var: str = "INGEST_PORT") -> subprocess.Popen[bytes]:
+    """`collector serve` (or `collector otlp`, port in INGEST_OTLP_PORT) with a throwaway token."""
+    env = {**os.environ, "INGEST_KAFKA_BOOTSTRAP_SERVERS": bs, port_var: str(port),
            "INGEST_TOPIC_LOGS": topic, "INGEST_TOPIC_METRICS": topic + "-m", "INGEST_TOPIC_HEALTH": topic + "-h",
            "INGEST_TOKENS": orjson.dumps({"api-service": hashlib.sha256(TOKEN.encode()).hexdigest()}).decode(),
            "COLLECTOR_OUTPUTS": "stdout", "COLLECTOR_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", command], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -152,7 +154,7 @@ def start_server(bs: str, topic: str, port: int) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("the ingest API did not start")
+    raise SystemExit(f"collector {command} did not start")
 
 
 async def main() -> None:

@@ -56,8 +56,8 @@ def _fresh_stdlib(name: str, handler: logging.Handler) -> logging.Logger:
 
 def contenders(n: int) -> dict[str, float]:
     import collector
-    from collector.pipeline import STATE
     from collector.record import build
+    from collector.state import STATE
 
     cases: dict[str, Callable[[], None]] = {}
     collector.configure(service="bench-service", outputs="memory", metrics_interval=0)

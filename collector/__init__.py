@@ -8,6 +8,7 @@ Two lines::
     log.info("user logged in", user_id=42)
 """
 
+from collector.bridge import uvicorn_log_config
 from collector.context import (
     bind_context,
     bind_fields,
@@ -18,20 +19,11 @@ from collector.context import (
     reset_fields,
 )
 from collector.health import add_health
+from collector.lifecycle import configure, emit_metrics, flush, outputs, shutdown, stats
+from collector.logger import Logger, get_logger
 from collector.metrics import REGISTRY
 from collector.middleware import LoggingMiddleware
-from collector.pipeline import (
-    ConfigError,
-    Logger,
-    configure,
-    emit_metrics,
-    flush,
-    get_logger,
-    outputs,
-    shutdown,
-    stats,
-    uvicorn_log_config,
-)
+from collector.state import ConfigError
 
 counter = REGISTRY.counter
 gauge = REGISTRY.gauge

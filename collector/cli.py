@@ -1,4 +1,5 @@
-"""`collector` console script: the ingest API (`serve`) and the health prober (`probe`)."""
+"""`collector` console script: the ingest API (`serve`), the OTLP intake (`otlp`), the health prober
+(`probe`), the log tailer (`tail`)."""
 
 from __future__ import annotations
 
@@ -14,36 +15,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the HTTP ingest API (POST /v1/logs, /v1/metrics, /v1/health)")
+    sub.add_parser("otlp", help="run the OTLP/HTTP intake (POST /v1/logs, /v1/metrics on port 4318)")
     sub.add_parser("probe", help="poll the configured /health endpoints and publish results to Kafka")
-    fwd = sub.add_parser("forward-nginx", help="tail an nginx JSON access log and POST it to the ingest API")
-    fwd.add_argument("--file", required=True, help="the access log, e.g. /var/log/nginx/access.json")
-    fwd.add_argument("--url", required=True, help="ingest API base URL, e.g. http://ingest:8080")
-    fwd.add_argument("--token-file", required=True, help="file holding the token (a Docker secret)")
-    fwd.add_argument("--from-start", action="store_true", help="send the file's existing lines too")
+    sub.add_parser("tail", help="ship log files and Docker containers' logs to Kafka, positions kept (TAIL_*)")
+    sub.add_parser("forward-nginx", help="removed: `collector tail` reads nginx's logs (README, Log tailer)")
     tok = sub.add_parser("token", help="make an ingest API token and the SHA-256 hash to configure (INGEST_TOKENS)")
     tok.add_argument("--hash-stdin", action="store_true", help="print the hash of the token read from stdin instead")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "probe":
-        return probe()
-    if args.command == "serve":
-        return serve()
-    if args.command == "forward-nginx":
-        import signal
-        from pathlib import Path
-
-        from collector.ingest.forward import Forwarder
-
-        token = Path(args.token_file).read_text().strip()
-        forwarder = Forwarder(Path(args.file), args.url, token, from_start=args.from_start)
-        signal.signal(signal.SIGTERM, lambda *_: forwarder.stop.set())
+    if args.command in ("probe", "serve", "otlp", "tail"):
         try:
-            forwarder.run()
-        except KeyboardInterrupt:
-            pass
-        return 0
+            return {"probe": probe, "serve": serve, "otlp": otlp, "tail": tail}[args.command]()
+        except ImportError as exc:  # installed without the extra this command needs
+            print(f"collector {args.command}: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "forward-nginx":
+        print("collector forward-nginx was removed: `collector tail` follows nginx's access and error logs "
+              "with positions kept (see the README, section Log tailer)", file=sys.stderr)
+        return 2
     if args.command == "token":
         import secrets
 
@@ -67,16 +58,13 @@ def _start(command: str, settings_cls: Any, prefix: str, service: str) -> Any:
     from pydantic import ValidationError
 
     import collector
+    from collector.contract.settings import describe_error
 
     try:
         settings = settings_cls()
-    except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            where = "_".join(str(p) for p in e["loc"]).upper()
-            message = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{prefix}{where}: {message}" if where else message)
-        print(f"collector {command}: invalid configuration: {'; '.join(problems)}", file=sys.stderr)
+    except (ValidationError, ValueError) as exc:  # ValueError: an unreadable <PREFIX>CONFIG_FILE
+        problem = describe_error(exc, prefix) if isinstance(exc, ValidationError) else str(exc)
+        print(f"collector {command}: invalid configuration: {problem}", file=sys.stderr)
         return None
     collector.configure(**({} if os.environ.get("COLLECTOR_SERVICE") else {"service": service}))
     return settings
@@ -87,6 +75,9 @@ def probe() -> int:
     import asyncio
     import signal
 
+    from collector.extras import require
+
+    require("the health prober (collector probe)")
     from collector.probe.config import ProbeSettings
     from collector.probe.prober import run
 
@@ -105,8 +96,38 @@ def probe() -> int:
     return 0
 
 
+def tail() -> int:
+    """The log tailer, settings from TAIL_* (and TAIL_CONFIG_FILE); SIGTERM stops after the in-flight
+    records were acknowledged and the positions written."""
+    import asyncio
+    import signal
+
+    from collector.extras import require
+
+    require("the log tailer (collector tail)")
+    from collector.tail.service import Tailer
+    from collector.tail.settings import TailSettings
+
+    settings = _start("tail", TailSettings, "TAIL_", "elk-tail")
+    if settings is None:
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Tailer(settings).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def serve() -> int:
     """The ingest API under uvicorn (one worker; run more containers to scale), settings from INGEST_*."""
+    from collector.extras import require
+
+    require("the ingest API (collector serve)")
     import uvicorn
 
     import collector
@@ -117,6 +138,26 @@ def serve() -> int:
     if settings is None:
         return 2
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
+                log_config=collector.uvicorn_log_config(), server_header=False)
+    return 0
+
+
+def otlp() -> int:
+    """The OTLP/HTTP intake under uvicorn, settings from INGEST_* (shared with `serve`) and INGEST_OTLP_*."""
+    from collector.extras import require
+
+    require("the OTLP intake (collector otlp)")
+    import uvicorn
+
+    import collector
+    from collector.otlp.app import create_app
+    from collector.otlp.config import OtlpSettings
+
+    settings = _start("otlp", OtlpSettings, "INGEST_", "elk-otlp")
+    if settings is None:
+        return 2
+    uvicorn.run(create_app(settings), host=settings.otlp_host, port=settings.otlp_port,
                 limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
                 log_config=collector.uvicorn_log_config(), server_header=False)
     return 0

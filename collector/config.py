@@ -1,7 +1,8 @@
 """The logging library's settings: one pydantic-settings model, env prefix `COLLECTOR_`.
 
-Every field can be passed to `collector.configure(...)` or set as `COLLECTOR_<FIELD>`.
-Secrets (the ingest token) come from the environment or a file, never from code.
+Every field can be passed to `collector.configure(...)` or set as `COLLECTOR_<FIELD>`, or come
+from a JSON/TOML file named by `COLLECTOR_CONFIG_FILE` (arguments and env vars win). Secrets (the
+ingest token) come from the environment or a file, never from code.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from collector.contract.levels import normalize_level
+from collector.contract.settings import kafka_bootstrap_field, one_source, read_secret, with_config_file
 from collector.contract.streams import TOPIC_LOGS, TOPIC_METRICS
 
 OUTPUTS = ("stdout", "kafka", "http", "memory")
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
 def _split(value: object) -> object:
@@ -40,7 +42,7 @@ class CollectorSettings(BaseSettings):
     )
     capture_stdlib: bool = Field(True, description="route the stdlib `logging` root logger through the library")
 
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka output: bootstrap servers")
+    kafka_bootstrap_servers: str = kafka_bootstrap_field("COLLECTOR_", "Kafka output: bootstrap servers")
     kafka_topic_logs: str = Field(TOPIC_LOGS, description="Kafka output: topic for log records")
     kafka_topic_metrics: str = Field(TOPIC_METRICS, description="Kafka output: topic for metric documents")
     kafka_acks: Literal["0", "1", "all"] = Field("1", description="Kafka output: producer acks")
@@ -68,6 +70,24 @@ class CollectorSettings(BaseSettings):
     metrics_interval: float = Field(10.0, ge=0, description="seconds between metric emissions; 0 disables")
 
     _split_lists = field_validator("outputs", "redact_keys", mode="before")(classmethod(lambda cls, v: _split(v)))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return with_config_file(settings_cls, init_settings, env_settings)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_alias(cls, value: object) -> object:
+        # `WARN`, `Error`, `fatal`: any name the contract knows (an unknown one fails the Literal); a
+        # number is left to fail too: the contract reads numbers as pino's, not the stdlib's
+        return (normalize_level(value) or value) if isinstance(value, str) else value
 
     @field_validator("redact_patterns", mode="before")
     @classmethod
@@ -108,13 +128,12 @@ class CollectorSettings(BaseSettings):
             raise ValueError("ingest_url (COLLECTOR_INGEST_URL) is required when outputs include http")
         if self.backoff_max < self.backoff_initial:
             raise ValueError("backoff_max must be >= backoff_initial")
+        one_source(self.ingest_token, self.ingest_token_file, "COLLECTOR_INGEST_TOKEN")
         return self
 
     def token(self) -> str | None:
         """The ingest token, re-read from its file each time so rotated Docker secrets are picked up."""
-        if self.ingest_token_file is not None:
-            try:
-                return self.ingest_token_file.read_text().strip() or None
-            except OSError:
-                return None
-        return self.ingest_token.get_secret_value() if self.ingest_token else None
+        try:
+            return read_secret(self.ingest_token, self.ingest_token_file) or None
+        except OSError:  # a secret being rotated: this batch goes without, the next one re-reads
+            return None

@@ -7,6 +7,8 @@ import traceback
 from types import TracebackType
 from typing import Any
 
+from collector.redact import safe_text
+
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
@@ -25,13 +27,14 @@ def exc_info_of(value: Any) -> ExcInfo | None:
 
 
 def error_fields(info: ExcInfo) -> dict[str, str]:
+    """Never raises: an exception whose str() raises, or an odd exc_info tuple, still gives fields."""
     etype, exc, tb = info
-    name = etype.__qualname__
-    module = etype.__module__
-    if module not in ("builtins", "__main__"):
-        name = f"{module}.{name}"
-    return {
-        "type": name,
-        "message": str(exc),
-        "stack_trace": "".join(traceback.format_exception(etype, exc, tb)),
-    }
+    try:
+        name = etype.__qualname__
+        module = etype.__module__
+        if module not in ("builtins", "__main__"):
+            name = f"{module}.{name}"
+        stack = "".join(traceback.format_exception(etype, exc, tb))
+    except Exception:
+        name, stack = safe_text(etype), ""
+    return {"type": name, "message": safe_text(exc), "stack_trace": stack}

@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from collector.contract.health import HEALTHY, UNHEALTHY
 from collector.contract.timefmt import now_iso
-from collector.pipeline import STATE
+from collector.extras import require
+from collector.state import STATE
 
 Check = Callable[[], Any]
 _STARTED = time.monotonic()
@@ -30,13 +32,13 @@ async def _run_check(check: Check, limit: float) -> dict[str, Any]:
             if inspect.isawaitable(result):
                 result = await asyncio.wait_for(result, limit)
         ok = result is not False
-        out: dict[str, Any] = {"status": "healthy" if ok else "unhealthy"}
+        out: dict[str, Any] = {"status": HEALTHY if ok else UNHEALTHY}
         if not ok:
             out["error"] = "check returned False"
     except TimeoutError:
-        out = {"status": "unhealthy", "error": f"timed out after {limit}s"}
+        out = {"status": UNHEALTHY, "error": f"timed out after {limit}s"}
     except Exception as exc:
-        out = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"}
+        out = {"status": UNHEALTHY, "error": f"{type(exc).__name__}: {exc}"}
     out["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return out
 
@@ -47,16 +49,16 @@ async def health_report(checks: Mapping[str, Check], limit: float = 5.0,
     names = list(checks)
     results = await asyncio.gather(*(_run_check(checks[n], limit) for n in names))
     per_check = dict(zip(names, results, strict=True))
-    healthy = all(r["status"] == "healthy" for r in results)
+    healthy = all(r["status"] == HEALTHY for r in results)
     body: dict[str, Any] = {
-        "status": "healthy" if healthy else "unhealthy",
+        "status": HEALTHY if healthy else UNHEALTHY,
         "service": service or (STATE.static.service_name if STATE.static else None),
         "timestamp": now_iso(),
         "uptime": round(time.monotonic() - _STARTED, 3),
         "checks": per_check,
     }
     if not healthy:
-        failed = [f"{n}: {r.get('error')}" for n, r in per_check.items() if r["status"] != "healthy"]
+        failed = [f"{n}: {r.get('error')}" for n, r in per_check.items() if r["status"] != HEALTHY]
         body["error"] = "; ".join(failed)
     return (200 if healthy else 503), body
 
@@ -64,6 +66,7 @@ async def health_report(checks: Mapping[str, Check], limit: float = 5.0,
 def add_health(app: Any, checks: Mapping[str, Check] | None = None, path: str = "/health",
                timeout: float = 5.0, service: str | None = None) -> None:
     """Add `GET {path}` to a FastAPI/Starlette app."""
+    require("collector.add_health")
     from starlette.responses import JSONResponse
 
     async def health(request: Any) -> JSONResponse:

@@ -34,6 +34,10 @@ class _Metric:
         self.description = description
         self._lock = threading.Lock()
 
+    def collect(self) -> list[dict[str, Any]]:
+        """One partial document per series since the last collect."""
+        raise NotImplementedError
+
     def _doc(self, key: LabelKey, values: dict[str, Any]) -> dict[str, Any]:
         doc: dict[str, Any] = {"metric": {"name": self.name, "type": self.type, "unit": self.unit, **values}}
         if key:
@@ -152,7 +156,7 @@ class Registry:
             metrics = list(self._metrics.values())
         docs: list[dict[str, Any]] = []
         for metric in metrics:
-            docs.extend(metric.collect())  # type: ignore[attr-defined]
+            docs.extend(metric.collect())
         return docs
 
 

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from collector.context import request_context
+from collector.logger import get_logger
 from collector.metrics import REGISTRY
-from collector.pipeline import get_logger
 
 ASGIApp = Any
 _log = get_logger("collector.http")

@@ -16,14 +16,14 @@ from typing import Any
 
 from collector.context import get_ecs as _get_ecs
 from collector.context import get_fields as _get_fields
-from collector.contract.ecs import ECS_VERSION
+from collector.contract.ecs import ECS_VERSION, SPEC_TOP
 from collector.contract.streams import sanitize_dataset
 from collector.contract.timefmt import now_iso
 from collector.errors import error_fields, exc_info_of
-from collector.redact import REDACTED, Redactor
+from collector.redact import REDACTED, Redactor, safe_text
 
 RESERVED = frozenset({"exc_info", "ecs", "stack_info", "event"})
-PROTECTED = frozenset({"@timestamp", "log.level", "message", "ecs.version", "ecs", "service", "host", "process"})
+PROTECTED = frozenset({*SPEC_TOP, "ecs", "service", "host", "process"})
 _SCALARS = frozenset({str, int, float, bool})
 
 
@@ -73,11 +73,21 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 _SECRET = ""  # key_info() marker: the key is sensitive
 
 
+def format_message(template: Any, args: Any) -> str:
+    """`template % args` as logging does it; never raises: when the template or an argument cannot
+    be formatted (a `__str__` that raises, a wrong count), the pieces are stringified one by one."""
+    try:
+        return safe_text(template) % args
+    except Exception:
+        pieces = args if isinstance(args, tuple) else (args,)
+        return " ".join([safe_text(template), *(safe_text(p) for p in pieces)])
+
+
 def build(static: Static, logger_name: str, level: str, message: Any, fields: dict[str, Any]) -> dict[str, Any]:
     """The ECS record for one call. `fields` is owned by the caller of build (we may consume it)."""
     red = static.redactor
-    if type(message) is not str:
-        message = str(message)
+    if type(message) is not str:  # any object: stringified (never raising), then redacted as text
+        message = safe_text(message)
     if red.enabled:
         done = red.text_cache.get(message)
         message = done if done is not None else red.text(message)
@@ -142,6 +152,7 @@ def _special(rec: dict[str, Any], fields: dict[str, Any], red: Redactor) -> None
             if key in PROTECTED:
                 continue
             old = rec.get(key)
+            value = red.deep(value)  # explicit ECS fields follow the same rules (a DSN in url.full)
             rec[key] = deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     info = exc_info_of(fields.get("exc_info"))
     if info is not None:
@@ -152,4 +163,6 @@ def _special(rec: dict[str, Any], fields: dict[str, Any], red: Redactor) -> None
         rec["error"] = err
     event = fields.get("event")
     if event is not None:  # a caller's `event=` would be structlog's message key; keep it as a label
-        rec.setdefault("labels", {})["event"] = event if type(event) in _SCALARS else str(event)
+        if type(event) not in _SCALARS:
+            event = safe_text(event)
+        rec.setdefault("labels", {})["event"] = red.text(event) if type(event) is str else event

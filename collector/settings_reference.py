@@ -83,8 +83,14 @@ def env_vars(model: type[BaseModel], prefix: str | None = None) -> list[EnvVar]:
 
 
 def markdown_table(model: type[BaseModel]) -> str:
+    """One row per variable; a model that extends another component's lists only its own."""
     rows = ["| variable | type | default | description |", "| --- | --- | --- | --- |"]
+    base = model.__mro__[1]
+    ours = base.__module__.partition(".")[0] in ("collector", "shipper", "kibana")
+    inherited = {v.name for v in env_vars(base)} if ours else set()
     for var in env_vars(model):
+        if var.name in inherited:
+            continue
         default = "**required**" if var.required else (f"`{var.default}`" if var.default else "")
         cells = (f"`{var.name}`", var.type, default, var.description)
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -95,7 +101,10 @@ def markdown_table(model: type[BaseModel]) -> str:
 COMPONENTS: list[tuple[str, str]] = [
     ("Logging library (`collector.configure`)", "collector.config:CollectorSettings"),
     ("Ingest API (`collector serve`)", "collector.ingest.config:IngestSettings"),
+    ("OTLP intake (`collector otlp`): every ingest API variable above, plus",
+     "collector.otlp.config:OtlpSettings"),
     ("Health prober (`collector probe`)", "collector.probe.config:ProbeSettings"),
+    ("Log tailer (`collector tail`)", "collector.tail.settings:TailSettings"),
     ("Shipper (`shipper run`)", "shipper.config:ShipperSettings"),
     ("Kibana loader (`python -m kibana`)", "kibana.config:KibanaSettings"),
 ]

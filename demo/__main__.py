@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,15 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opensearchpy import AsyncOpenSearch, TransportError
 
-from collector.contract.streams import TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from collector.contract.streams import (
+    LOGS,
+    TOPIC_DEAD_LETTER,
+    TOPIC_HEALTH,
+    TOPIC_LOGS,
+    TOPIC_METRICS,
+    data_stream_name,
+)
+from collector.contract.timefmt import now_iso, parse_epoch
 from demo.procs import Processes, free_port, wait_http
 from demo.summary import collect, render
 from stack.localstack import Config
@@ -37,7 +44,7 @@ SERVICES = ("api-service-1", "api-service-2", "auth-service")
 
 
 def say(message: str) -> None:
-    print(f"[demo {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[demo {now_iso()[11:19]}Z] {message}", flush=True)
 
 
 class WebhookReceiver:
@@ -141,7 +148,7 @@ async def watch_markers(search_url: str, markers: list[str], latencies: dict[str
                     return
             if pending:
                 try:
-                    result = await client.search(index=f"logs-api_service-{NAMESPACE}", body={
+                    result = await client.search(index=data_stream_name(LOGS, "api-service", NAMESPACE), body={
                         "size": 100, "_source": ["@timestamp", "labels.marker"],
                         "query": {"terms": {"labels.marker": pending}}},
                         params={"ignore_unavailable": "true", "allow_no_indices": "true"})
@@ -154,8 +161,9 @@ async def watch_markers(search_url: str, markers: list[str], latencies: dict[str
                 for hit in result["hits"]["hits"]:
                     marker = hit["_source"].get("labels", {}).get("marker")
                     if marker in pending:
-                        logged = datetime.fromisoformat(hit["_source"]["@timestamp"].replace("Z", "+00:00"))
-                        latencies[marker] = (now - logged.timestamp()) * 1000
+                        logged = parse_epoch(hit["_source"]["@timestamp"])
+                        if logged is not None:
+                            latencies[marker] = (now - logged) * 1000
             await asyncio.sleep(0.2)
     finally:
         await client.close()

@@ -16,7 +16,6 @@ import itertools
 import os
 import random
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 import collector
+from collector.contract.timefmt import now_iso
 
 STARTED = time.monotonic()
 
@@ -134,7 +134,7 @@ def app_nginx(upstreams: list[str], ingest_url: str, token: str) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "healthy", "service": "nginx", "timestamp": datetime.now(UTC).isoformat(),
+        return {"status": "healthy", "service": "nginx", "timestamp": now_iso(),
                 "uptime": round(time.monotonic() - STARTED, 1)}
 
     @app.get("/admin/stats")
@@ -153,7 +153,7 @@ def app_nginx(upstreams: list[str], ingest_url: str, token: str) -> FastAPI:
             status, content = 502, b'{"error":"bad gateway"}'
         elapsed = time.perf_counter() - started
         pending.append({
-            "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "@timestamp": now_iso(),
             "message": f'{request.method} /{path} {status}',
             "log": {"level": "error" if status >= 500 else "info", "logger": "nginx.access"},
             "service": {"name": "nginx", "node": {"name": "nginx"}},

@@ -6,6 +6,17 @@ from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 
+from collector.contract.streams import (
+    DATASET_ALERTS,
+    DATASET_DEAD_LETTER,
+    DATASET_HEALTH,
+    LOGS,
+    METRICS,
+    OWN_DATASET_PREFIX,
+    data_stream_name,
+    data_stream_pattern,
+)
+
 
 async def _search(client: AsyncOpenSearch, index: str, body: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = await client.search(index=index, body=body,
@@ -15,32 +26,35 @@ async def _search(client: AsyncOpenSearch, index: str, body: dict[str, Any]) -> 
 
 async def collect(search_url: str, namespace: str) -> dict[str, Any]:
     client = AsyncOpenSearch(hosts=[search_url])
+    everything = data_stream_pattern("*", namespace=namespace)
+    health = data_stream_name(LOGS, DATASET_HEALTH, namespace)
     try:
         # Streams created in the last moments (an alert, a dead letter) may still be starting
         # their shard; a search before that fails with 503 instead of counting them.
-        await client.cluster.health(index=f"*-{namespace}", wait_for_status="yellow", timeout="30s",
+        await client.cluster.health(index=everything, wait_for_status="yellow", timeout="30s",
                                     request_timeout=40)
-        await client.indices.refresh(index=f"*-{namespace}", params={"ignore_unavailable": "true",
+        await client.indices.refresh(index=everything, params={"ignore_unavailable": "true",
                                                                       "allow_no_indices": "true"})
-        logs = await _search(client, f"logs-*-{namespace}", {
+        logs = await _search(client, data_stream_pattern(LOGS, namespace=namespace), {
             "size": 0, "track_total_hits": True,
-            "query": {"bool": {"must_not": [{"prefix": {"data_stream.dataset": "elk."}}]}},
+            "query": {"bool": {"must_not": [{"prefix": {"data_stream.dataset": OWN_DATASET_PREFIX}}]}},
             "aggs": {"service": {"terms": {"field": "service.name", "size": 50},
                                  "aggs": {"level": {"terms": {"field": "log.level", "size": 10}}}}},
         })
-        metrics = await _search(client, f"metrics-*-{namespace}", {"size": 0, "track_total_hits": True})
-        transitions = await _search(client, f"logs-elk.health-{namespace}", {
+        metrics = await _search(client, data_stream_pattern(METRICS, namespace=namespace),
+                                {"size": 0, "track_total_hits": True})
+        transitions = await _search(client, health, {
             "size": 100, "sort": [{"@timestamp": "asc"}],
             "query": {"term": {"event.action": "health-transition"}},
             "_source": ["@timestamp", "service.name", "service.node.name", "health"],
         })
-        checks = await _search(client, f"logs-elk.health-{namespace}", {
+        checks = await _search(client, health, {
             "size": 0, "track_total_hits": True, "query": {"term": {"event.action": "health-check"}}})
-        alerts = await _search(client, f"logs-elk.alerts-{namespace}", {
+        alerts = await _search(client, data_stream_name(LOGS, DATASET_ALERTS, namespace), {
             "size": 100, "sort": [{"@timestamp": "asc"}],
             "_source": ["@timestamp", "event.action", "rule.name", "service.name", "message"],
         })
-        dead = await _search(client, f"logs-elk.deadletter-{namespace}", {
+        dead = await _search(client, data_stream_name(LOGS, DATASET_DEAD_LETTER, namespace), {
             "size": 0, "track_total_hits": True,
             "aggs": {"reason": {"terms": {"field": "error.type", "size": 20}}},
         })
@@ -103,8 +117,10 @@ def render(data: dict[str, Any], latencies_ms: list[float], search_url: str, nam
     lines += [
         "",
         "Query it yourself:",
-        f"  curl -s '{search_url}/logs-*-{namespace}/_search?q=log.level:error&size=3&pretty'",
-        f"  curl -s '{search_url}/logs-elk.health-{namespace}/_search?q=event.action:health-transition&pretty'",
+        f"  curl -s '{search_url}/{data_stream_pattern(LOGS, namespace=namespace)}/_search"
+        "?q=log.level:error&size=3&pretty'",
+        f"  curl -s '{search_url}/{data_stream_name(LOGS, DATASET_HEALTH, namespace)}/_search"
+        "?q=event.action:health-transition&pretty'",
         f"  curl -s '{search_url}/_cat/indices/*{namespace}*?v'",
         "The same data in Kibana: run the Compose stack (docker compose -f docker-compose.yml "
         "-f docker-compose.monitoring.yml up -d)",

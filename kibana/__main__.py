@@ -12,9 +12,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import collector
+from collector.contract.settings import describe_error
+from collector.extras import require
 from kibana import bundle
 from kibana.config import KibanaSettings
-from kibana.loader import LoadError, load
 from kibana.validate import validate_dir
 
 
@@ -46,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sys.stdout.buffer.write(data)
         return 0
+    require("the Kibana loader (python -m kibana load)")
+    from kibana.loader import LoadError, load
+
     try:
         settings = KibanaSettings()
     except ValidationError as exc:
-        collector.get_logger("kibana").error("invalid KIBANA_* settings", error=str(exc))
+        collector.get_logger("kibana").error("invalid KIBANA_* settings", error=describe_error(exc, "KIBANA_"))
         return 2
     try:
         summary = asyncio.run(load(settings))

@@ -8,13 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def _secret(value: SecretStr | None, path: Path | None) -> str | None:
-    if value is not None:
-        return value.get_secret_value()
-    if path is not None:
-        return path.read_text().strip()
-    return None
+from collector.contract.settings import one_source, read_secret
 
 
 class KibanaSettings(BaseSettings):
@@ -63,12 +57,9 @@ class KibanaSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_auth(self) -> KibanaSettings:
-        if self.password and self.password_file:
-            raise ValueError("set KIBANA_PASSWORD or KIBANA_PASSWORD_FILE, not both")
-        if self.api_key and self.api_key_file:
-            raise ValueError("set KIBANA_API_KEY or KIBANA_API_KEY_FILE, not both")
-        if self.webhook_password and self.webhook_password_file:
-            raise ValueError("set KIBANA_WEBHOOK_PASSWORD or KIBANA_WEBHOOK_PASSWORD_FILE, not both")
+        one_source(self.password, self.password_file, "KIBANA_PASSWORD")
+        one_source(self.api_key, self.api_key_file, "KIBANA_API_KEY")
+        one_source(self.webhook_password, self.webhook_password_file, "KIBANA_WEBHOOK_PASSWORD")
         has_basic = self.username is not None or self.password is not None or self.password_file is not None
         if has_basic and (self.api_key or self.api_key_file):
             raise ValueError("use basic auth (KIBANA_USERNAME/PASSWORD) or an API key (KIBANA_API_KEY), not both")
@@ -77,13 +68,13 @@ class KibanaSettings(BaseSettings):
         return self
 
     def password_value(self) -> str | None:
-        return _secret(self.password, self.password_file)
+        return read_secret(self.password, self.password_file)
 
     def api_key_value(self) -> str | None:
-        return _secret(self.api_key, self.api_key_file)
+        return read_secret(self.api_key, self.api_key_file)
 
     def webhook_password_value(self) -> str | None:
-        return _secret(self.webhook_password, self.webhook_password_file)
+        return read_secret(self.webhook_password, self.webhook_password_file)
 
     @property
     def space_prefix(self) -> str:

@@ -1,10 +1,15 @@
 """Offline validation of the bundle: what Kibana's import does not check, checked before it runs.
 
 Every object has a type and an id, ids are unique, every reference resolves inside the bundle,
-every dashboard panel has a type and a panelRefName matching a reference, every JSON-string
-attribute parses, every Lens layer has its data-view reference and every accessor exists in its
-columns, the grid fits 48 columns, and every field a panel, saved search, control or rule uses is
-mapped by the shipper's index templates with a type that allows that use.
+every dashboard panel has a type and a panelRefName that Kibana finds among its references, every
+JSON-string attribute parses, every Lens layer has its data-view reference and every accessor exists
+in its columns, every Lens column has the data type and scale Lens gives it, the grid fits 48
+columns, every field a panel, saved search, control or rule uses is mapped by the shipper's index
+templates with a type that allows that use, and the data views and rules over service streams
+leave the product's own `elk.*` streams out the same way.
+
+Where a rule comes from Kibana's behaviour, the comment names the Kibana source file (github.com/
+elastic/kibana, 8.x) it was checked against.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from collector.contract.streams import service_streams
 from kibana import bundle, kql
 from kibana.bundle import Obj
 
-GRID_COLUMNS = 48
+GRID_COLUMNS = 48  # DASHBOARD_GRID_COLUMN_COUNT, src/plugins/dashboard/common/content_management/constants.ts
 MIN_KIBANA = (8, 11, 0)  # the oldest Kibana the bundle must import into; objects never import into an older one
 NUMERIC = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long"}
 AGGREGATABLE = NUMERIC | {"keyword", "date", "boolean", "ip"}
@@ -44,9 +50,26 @@ LENS_FIELD_USE = {"date_histogram": "date", "terms": "terms", "average": "numeri
                   "median": "numeric", "percentile": "numeric", "min": "min_max", "max": "min_max",
                   "last_value": "last_value", "unique_count": "unique_count", "count": "exists"}
 VIS_TYPES = {"lnsXY", "lnsMetric", "lnsDatatable", "lnsPie", "lnsGauge", "lnsHeatmap", "lnsLegacyMetric"}
+# ActionGroupId of each rule type: x-pack/plugins/stack_alerts/server/rule_types/es_query/rule_type.ts
+# and index_threshold/rule_type.ts
 RULE_GROUPS = {".es-query": "query matched", ".index-threshold": "threshold met"}
 CONNECTOR_TYPES = {".server-log", ".webhook", ".index", ".email", ".slack"}
 PATTERN = re.compile(r"^-?(logs|metrics)-[a-z0-9_.*]+-\*$")
+# Kibana's field type for each mapping type (packages/kbn-field-types/src/kbn_field_types_factory.ts):
+# Lens copies it into a column's dataType
+STRING_TYPES = {"keyword", "constant_keyword", "wildcard", "text", "match_only_text", "version"}
+KBN_TYPE = {**dict.fromkeys(STRING_TYPES, "string"), **dict.fromkeys(NUMERIC, "number"), "date": "date",
+            "date_nanos": "date", "ip": "ip", "boolean": "boolean", "geo_point": "geo_point"}
+# the dataType and scale Lens's buildColumn gives each operation (x-pack/plugins/lens/public/datasources/
+# form_based/operations/definitions/: date_histogram.tsx "interval", terms/index.tsx "ordinal", count.tsx,
+# cardinality.tsx, percentile.tsx and metrics.tsx "ratio" -- min/max keep a date field's type --,
+# last_value.tsx "ordinal" for string fields, else "ratio"); None: the field's own Kibana type
+LENS_COLUMN: dict[str, tuple[str | None, str | None]] = {
+    "date_histogram": ("date", "interval"), "terms": (None, "ordinal"), "count": ("number", "ratio"),
+    "unique_count": ("number", "ratio"), "percentile": ("number", "ratio"), "average": ("number", "ratio"),
+    "sum": ("number", "ratio"), "median": ("number", "ratio"), "min": (None, "ratio"), "max": (None, "ratio"),
+    "last_value": (None, None),
+}
 
 
 def template_fields() -> dict[str, dict[str, Any]]:
@@ -200,7 +223,9 @@ class Validator:
                 continue
             if key == "coreMigrationVersion" and version > MIN_KIBANA:
                 self.problem(where, f"{key} {value} is newer than Kibana {'.'.join(map(str, MIN_KIBANA))}")
-            if key == "typeMigrationVersion" and version[0] >= 10:  # model versions: Kibana 8.18+/9.x only
+            # model versions are written as virtual versions 10.<n>.0 (core-saved-objects-base-server-internal,
+            # model_version/conversion.ts); only Kibanas with model-version migrations know them
+            if key == "typeMigrationVersion" and version[0] >= 10:
                 self.problem(where, f"{key} {value} is a model version only recent Kibanas know")
 
     # ---- per type
@@ -214,6 +239,7 @@ class Validator:
         for part in title.split(","):
             if not PATTERN.match(part):
                 self.problem(where, f"pattern {part!r} is not of the form <type>-<dataset>-* (stream naming)")
+        self.check_streams(where, title.split(","))
         self.field(where, attrs.get("timeFieldName"), "date")
         for name in (attrs.get("fieldFormatMap") or {}):
             self.field(where, name, "display")
@@ -251,6 +277,8 @@ class Validator:
         columns_of: dict[str, dict[str, Any]] = {}
         for layer_id, layer in layers.items():
             lw = f"{where} layer {layer_id}"
+            # the form-based datasource's getLayerReferenceName (x-pack/plugins/lens/public/datasources/
+            # form_based/form_based.ts)
             ref = refs.get(f"indexpattern-datasource-layer-{layer_id}")
             if ref is None or ref["type"] != "index-pattern":
                 self.problem(lw, f"no index-pattern reference 'indexpattern-datasource-layer-{layer_id}'")
@@ -310,6 +338,7 @@ class Validator:
             self.field(where, src, LENS_FIELD_USE[op])
         if bool(col.get("isBucketed")) != (op in ("date_histogram", "terms")):
             self.problem(where, f"isBucketed does not match operation {op}")
+        self.check_column_kind(where, op, col)
         if col.get("filter"):
             self.query(where, col["filter"])
         params = col.get("params") or {}
@@ -322,6 +351,31 @@ class Validator:
         if op == "last_value":
             self.field(where, params.get("sortField", "@timestamp"), "sort")
 
+    def check_column_kind(self, where: str, op: str, col: dict[str, Any]) -> None:
+        """dataType and scale as Lens builds the column (see LENS_COLUMN): a hand-written column that
+        differs is one Lens would not have made, and its charts treat it differently."""
+        data_type, scale = LENS_COLUMN[op]
+        spec = self.mapping(col.get("sourceField") or "") or {}
+        field_kbn = KBN_TYPE.get(str(spec.get("type")), "unknown")
+        if data_type is None:
+            data_type = field_kbn if op not in ("min", "max") or field_kbn == "date" else "number"
+        if scale is None:
+            scale = "ordinal" if field_kbn == "string" else "ratio"
+        if col.get("dataType") != data_type:
+            self.problem(where, f"dataType {col.get('dataType')!r}: Lens gives {op} of this field {data_type!r}")
+        if col.get("scale") != scale:
+            self.problem(where, f"scale {col.get('scale')!r}: Lens builds {op} columns with {scale!r}")
+
+    def check_streams(self, where: str, patterns: Sequence[str]) -> None:
+        """A broad `logs-*-*` / `metrics-*-*` must leave out the product's own streams exactly as the
+        contract says (collector.contract.streams.service_streams), so that a data view and a rule over
+        "the services" count the same documents."""
+        for type_ in ("logs", "metrics"):
+            wanted = service_streams(type_)
+            if wanted[0] in patterns and tuple(patterns) != wanted:
+                self.problem(where, f"patterns {','.join(patterns)!r} over service streams must be exactly "
+                                    f"{','.join(wanted)!r} (the product's own elk.* streams left out)")
+
     def check_dashboard(self, where: str, obj: Obj) -> None:
         attrs = obj["attributes"]
         refs = {r["name"]: r for r in obj["references"]}
@@ -333,16 +387,18 @@ class Validator:
         cells: dict[tuple[int, int], str] = {}
         for n, panel in enumerate(panels, 1):
             pw = f"{where} panel {panel.get('panelIndex', n)}"
-            if not panel.get("type"):
+            if not panel.get("type"):  # extractReferences throws: dashboard_saved_object_references.ts
                 self.problem(pw, "no type (the dashboard will not render)")
             index = panel.get("panelIndex")
             if not isinstance(index, str) or index in seen:
                 self.problem(pw, "panelIndex missing or duplicate")
             seen.add(str(index))
             ref_name = panel.get("panelRefName")
-            ref = refs.get(ref_name) if isinstance(ref_name, str) else None
+            offered = panel_references(str(index), obj["references"])
+            ref = offered.get(ref_name) if isinstance(ref_name, str) else None
             if ref is None:
-                self.problem(pw, f"panelRefName {ref_name!r} matches no reference")
+                self.problem(pw, f"panelRefName {ref_name!r} matches no reference (Kibana looks it up among "
+                                 f"{sorted(offered)}: 'Could not find reference' when the dashboard opens)")
             elif panel.get("type") and ref["type"] != panel["type"]:
                 self.problem(pw, f"panel type {panel['type']!r} but its reference is a {ref['type']!r}")
             grid = panel.get("gridData") or {}
@@ -372,9 +428,16 @@ class Validator:
                 if control.get("type") != "optionsListControl":
                     self.problem(cw, "only options-list controls are checked")
                     continue
-                ref = refs.get(f"controlGroup_{cid}:optionsListDataView")
+                # the dashboard prefixes control references with "controlGroup_" (dashboard_container_
+                # references.ts), the control group with "<explicitInput.id>:" (control_group_persistable_
+                # state.ts) and the options list names its data view "optionsListDataView"
+                # (options_list_persistable_state.ts)
+                control_id = (control.get("explicitInput") or {}).get("id")
+                if control_id != cid:
+                    self.problem(cw, f"explicitInput.id {control_id!r} must equal the control's key")
+                ref = refs.get(f"controlGroup_{control_id}:optionsListDataView")
                 if ref is None or ref["type"] != "index-pattern":
-                    self.problem(cw, f"no index-pattern reference 'controlGroup_{cid}:optionsListDataView'")
+                    self.problem(cw, f"no index-pattern reference 'controlGroup_{control_id}:optionsListDataView'")
                 self.field(cw, (control.get("explicitInput") or {}).get("fieldName"), "terms")
         source = attrs.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON", {})
         self.query(where, source.get("query", {"query": "", "language": "kuery"}))
@@ -398,10 +461,11 @@ class Validator:
         if not template.get("message"):
             self.problem(where, "action_template needs a message")
         p = rule["params"]
-        for pattern in p.get("index") or []:
-            for part in str(pattern).split(","):
-                if not PATTERN.match(part):
-                    self.problem(where, f"index {part!r} is not of the form <type>-<dataset>-*")
+        parts = [part for pattern in p.get("index") or [] for part in str(pattern).split(",")]
+        for part in parts:
+            if not PATTERN.match(part):
+                self.problem(where, f"index {part!r} is not of the form <type>-<dataset>-*")
+        self.check_streams(where, parts)
         if not p.get("index"):
             self.problem(where, "params.index must list the patterns")
         self.field(where, p.get("timeField"), "date")
@@ -441,6 +505,20 @@ class Validator:
             self.problem(where, f"connector type {connector.get('connector_type_id')!r} is not supported")
         if not connector.get("name"):
             self.problem(where, "no name")
+
+
+def panel_references(panel_index: str, references: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The references Kibana offers a dashboard panel when it opens, by the name panelRefName must have.
+
+    From Kibana's dashboard plugin, common/persistable_state/dashboard_container_references.ts: on save
+    (createExtract) a by-reference panel gets `panelRefName: "panel_<panelIndex>"` and the dashboard a
+    reference named `"<panelIndex>:panel_<panelIndex>"`; on open (createInject) the references whose name
+    starts with `"<panelIndex>:"` are taken with that prefix removed -- all references when none does --
+    and panelRefName is looked up among them ("Could not find reference" otherwise).
+    """
+    prefix = f"{panel_index}:"
+    own = {r["name"][len(prefix):]: r for r in references if r["name"].startswith(prefix)}
+    return own or {r["name"]: r for r in references}
 
 
 def _is_uuid(value: Any) -> bool:

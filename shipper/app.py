@@ -34,6 +34,7 @@ from shipper.setup import wait_for_engine
 from shipper.sink import BulkSink
 from shipper.source import KafkaSource
 from shipper.stats import Stats
+from shipper.topics import TopicSetupError, ensure_dead_letter_topic
 
 log = get_logger("shipper")
 
@@ -43,8 +44,8 @@ class Shipper:
         self.settings = settings
         self.stats = Stats()
         self.stopping = asyncio.Event()
-        self.source = KafkaSource(settings)
         self.monitor = build_monitor(settings)
+        self.source = KafkaSource(settings, hooks=(self.monitor,))
         self.host = socket.gethostname()
         self.engine: SearchEngine | None = None
         self.sink: BulkSink | None = None
@@ -85,11 +86,13 @@ class Shipper:
             await task
         return None
 
-    async def _start_kafka(self) -> bool:
-        """Waits for the broker (it may start after us); False when stopped first."""
+    async def _start_kafka(self, pipeline: Pipeline) -> bool:
+        """Waits for the broker (it may start after us); False when stopped first. TopicSetupError
+        when the dead-letter topic is missing and may not be created."""
         delay = 0.5
         while not self.stopping.is_set():
             try:
+                pipeline.dead_letter_max_bytes = await ensure_dead_letter_topic(self.settings)
                 await self.producer.start()
                 await self.source.start()
                 return True
@@ -99,7 +102,7 @@ class Shipper:
                 await self.producer.stop()
                 with contextlib.suppress(Exception):
                     await self.source.stop()
-                self.source = KafkaSource(self.settings)
+                self.source = KafkaSource(self.settings, hooks=(self.monitor,))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 delay = min(10.0, delay * 2)
@@ -117,7 +120,6 @@ class Shipper:
         if early_signals:  # stopped before it started: nothing fetched, nothing to finish
             log.info("stopped before start", signal=early_signals[0])
             return 0
-        deadline_after_stop = self.settings.shutdown_timeout_s
         port = await self.ops.start()
         log.info("ops endpoint", url=f"http://{self.settings.http_host}:{port}", paths=["/health", "/metrics"])
         try:
@@ -127,7 +129,8 @@ class Shipper:
             return 0 if self.stopping.is_set() else 1
         self.sink = BulkSink(self.engine, self.stats, max_bytes=self.settings.batch_max_bytes,
                              concurrency=self.settings.bulk_concurrency, gzip=self.settings.gzip,
-                             retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s)
+                             retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s,
+                             max_item_retries=self.settings.max_item_retries)
         transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
                                       max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
@@ -137,7 +140,13 @@ class Shipper:
                                      engine=self.engine, monitor=self.monitor, pipeline=pipeline, host=self.host,
                                      consuming=lambda: self.consuming)
         await self.monitor.start(self.engine)
-        if not await self._start_kafka():
+        try:
+            started = await self._start_kafka(pipeline)
+        except TopicSetupError as exc:
+            log.error("cannot start", error=str(exc))
+            await self._shutdown(self.settings.shutdown_timeout_s)
+            return 1
+        if not started:
             await self._shutdown(self.settings.shutdown_timeout_s)
             return 0
         self.consuming = True
@@ -159,32 +168,40 @@ class Shipper:
         while not self.stopping.is_set():
             if await self._until_stopped(slots.acquire()) is None:
                 break
-            messages = await self._until_stopped(self.source.fetch())
+            fetched = await self._until_stopped(self.source.fetch())
+            # registered before any await: a rebalance sees every batch handed out, and records of
+            # partitions revoked since the fetch are left out here
+            messages = self.source.still_owned(fetched) if fetched else []
             if not messages:
                 slots.release()
                 continue
-            # registered before any await: a rebalance sees every batch handed out
             token = self.source.register(messages)
             task = asyncio.create_task(self._batch(pipeline, messages, token))
             inflight.add(task)
             task.add_done_callback(done)
 
         self.consuming = False
-        stopped_at = time.monotonic()
+        # every step below has a share of the bound: a broker or engine that is away (the final
+        # commit waits for Kafka's coordinator without end otherwise) never holds the exit
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+
+        def left(share: float = 1.0) -> float:
+            return max(0.05, (deadline - time.monotonic()) * share)
+
         abandoned = 0
         if inflight:
-            _, pending = await asyncio.wait(set(inflight), timeout=max(0.5, deadline_after_stop * 0.75))
+            _, pending = await asyncio.wait(set(inflight), timeout=left(0.6))
             abandoned = len(pending)
-            for task in pending:  # stuck on an unavailable engine: uncommitted, redelivered later
+            for task in pending:  # stuck on an unavailable engine or broker: uncommitted, redelivered later
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self.source.commit_finished()
+        await self.source.commit_finished(timeout_s=left(0.4))
         background.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await background
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(background, left(0.5))
         if abandoned:
             log.warning("shutdown bound reached; batches left uncommitted for redelivery", batches=abandoned)
-        await self._shutdown(max(0.5, deadline_after_stop - (time.monotonic() - stopped_at)))
+        await self._shutdown(left())
         log.info("stopped", consumed=self.stats.consumed, indexed=self.stats.indexed,
                  dead_lettered=self.stats.dead_lettered)
         return 1 if self.failed else 0

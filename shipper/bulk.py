@@ -1,20 +1,18 @@
 """Bulk encoding and reading a bulk answer: pure (no I/O), so both are tested without an engine.
 
-What an item's status means (see docs/ARCHITECTURE.md for the whole table):
-- 201 created, or 409 on create (already indexed by an earlier delivery): done.
-- 429, 5xx, status 0 or a write block (disk flood stage): to retry.
-- any other 4xx (mapping or parse errors): a permanent failure, handed back to be dead-lettered.
+What an item's status means is the table in shipper/statuses.py (and docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from shipper.ids import bounded_id
 from shipper.provenance import Provenance
+from shipper.statuses import NO_ANSWER, Verdict, item_verdict
 
 
 @dataclass(slots=True)
@@ -59,43 +57,61 @@ def chunks(actions: list[Action], max_bytes: int) -> list[list[Action]]:
     return out
 
 
-def _blocked(result: dict[str, Any]) -> bool:
-    """A write block (disk flood stage makes indices read-only): transient, like a 429, never a dead letter."""
-    error = result.get("error")
-    return isinstance(error, dict) and error.get("type") == "cluster_block_exception"
+@dataclass(slots=True)
+class Classified:
+    """One bulk answer read item by item (see shipper.statuses.ITEM_ROWS)."""
+
+    done: list[Action] = field(default_factory=list)
+    duplicates: list[Action] = field(default_factory=list)  # done, and already there
+    wait: list[Action] = field(default_factory=list)
+    retry: list[Failure] = field(default_factory=list)  # with the reason, for when the retries run out
+    failed: list[Failure] = field(default_factory=list)
 
 
-def classify(response: dict[str, Any], actions: list[Action]) -> tuple[list[Action], list[Action], list[Action],
-                                                                      list[Failure]]:
-    """(done, of which already there, to retry, permanent failures) from one bulk response."""
+def _failure(action: Action, result: dict[str, Any], status: int) -> Failure:
+    error = result.get("error") or {}
+    if isinstance(error, dict):
+        kind = str(error.get("type") or f"status_{status}")
+        reason = str(error.get("reason", ""))
+        cause = error.get("caused_by")
+        if isinstance(cause, dict) and cause.get("reason"):
+            reason = f"{reason}: {cause.get('reason')}"
+    else:
+        kind, reason = f"status_{status}", str(error)
+    return Failure(action, kind, reason[:2000])
+
+
+def classify(response: dict[str, Any], actions: list[Action]) -> Classified:
     if response.get("errors") is False:  # the common case: no item to look at
-        return actions, [], [], []
-    items = response.get("items") or []
-    if len(items) != len(actions):
-        return [], [], list(actions), []  # a truncated answer proves nothing: send them all again
-    done: list[Action] = []
-    duplicates: list[Action] = []
-    retry: list[Action] = []
-    failed: list[Failure] = []
+        return Classified(done=actions)
+    out = Classified()
+    items = response.get("items")
+    if not isinstance(items, list) or len(items) != len(actions):
+        # not one item per action (a proxy, a cut answer): it proves nothing, send them all again
+        out.wait = list(actions)
+        return out
     for action, item in zip(actions, items, strict=True):
-        result: dict[str, Any] = item.get("create") or next(iter(item.values()), {})
-        status = int(result.get("status", 0))
-        if status in (200, 201):
-            done.append(action)
-        elif status == 409:
-            done.append(action)
-            duplicates.append(action)
-        elif status == 429 or status >= 500 or status == 0 or _blocked(result):
-            retry.append(action)
+        result = _result(item)
+        status = result.get("status")
+        status = status if isinstance(status, int) else NO_ANSWER
+        error = result.get("error")
+        error_type = error.get("type") if isinstance(error, dict) else None
+        verdict = item_verdict(status, error_type if isinstance(error_type, str) else None)
+        if verdict is Verdict.DONE:
+            out.done.append(action)
+            if status == 409:
+                out.duplicates.append(action)
+        elif verdict is Verdict.WAIT:
+            out.wait.append(action)
+        elif verdict is Verdict.RETRY:
+            out.retry.append(_failure(action, result, status))
         else:
-            error = result.get("error") or {}
-            if isinstance(error, dict):
-                kind = str(error.get("type", "unknown"))
-                reason = str(error.get("reason", ""))
-                cause = error.get("caused_by")
-                if isinstance(cause, dict) and cause.get("reason"):
-                    reason = f"{reason}: {cause.get('reason')}"
-            else:
-                kind, reason = "unknown", str(error)
-            failed.append(Failure(action, kind, reason[:2000]))
-    return done, duplicates, retry, failed
+            out.failed.append(_failure(action, result, status))
+    return out
+
+
+def _result(item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict) or not item:
+        return {}
+    result = item.get("create") or next(iter(item.values()))
+    return result if isinstance(result, dict) else {}

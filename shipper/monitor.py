@@ -39,6 +39,10 @@ class Monitor(Protocol):
 
     def metrics(self) -> list[str]: ...
 
+    async def partitions_revoked(self, revoked: list[tuple[str, int]]) -> None: ...
+
+    async def partitions_assigned(self, assigned: list[tuple[str, int]], counts: dict[str, int]) -> None: ...
+
     async def stop(self) -> None: ...
 
 
@@ -57,6 +61,12 @@ class NullMonitor:
 
     def metrics(self) -> list[str]:
         return []
+
+    async def partitions_revoked(self, revoked: list[tuple[str, int]]) -> None:
+        return None
+
+    async def partitions_assigned(self, assigned: list[tuple[str, int]], counts: dict[str, int]) -> None:
+        return None
 
     async def stop(self) -> None:
         return None

@@ -29,6 +29,8 @@ class Pipeline:
         self.monitor = monitor
         self.publish_dead = publish_dead
         self.waiting = waiting
+        # set at start from the dead-letter topic's message limit (shipper.topics)
+        self.dead_letter_max_bytes = deadletter.DEFAULT_MAX_ENTRY_BYTES
 
     async def process(self, messages: Sequence[Message]) -> None:
         """Returns once every message is indexed or dead-lettered (the caller then may commit them)."""
@@ -56,9 +58,10 @@ class Pipeline:
         if not dead:
             return
         namespace = self.settings.namespace
-        docs = [(deadletter.entry_id(d), deadletter.entry(d, namespace, now), d) for d in dead]
+        docs = [(deadletter.entry_id(d), deadletter.entry(d, namespace, now, self.dead_letter_max_bytes), d)
+                for d in dead]
         # Kafka first: the durable, replayable copy; then the searchable one
-        await self.publish_dead([(d.meta.key, deadletter.kafka_value(doc)) for _, doc, d in docs])
+        await self.publish_dead([(deadletter.kafka_key(d), deadletter.kafka_value(doc)) for _, doc, d in docs])
         refused = await self.sink.write([doc_action(doc_id, doc) for doc_id, doc, _ in docs], self.waiting)
         self.stats.dead_lettered += len(dead)
         for failure in refused:  # still in the dead-letter topic; count it so it shows

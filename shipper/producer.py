@@ -18,6 +18,11 @@ from shipper.log import get_logger
 log = get_logger("shipper")
 
 
+def max_request_bytes(settings: ShipperSettings) -> int:
+    """The producer's own limit on one request (a replayed record must fit, so: three records' worth)."""
+    return max(1048576, settings.max_record_bytes * 3)
+
+
 class DeadLetterProducer:
     def __init__(self, settings: ShipperSettings) -> None:
         self.settings = settings
@@ -26,7 +31,7 @@ class DeadLetterProducer:
     def _new_client(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all",
                                 enable_idempotence=True,
-                                max_request_size=max(1048576, self.settings.max_record_bytes * 3))
+                                max_request_size=max_request_bytes(self.settings))
 
     async def start(self) -> None:
         """Raises KafkaError when the broker cannot be reached; the next start uses a fresh client

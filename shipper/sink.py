@@ -1,12 +1,12 @@
-"""Stage 5: bulk-write routed records and read every item's result (the reading is in shipper/bulk.py).
+"""Stage 5: bulk-write routed records and act on every answer as the tables in
+shipper/statuses.py say (reading an answer is in shipper/bulk.py):
 
-- items to retry (429, 5xx, a write block) and the request failing as a whole: retried, only those
-  items, with exponential backoff and jitter, for as long as it takes (Kafka is the buffer: nothing
-  new is fetched meanwhile, so memory stays bounded).
-- permanent item failures: handed back as dead letters.
-- a 4xx on the whole request: 401/403 are retried (credentials may be fixed without a restart);
-  anything else (413 too large, 400 unreadable) is split in halves until the culprit item is
-  alone, which is then a permanent failure: one bad record never blocks or drops its neighbours.
+- wait: the same actions again, with exponential backoff and jitter, for as long as it takes
+  (Kafka is the buffer: nothing new is fetched meanwhile, so memory stays bounded);
+- retry: the same, but at most max_item_retries times per action, then a `retries_exhausted`
+  failure (dead-lettered by the caller);
+- split: halves until the culprit action is alone, which is then a permanent failure;
+- fail: handed back at once.
 """
 
 from __future__ import annotations
@@ -15,15 +15,26 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from shipper.bulk import Action, Failure, bulk_body, chunks, classify
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.stats import Stats
+from shipper.statuses import Verdict, request_verdict
+
+EXHAUSTED = "retries_exhausted"
+
+
+@dataclass(slots=True)
+class _Outcome:
+    wait: list[Action] = field(default_factory=list)
+    retry: list[Failure] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
 
 
 class BulkSink:
     def __init__(self, engine: SearchEngine, stats: Stats, *, max_bytes: int, concurrency: int,
-                 retry_initial_s: float, retry_max_s: float, gzip: bool = False) -> None:
+                 retry_initial_s: float, retry_max_s: float, gzip: bool = False, max_item_retries: int = 15) -> None:
         self.engine = engine
         self.gzip = gzip
         self.stats = stats
@@ -31,59 +42,72 @@ class BulkSink:
         self.concurrency = asyncio.Semaphore(concurrency)
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.max_item_retries = max_item_retries
         self.available = True
 
-    async def _send(self, actions: list[Action]) -> tuple[list[Action], list[Failure]]:
+    async def _send(self, actions: list[Action]) -> _Outcome:
         body = bulk_body(actions)
-        rejected: EngineRejected | None = None
+        refused: EngineUnavailable | EngineRejected | None = None
         async with self.concurrency:
             started = time.perf_counter()
             try:
                 response = await self.engine.bulk(body, self.gzip)
-            except EngineUnavailable:
-                self.available = False
-                return actions, []
-            except EngineRejected as exc:
-                rejected = exc
+            except (EngineUnavailable, EngineRejected) as exc:
+                refused = exc
             finally:
                 self.stats.bulk.observe(time.perf_counter() - started)
-        if rejected is not None:  # outside the semaphore: the halves take their own slots
-            return await self._rejected(actions, rejected)
+        if refused is not None:  # outside the semaphore: halves take their own slots
+            return await self._refused(actions, refused)
         self.available = True
-        done, duplicates, retry, failed = classify(response, actions)
+        result = classify(response, actions)
         # records from Kafka only; dead-letter entries, monitor and pipeline documents are not "indexed"
-        self.stats.indexed += sum(1 for a in done if a.origin is not None)
-        self.stats.duplicates += sum(1 for a in duplicates if a.origin is not None)
-        for failure in failed:
+        self.stats.indexed += sum(1 for a in result.done if a.origin is not None)
+        self.stats.duplicates += sum(1 for a in result.duplicates if a.origin is not None)
+        for failure in result.failed:
             self.stats.item_errors[failure.error_type] += 1
-        return retry, failed
+        return _Outcome(result.wait, result.retry, result.failed)
 
-    async def _rejected(self, actions: list[Action], exc: EngineRejected) -> tuple[list[Action], list[Failure]]:
-        self.stats.item_errors[f"request_{exc.status}"] += 1
-        if exc.status in (401, 403):
+    async def _refused(self, actions: list[Action], exc: EngineUnavailable | EngineRejected) -> _Outcome:
+        verdict = request_verdict(exc.status)
+        if isinstance(exc, EngineRejected):
+            self.stats.item_errors[f"request_{exc.status}"] += 1
+        if verdict is Verdict.WAIT:
             self.available = False
-            return actions, []
-        if len(actions) == 1:
-            return [], [Failure(actions[0], f"request_{exc.status}", str(exc)[:2000])]
+            return _Outcome(wait=actions)
+        reason = str(exc)[:2000]
+        if verdict is Verdict.RETRY:
+            return _Outcome(retry=[Failure(a, f"request_{exc.status}", reason) for a in actions])
+        if len(actions) == 1:  # split down to the culprit: a permanent failure
+            return _Outcome(failed=[Failure(actions[0], f"request_{exc.status}", reason)])
         half = len(actions) // 2
-        retry: list[Action] = []
-        failed: list[Failure] = []
+        out = _Outcome()
         for part in (actions[:half], actions[half:]):
-            part_retry, part_failed = await self._send(part)
-            retry += part_retry
-            failed += part_failed
-        return retry, failed
+            outcome = await self._send(part)
+            out.wait += outcome.wait
+            out.retry += outcome.retry
+            out.failed += outcome.failed
+        return out
 
     async def write(self, actions: list[Action],
                     waiting: Callable[[float], Awaitable[None]] | None = None) -> list[Failure]:
-        """Returns only when every action is indexed or permanently failed (the failures)."""
+        """Returns only when every action is indexed or failed for good (the failures)."""
         pending = actions
         failures: list[Failure] = []
+        attempts: dict[int, int] = {}  # id(action) -> answers that said "retry"
         delay = self.retry_initial_s
         while pending:
-            results = await asyncio.gather(*(self._send(chunk) for chunk in chunks(pending, self.max_bytes)))
-            pending = [a for retry, _ in results for a in retry]
-            failures += [f for _, failed in results for f in failed]
+            outcomes = await asyncio.gather(*(self._send(chunk) for chunk in chunks(pending, self.max_bytes)))
+            pending = [a for outcome in outcomes for a in outcome.wait]
+            for outcome in outcomes:
+                failures += outcome.failed
+                for failure in outcome.retry:
+                    tries = attempts[id(failure.action)] = attempts.get(id(failure.action), 0) + 1
+                    if tries <= self.max_item_retries:
+                        pending.append(failure.action)
+                        continue
+                    self.stats.item_errors[EXHAUSTED] += 1
+                    failures.append(Failure(failure.action, EXHAUSTED, f"retries exhausted after {tries} attempts; "
+                                            f"last: {failure.error_type}: {failure.reason}"[:2000]))
             if pending:
                 self.stats.retried += len(pending)
                 pause = min(self.retry_max_s, delay) * random.uniform(0.5, 1.0)

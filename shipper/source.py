@@ -1,15 +1,25 @@
 """Stage 1: the Kafka source. A consumer group over the configured topics, batches by count,
 bytes and linger time, manual commits only, and a rebalance listener that lets the batches in
 progress on revoked partitions finish (within a bound), commits what is finished and forgets
-the rest before the partitions move to another shipper."""
+the rest before the partitions move to another shipper.
+
+Two rules keep commits honest across rebalances:
+- records handed out before a revocation are never registered after it: every chunk `getmany`
+  returns is stamped with the revocation count at that moment, and `register` drops the records
+  of partitions revoked since (their new owner, or this process on reassignment, reads them again
+  from the group's committed offset);
+- a tenure's leftovers never outlive it: the listener commits what is finished and the tracker
+  forgets the rest (see shipper.commit), so nothing of it is committed later.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
-from typing import TypeAlias
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -24,6 +34,24 @@ log = get_logger("shipper.source")
 Message: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
+class RebalanceHook(Protocol):
+    """Told which partitions this replica stops and starts owning (the health monitor's ownership)."""
+
+    async def partitions_revoked(self, revoked: list[TP]) -> None: ...
+
+    async def partitions_assigned(self, assigned: list[TP], counts: dict[str, int]) -> None: ...
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One batch as fetched: chunks of messages, each with the revocation count when it was handed out."""
+
+    chunks: list[tuple[int, list[Message]]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(messages) for _, messages in self.chunks)
+
+
 class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
     def __init__(self, source: KafkaSource, bound_s: float) -> None:
         self.source = source
@@ -33,28 +61,49 @@ class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
         keys = [(tp.topic, tp.partition) for tp in revoked]
         if not keys:
             return
+        # first, before any await: whatever a fetch collected for these partitions is now stale
+        self.source.revoked(keys)
         tracker = self.source.tracker
         deadline = time.monotonic() + self.bound_s
         while tracker.unfinished(keys) and (left := deadline - time.monotonic()) > 0:
             self.source.progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.source.progress.wait(), left)
-        await self.source.commit_finished(keys)
+        await self.source.commit_finished(keys, timeout_s=max(1.0, deadline - time.monotonic()))
         left = tracker.unfinished(keys)
         tracker.drop(keys)
         log.info("partitions revoked", partitions=len(keys), unfinished_batches_dropped=left)
+        for hook in self.source.hooks:
+            try:
+                await hook.partitions_revoked(keys)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        keys = [(tp.topic, tp.partition) for tp in assigned]
+        log.info("partitions assigned", partitions=sorted(f"{t}/{p}" for t, p in keys))
+        if not self.source.hooks:
+            return
+        counts = {t: len(self.source.consumer.partitions_for_topic(t) or ()) for t in {t for t, _ in keys}}
+        for hook in self.source.hooks:
+            try:
+                await hook.partitions_assigned(keys, counts)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
 
 
 class KafkaSource:
-    def __init__(self, settings: ShipperSettings) -> None:
+    def __init__(self, settings: ShipperSettings, consumer: Any = None, hooks: Sequence[RebalanceHook] = ()) -> None:
+        """`consumer`: an AIOKafkaConsumer stand-in, for unit tests of the rebalance rules; `hooks`: told of
+        every revocation (after the finished batches are committed) and assignment."""
         self.settings = settings
+        self.hooks = hooks
         self.tracker = OffsetTracker()
         self.progress = asyncio.Event()  # set whenever a batch finishes (the rebalance listener waits on it)
         self._commit_lock = asyncio.Lock()
-        self.consumer = AIOKafkaConsumer(
+        self._revocations = 0
+        self._revoked_at: dict[TP, int] = {}  # partition -> revocation count when it was last revoked
+        self.consumer = consumer if consumer is not None else AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
             client_id=f"elk-shipper-{settings.group_id}",
@@ -76,21 +125,45 @@ class KafkaSource:
         self.consumer.subscribe(self.settings.topic_list, listener=_CommitFinishedOnRevoke(self, bound))
         await self.consumer.start()
 
-    async def fetch(self) -> list[Message]:
+    def revoked(self, partitions: Iterable[TP]) -> None:
+        self._revocations += 1
+        for key in partitions:
+            self._revoked_at[key] = self._revocations
+
+    async def fetch(self) -> Fetched:
         """One batch: up to batch_max_records and about batch_max_bytes, waiting at most batch_linger_ms."""
-        out: list[Message] = []
-        size = 0
+        out = Fetched()
+        count = size = 0
         deadline = time.monotonic() + self.settings.batch_linger_ms / 1000
         while True:
             left_ms = max(0, int((deadline - time.monotonic()) * 1000))
             batches = await self.consumer.getmany(timeout_ms=left_ms,
-                                                  max_records=self.settings.batch_max_records - len(out))
+                                                  max_records=self.settings.batch_max_records - count)
+            # getmany may have waited through a rebalance; what it returns belongs to the assignment
+            # at its return, so the stamp is taken now, with no await in between
+            stamp = self._revocations
             for messages in batches.values():
-                out += messages
+                out.chunks.append((stamp, messages))
+                count += len(messages)
                 size += sum(len(m.value or b"") for m in messages)
-            if (len(out) >= self.settings.batch_max_records or size >= self.settings.batch_max_bytes
-                    or left_ms == 0 or (out and not batches)):
+            if (count >= self.settings.batch_max_records or size >= self.settings.batch_max_bytes
+                    or left_ms == 0 or (count and not batches)):
                 return out
+
+    def still_owned(self, fetched: Fetched) -> list[Message]:
+        """The fetched messages less those of partitions revoked since they were handed out: they
+        were never tracked, so processing them could only end in a commit for a tenure that is over.
+        Call `register` on the result before any await."""
+        messages: list[Message] = []
+        for stamp, chunk in fetched.chunks:
+            if not chunk:
+                continue
+            if self._revoked_at.get((chunk[0].topic, chunk[0].partition), -1) > stamp:
+                log.info("records fetched before a rebalance left for redelivery", records=len(chunk),
+                         partition=f"{chunk[0].topic}/{chunk[0].partition}")
+                continue
+            messages += chunk
+        return messages
 
     def register(self, messages: list[Message]) -> int:
         return self.tracker.register((m.topic, m.partition, m.offset) for m in messages)
@@ -99,9 +172,10 @@ class KafkaSource:
         self.tracker.finish(token)
         self.progress.set()
 
-    async def commit_finished(self, partitions: Iterable[TP] | None = None) -> bool:
+    async def commit_finished(self, partitions: Iterable[TP] | None = None, timeout_s: float | None = None) -> bool:
         """Commit every finished prefix on the partitions we still own. False when a rebalance
-        took them first: their new owner redelivers (same ids, so no duplicates)."""
+        took them first (their new owner redelivers: same ids, so no duplicates) or when the
+        broker did not answer within `timeout_s` (the next commit carries the position on)."""
         async with self._commit_lock:
             owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
             wanted = owned if partitions is None else owned.intersection(partitions)
@@ -109,9 +183,10 @@ class KafkaSource:
             if not positions:
                 return True
             try:
-                await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                log.warning("commit failed; the records will be redelivered", error=str(exc))
+                await asyncio.wait_for(
+                    self.consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()}), timeout_s)
+            except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
+                log.warning("commit failed; the records will be redelivered", error=repr(exc))
                 return False
             self.tracker.committed(positions)
             return True
@@ -140,4 +215,3 @@ class KafkaSource:
 
     async def stop(self) -> None:
         await self.consumer.stop()
-

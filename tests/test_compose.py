@@ -25,7 +25,7 @@ REQUIRED_SECRETS = {
     "INGEST_TOKEN_AUTH_SERVICE": "t2",
     "INGEST_TOKEN_NGINX": "t3",
 }
-OUR_SERVICES = ("collector-ingest", "collector-probe", "shipper", "kibana-setup")
+OUR_SERVICES = ("collector-ingest", "collector-probe", "collector-tail", "shipper", "kibana-setup")
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def project(composecheck: Path) -> dict[str, Any]:
 
 def test_file_is_valid_compose(project: dict[str, Any]) -> None:
     assert set(project["services"]) == {
-        "elasticsearch", "elasticsearch-setup", "kibana", "kafka", "collector-ingest", "collector-probe",
-        "shipper", "kibana-setup",
+        "elasticsearch", "elasticsearch-setup", "kibana", "kafka", "collector-ingest", "collector-otlp",
+        "collector-probe", "collector-tail", "shipper", "kibana-setup",
     }
     # the application's own networks, so the prober and the ingest API reach its services
     assert set(project["networks"]) == {"frontend", "backend", "monitoring"}
@@ -83,7 +83,7 @@ def test_services_are_operable(project: dict[str, Any]) -> None:
         assert service.get("deploy", {}).get("resources", {}).get("limits"), f"{name} has no resource limits"
         if name in one_shots:
             continue
-        assert service.get("healthcheck") or name == "collector-probe", f"{name} has no healthcheck"
+        assert service.get("healthcheck") or name in ("collector-probe", "collector-tail"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
     shipper = services["shipper"]
     # --scale shipper=N needs replicas without fixed names or host ports, in one consumer group
@@ -99,7 +99,9 @@ def test_services_are_operable(project: dict[str, Any]) -> None:
 # compose service -> the one settings model its process reads
 SETTINGS_OF = {
     "collector-ingest": "collector.ingest.config:IngestSettings",
+    "collector-otlp": "collector.otlp.config:OtlpSettings",
     "collector-probe": "collector.probe.config:ProbeSettings",
+    "collector-tail": "collector.tail.settings:TailSettings",
     "shipper": "shipper.config:ShipperSettings",
     "kibana-setup": "kibana.config:KibanaSettings",
 }

@@ -1,7 +1,8 @@
 """Log levels: the five names every document carries, and what other loggers call them.
 
 Canonical names are Python's (the library's, and what the dashboards filter on). Aliases cover
-syslog (RFC 5424 names), pino/bunyan numbers (10 trace .. 60 fatal), log4j/Java, Go and .NET names.
+syslog (RFC 5424 names), pino/bunyan numbers (10 trace .. 60 fatal), winston's npm levels (`http`,
+`silly`), log4j/Java, Go and .NET names.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ ERROR_LEVELS = frozenset({ERROR, CRITICAL})
 
 ALIASES = {
     **{name: name for name in LEVELS},
-    "trace": DEBUG, "verbose": DEBUG, "dbg": DEBUG, "fine": DEBUG, "finer": DEBUG, "finest": DEBUG,
-    "information": INFO, "informational": INFO, "notice": INFO, "config": INFO,
+    "trace": DEBUG, "verbose": DEBUG, "dbg": DEBUG, "fine": DEBUG, "finer": DEBUG, "finest": DEBUG, "silly": DEBUG,
+    "information": INFO, "informational": INFO, "notice": INFO, "config": INFO, "http": INFO,
     "warn": WARNING, "wrn": WARNING,
     "err": ERROR, "eror": ERROR, "severe": ERROR,
     "crit": CRITICAL, "fatal": CRITICAL, "panic": CRITICAL, "alert": CRITICAL,

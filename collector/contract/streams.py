@@ -72,3 +72,10 @@ def data_stream_pattern(type_: str, dataset: str = "*", namespace: str = "*") ->
     ds = dataset if dataset == "*" else sanitize_dataset(dataset)
     ns = namespace if namespace == "*" else sanitize_namespace(namespace)
     return f"{type_}-{ds}-{ns}"
+
+
+def service_streams(type_: str) -> tuple[str, ...]:
+    """The patterns over the services' streams only, the product's own `elk.*` left out: the data views
+    and the alerting rules that count service records use exactly these (a `-` entry excludes what the
+    entries before it matched, in Elasticsearch's and OpenSearch's multi-target syntax)."""
+    return (data_stream_pattern(type_), f"-{type_}-{OWN_DATASET_PREFIX}*-*")

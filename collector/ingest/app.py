@@ -9,10 +9,9 @@ acknowledged them all (503 + Retry-After otherwise).
 
 from __future__ import annotations
 
+import logging
 import time
-import zlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,18 +19,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from collector.ingest import body as bodies
 from collector.ingest.auth import Authenticator
+from collector.ingest.body import InFlight, Problem
 from collector.ingest.config import IngestSettings
 from collector.ingest.metrics import IngestStats
+from collector.ingest.ops import add_ops_routes, kafka_lifespan
 from collector.ingest.producer import KafkaGate, Unavailable
 from collector.ingest.validate import OtherService, Reject, Shaper
 from collector.redact import Redactor
-
-JSON_TYPES = frozenset({"application/json"})
-NDJSON_TYPES = frozenset({
-    "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
-    "application/jsonlines", "text/plain",
-})
 
 
 class RejectedRecord(BaseModel):
@@ -48,22 +44,16 @@ class ErrorBody(BaseModel):
     error: str
 
 
-class Problem(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-        self.extra = extra
-
-
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+_log = logging.getLogger(__name__)
 _RECORDS_SCHEMA = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
 _ERRORS = {
-    "400": {"description": "The body cannot be used (not JSON/NDJSON, bad gzip, no records).", "model": ErrorBody},
+    "400": {"description": "The body cannot be used (not JSON/NDJSON, bad gzip or bytes after it, no "
+                   "records, an OTLP body: use the OTLP intake), or every record was rejected (then "
+                   "`accepted` 0 and `rejected` list them).", "model": ErrorBody},
     "401": {"description": "No bearer token, or an unknown one.", "model": ErrorBody},
     "403": {"description": "A record names a service this token may not write for.", "model": ErrorBody},
     "413": {"description": "Body (after gunzip) or record count over the limit.", "model": ErrorBody},
@@ -94,87 +84,25 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     auth = Authenticator(settings)
     shaper = Shaper(Redactor(settings.redact), settings.default_environment)
     stats = IngestStats()
-    busy = [0]  # request body bytes being parsed, shaped or produced right now (bounded memory)
-    started = time.monotonic()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await gate.start()
-        try:
-            yield
-        finally:
-            await gate.stop()
+    busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, parsed, shaped or produced right now
 
     app = FastAPI(
         title="elk-pipeline ingest API",
         version="1",
         description="HTTP intake for services that cannot use the Python logging library. Records are validated "
                     "into the library's ECS shape and written to Kafka (acks=all) before the 202.",
-        lifespan=lifespan,
+        lifespan=kafka_lifespan(gate),
     )
     app.state.gate = gate
     app.state.stats = stats
     app.state.settings = settings
 
-    async def read_body(request: Request) -> bytes:
-        limit = settings.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise Problem(413, f"body of {length} bytes is over the limit of {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Problem(413, f"body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        stats.body_bytes += size
-        body = b"".join(chunks)
+    async def read_body(request: Request, hold: bodies.Hold) -> bytes:
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding in ("gzip", "x-gzip"):
-            body = _gunzip(body, limit)
-        elif encoding not in ("", "identity"):
-            raise Problem(415, f"Content-Encoding {encoding[:40]!r} is not supported (use gzip or none)")
+        body, wire = await bodies.read(request.stream(), hold, settings.max_body_bytes,
+                                       request.headers.get("content-length"), encoding)
+        stats.body_bytes += wire
         return body
-
-    def parse(request: Request, body: bytes) -> tuple[list[Any], list[dict[str, Any]]]:
-        """(records, rejected): records[i] is a parsed value or None when rejected[...] names i."""
-        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if not ctype:
-            ctype = "application/json" if body.lstrip()[:1] == b"[" else "application/x-ndjson"
-        rejected: list[dict[str, Any]] = []
-        if ctype in JSON_TYPES or ctype.endswith("+json"):
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise Problem(400, f"body is not valid JSON: {exc}") from None
-            if type(doc) is dict:
-                records: list[Any] = [doc]
-            elif type(doc) is list:
-                records = doc
-            else:
-                raise Problem(400, "a JSON array of record objects (or one object) is expected")
-        elif ctype in NDJSON_TYPES:
-            records = []
-            loads = orjson.loads
-            for line in body.split(b"\n"):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(loads(line))
-                except orjson.JSONDecodeError as exc:
-                    rejected.append({"index": len(records), "reason": f"invalid JSON: {exc}"[:300]})
-                    records.append(None)
-            if records and len(rejected) == len(records):
-                raise Problem(400, f"no line of the NDJSON body is valid JSON (first: {rejected[0]['reason']})")
-        else:
-            raise Problem(415, f"Content-Type {ctype[:60]!r} is not supported: use application/json "
-                               "(an array of records) or application/x-ndjson (one record per line)")
-        if not records:
-            raise Problem(400, "the body holds no records")
-        if len(records) > settings.max_records:
-            raise Problem(413, f"{len(records)} records are over the limit of {settings.max_records} per request")
-        return records, rejected
 
     def make_handler(endpoint: str, topic: str, shape: Callable[[Any, str], dict[str, Any]],
                      health: bool) -> Callable[[Request], Any]:
@@ -198,22 +126,17 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 raise Problem(401, "a valid bearer token is required (Authorization: Bearer <token>)",
                               {"WWW-Authenticate": 'Bearer realm="ingest"'})
             request.state.service = service
-            declared = request.headers.get("content-length", "")
-            held = min(int(declared), settings.max_body_bytes) if declared.isdigit() else 0
-            if busy[0] > 0 and busy[0] + held > settings.max_in_flight_bytes:
-                raise Problem(503, "too many bytes in process; retry later", {"Retry-After": "1"})
-            busy[0] += held  # reserved before reading, so concurrent requests see each other
+            hold = busy.hold()  # grows chunk by chunk: concurrent requests see each other's bytes as they arrive
             try:
-                body = await read_body(request)
-                busy[0] += len(body) - held
-                held = len(body)
+                body = await read_body(request, hold)
                 return await _process(request, body)
             finally:
-                busy[0] -= held
+                hold.release()
 
         async def _process(request: Request, body: bytes) -> Response:
             service = request.state.service
-            records, rejected = parse(request, body)
+            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            records, rejected = bodies.parse(body, ctype, settings.max_records)
             failed = {r["index"] for r in rejected}
             out: list[tuple[bytes, bytes]] = []
             others: list[int] = []
@@ -236,28 +159,31 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 except (RecursionError, TypeError, ValueError, orjson.JSONEncodeError):
                     rejected.append({"index": index, "reason": "record could not be shaped (nested too deeply?)"})
                     continue
+                except Exception:  # a bug of ours must cost this record, never the request (no 5xx)
+                    _log.exception("shaping record %d failed", index)
+                    rejected.append({"index": index, "reason": "record could not be shaped"})
+                    continue
                 if len(value) > max_record:
                     rejected.append({"index": index,
                                      "reason": f"record is {len(value)} bytes, over the limit of {max_record}"})
                     continue
-                if health:
-                    node = rec["service"].get("node")
-                    key = node["name"].encode() if node else key_service
-                else:
-                    key = key_service
-                out.append((key, value))
+                # keyed by service on every topic: one shipper replica owns all of a service's records
+                out.append((key_service, value))
             if others:
                 raise Problem(403, f"this token may write records of service {service!r} only; records "
-                                   f"{others[:20]} name {sorted(other_names)[:5]}", indexes=others[:1000])
+                                   f"{others[:20]} name {sorted(other_names)[:5]}", extra={"indexes": others[:1000]})
             rejected.sort(key=lambda r: r["index"])
-            if out:
-                t0 = time.perf_counter()
-                try:
-                    await gate.produce(topic, out)
-                except Unavailable as exc:
-                    raise Problem(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
-                stats.produce.observe(time.perf_counter() - t0)
-                stats.accepted[endpoint] += len(out)
+            if not out:  # nothing taken: a 2xx would tell the client its records were delivered
+                stats.rejected[endpoint] += len(rejected)
+                raise Problem(400, f"every record was rejected (first: {rejected[0]['reason']})"[:400],
+                              extra={"accepted": 0, "rejected": rejected})
+            t0 = time.perf_counter()
+            try:
+                await gate.produce(topic, out)
+            except Unavailable as exc:
+                raise Problem(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+            stats.produce.observe(time.perf_counter() - t0)
+            stats.accepted[endpoint] += len(out)
             if rejected:
                 stats.rejected[endpoint] += len(rejected)
             return _json(202, {"accepted": len(out), "rejected": rejected})
@@ -287,38 +213,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             openapi_extra=_openapi_extra(examples[path]),
         )
 
-    @app.get("/health", summary="Liveness and Kafka state (503 while Kafka is known to be unavailable).")
-    async def health() -> Response:
-        await gate.check()
-        down = gate.state == "down"
-        body = {
-            "status": "unhealthy" if down else "healthy",
-            "service": "elk-ingest",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "uptime": round(time.monotonic() - started, 3),
-            "checks": {"kafka": {"status": {"up": "healthy", "down": "unhealthy"}.get(gate.state, "unknown"),
-                                 **({"error": gate.last_error} if down else {})}},
-            "in_flight_bytes": gate.in_flight_bytes,
-        }
-        return _json(503 if down else 200, body)
-
-    @app.get("/metrics", summary="Prometheus text metrics.")
-    async def metrics() -> Response:
-        text = stats.prometheus(gate.state == "up", gate.in_flight_bytes, gate.in_flight_records, gate.failures,
-                                busy[0])
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    add_ops_routes(app, "elk-ingest", gate, stats, busy)
     return app
 
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        raise Problem(400, "body is not valid gzip") from None
-    if len(out) > limit:
-        raise Problem(413, f"body is over the limit of {limit} bytes once decompressed")
-    if not inflater.eof:
-        raise Problem(400, "gzip body is truncated")
-    return out

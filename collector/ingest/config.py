@@ -2,7 +2,8 @@
 
 Tokens are never configured in plain text in the environment: `INGEST_TOKENS` maps a service
 name to the SHA-256 hex digest of its token, and `INGEST_TOKENS_DIR` holds one file per service
-(named after it, Docker-secrets style) containing the token itself.
+(named after it, Docker-secrets style) containing the token itself. `INGEST_CONFIG_FILE` may name a
+JSON or TOML file of settings (env vars win); Kafka falls back to `KAFKA_BOOTSTRAP_SERVERS`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from collector.contract.settings import kafka_bootstrap_field, with_config_file
 from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -25,11 +27,7 @@ class IngestSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address uvicorn binds to (0.0.0.0 in a container).")
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the API.")
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("INGEST_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-        description="Kafka brokers, comma-separated host:port.",
-    )
+    kafka_bootstrap_servers: str = kafka_bootstrap_field("INGEST_")
     topic_logs: str = Field(TOPIC_LOGS, description="Topic for POST /v1/logs.")
     topic_metrics: str = Field(TOPIC_METRICS, description="Topic for POST /v1/metrics.")
     topic_health: str = Field(TOPIC_HEALTH, description="Topic for POST /v1/health.")
@@ -91,6 +89,17 @@ class IngestSettings(BaseSettings):
                 raise ValueError(f"token hash for {service!r} is not 64 hex digits (a SHA-256 digest)")
             out[service] = digest
         return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return with_config_file(settings_cls, init_settings, env_settings)
 
     @model_validator(mode="after")
     def _topics_differ(self) -> IngestSettings:

@@ -4,35 +4,27 @@ Plain dicts on the hot path. Per record: top-level `@timestamp` (UTC, millisecon
 `log.level` (lower-case), `message`, `ecs.version` first; then nested ECS objects. Dotted ECS
 keys (`"service.name"`) are nested; caller fields that are not ECS go under `labels` (scalars)
 or `extra` (anything else), exactly like `collector.record.build`. `service.name` is the
-token's service (an instance name such as `api-service-1` is accepted for `api-service` and
-kept as `service.node.name`); `event.dataset` and `data_stream` are never the caller's to pick.
+token's service (an instance name such as `api-service-1` or `api_service_1` is accepted for
+its service by the contract's instance rule and kept as `service.node.name`); `event.dataset`
+and `data_stream` are never the caller's to pick. Levels, timestamps, instance names and health
+status words are read by the contract (collector/contract), as in the prober and the shipper.
 Common logger shapes are understood: pino (`level` 30, `msg`, `time`), winston/bunyan
 (`level`, `message`/`msg`, `timestamp`/`time`) and the seed's `/health` body for /v1/health.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any
 
-from collector.contract.ecs import ECS_VERSION
+from collector.contract.ecs import ECS_VERSION, SPEC_TOP
+from collector.contract.health import PROBE_STATUSES, outcome, probe_status, status_word
+from collector.contract.levels import INFO, LEVELS, normalize_level
+from collector.contract.names import is_instance_of
 from collector.contract.streams import DATASET_HEALTH, sanitize_dataset
-from collector.contract.timefmt import now_iso
+from collector.contract.timefmt import normalize_ts, now_iso
 from collector.redact import REDACTED, Redactor
 
 Record = dict[str, Any]
-
-LEVELS = ("debug", "info", "warning", "error", "critical")
-_LEVEL_ALIASES = {
-    "debug": "debug", "trace": "debug", "verbose": "debug", "silly": "debug",
-    "info": "info", "information": "info", "notice": "info", "http": "info",
-    "warning": "warning", "warn": "warning",
-    "error": "error", "err": "error",
-    "critical": "critical", "fatal": "critical", "crit": "critical", "alert": "critical", "emergency": "critical",
-    "emerg": "critical", "panic": "critical",
-}
-_PINO_LEVELS = {10: "debug", 20: "debug", 30: "info", 40: "warning", 50: "error", 60: "critical"}
 
 # top-level ECS field sets a record may carry as objects (kept, redacted where text can hide secrets)
 ECS_OBJECTS = frozenset({
@@ -40,12 +32,9 @@ ECS_OBJECTS = frozenset({
     "network", "observer", "orchestrator", "process", "rule", "server", "source", "span", "threat", "tls",
     "trace", "transaction", "url", "user", "user_agent",
 })
-_SPEC_TOP = frozenset({"@timestamp", "log.level", "message", "ecs.version"})
+_SPEC_TOP = frozenset(SPEC_TOP)
 _SERVICE_TEXT = ("version", "environment", "id", "type", "state", "address", "ephemeral_id")
 _SCALARS = (str, int, float, bool)
-_ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-_HEALTHY = frozenset({"healthy", "ok", "up", "pass", "green"})
-_UNHEALTHY = frozenset({"unhealthy", "down", "fail", "error", "degraded", "red", "yellow", "critical"})
 MAX_TEXT = 32_768  # `message` beyond this is cut (the full record must still fit a Kafka message)
 
 
@@ -61,46 +50,36 @@ class OtherService(Exception):
         self.name = name
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def parse_timestamp(value: Any) -> str:
     """ISO-8601 (any offset) or epoch seconds/milliseconds -> `2026-01-02T03:04:05.678Z`."""
+    normalized = normalize_ts(value)
+    if normalized is not None:
+        return normalized
     if type(value) is str:
-        if _ISO_MS.fullmatch(value):
-            return value
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
-        except ValueError:
-            raise Reject(f"@timestamp: {value[:64]!r} is not an ISO-8601 time") from None
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-        return _iso(parsed)
+        raise Reject(f"@timestamp: {value[:64]!r} is not an ISO-8601 time")
     if type(value) in (int, float):
-        seconds = value / 1000 if value > 1e11 else value  # epoch millis (pino `time`) or seconds
-        try:
-            return _iso(datetime.fromtimestamp(seconds, UTC))
-        except (OverflowError, OSError, ValueError):
-            raise Reject(f"@timestamp: {value!r} is out of range") from None
+        raise Reject(f"@timestamp: {value!r} is out of range")
     raise Reject("@timestamp: expected an ISO-8601 string or epoch milliseconds")
 
 
 def parse_level(value: Any) -> str:
+    level = normalize_level(value)
+    if level is not None:
+        return level
     if type(value) is str:
-        level = _LEVEL_ALIASES.get(value) or _LEVEL_ALIASES.get(value.strip().lower())
-        if level is not None:
-            return level
         raise Reject(f"log.level: {value[:32]!r} is not one of {', '.join(LEVELS)}")
-    if type(value) is int and value in _PINO_LEVELS:
-        return _PINO_LEVELS[value]
     raise Reject(f"log.level: expected one of {', '.join(LEVELS)}")
 
 
-def instance_service(name: str, service: str) -> bool:
-    """`api-service-1` is an instance of `api-service` (the seed's SERVICE_NAME convention)."""
-    return name.startswith(service) and len(name) > len(service) + 1 and name[len(service)] == "-" \
-        and name[len(service) + 1:].isdigit()
+def _http_ok(http: Any) -> bool:
+    """Whether a posted probe result's HTTP answer was 2xx; without one the body was read from a 2xx."""
+    response = http.get("response") if type(http) is dict else None
+    code = response.get("status_code") if type(response) is dict else None
+    if code is None:
+        return True
+    if type(code) is not int or not 100 <= code <= 599:
+        raise Reject("http.response.status_code: expected an HTTP status code (100-599)")
+    return 200 <= code < 300
 
 
 class Shaper:
@@ -150,21 +129,17 @@ class Shaper:
         health = dict(health)
         status = health.get("status", health.get("body_status"))
         if type(status) is not str:
-            raise Reject("health.status: expected a string (healthy or unhealthy)")
-        low = status.strip().lower()
-        if low in _HEALTHY:
-            health["status"] = "healthy"
-        elif low in _UNHEALTHY:
-            health["status"] = "unhealthy"
-        else:
-            raise Reject(f"health.status: {status[:32]!r} is neither healthy nor unhealthy")
-        healthy = health["status"] == "healthy"
-        rec["health"] = {k: v for k, v in health.items() if type(v) in _SCALARS}
+            raise Reject(f"health.status: expected a string ({', '.join(PROBE_STATUSES)})")
+        word = status_word(status)
+        if word is None:
+            raise Reject(f"health.status: {status[:32]!r} is not one of {', '.join(PROBE_STATUSES)}")
+        health["status"] = probe_status(_http_ok(fields.get("http")), word)
+        rec["health"] = {k: v for k, v in self.redactor.deep(health).items() if type(v) in _SCALARS}
         event = fields.get("event")
         duration = event.get("duration") if type(event) is dict else None
         rec["event"] = self._event(fields, {
             "kind": "state", "dataset": DATASET_HEALTH, "action": "health-check",
-            "outcome": "success" if healthy else "failure",
+            "outcome": outcome(health["status"]),
         })
         if type(duration) is int:
             rec["event"]["duration"] = duration
@@ -206,7 +181,7 @@ class Shaper:
             level_raw = log.get("level")
         if level_raw is None and "level" in fields:
             level_raw = fields.pop("level")
-        level = "info" if level_raw is None else parse_level(level_raw)
+        level = INFO if level_raw is None else parse_level(level_raw)
 
         message = fields.pop("message", None)
         if message is None:
@@ -229,7 +204,8 @@ class Shaper:
 
         rec: Record = {"@timestamp": timestamp, "log.level": level, "message": message, "ecs.version": ECS_VERSION}
         if log is not None:
-            log_out = {k: v for k, v in log.items() if k != "level"}
+            log_out = red.deep(log) if red.enabled else dict(log)  # a copy either way
+            log_out.pop("level", None)
             if log_out:
                 rec["log"] = log_out
         rec["service"] = self._service(fields.pop("service", None), service)
@@ -248,7 +224,7 @@ class Shaper:
         if name != service:
             if type(name) is not str:
                 raise Reject("service.name: expected a string")
-            if not instance_service(name, service):
+            if not is_instance_of(name, service):
                 raise OtherService(name)
             node_name = name
         for key in _SERVICE_TEXT:
@@ -272,7 +248,7 @@ class Shaper:
             return forced
         if type(event) is not dict:
             raise Reject("event: expected an object")
-        out = dict(event)
+        out = self.redactor.deep(event) if self.redactor.enabled else dict(event)  # event.original is text
         out.pop("dataset", None)
         duration = out.get("duration")
         if duration is not None and (type(duration) is not int or duration < 0):
@@ -313,11 +289,8 @@ class Shaper:
                         ident = value.get("id")
                         if ident is not None and type(ident) is not str:
                             raise Reject(f"{key}.id: expected a string")
-                    elif key == "error" and red.enabled:
-                        value = red.deep(value)
-                    elif key in ("url", "http") and red.enabled:
-                        value = red.deep(value)
-                    rec[key] = value
+                    # any ECS field can carry a secret (user.password, a DSN in process.command_line)
+                    rec[key] = red.deep(value)
                     continue
                 if key == "error" and type(value) is str:  # the seed's {"error": error.message}
                     rec["error"] = {"message": red.text(value) if red.enabled else value}
@@ -326,7 +299,7 @@ class Shaper:
             if key == "tags":
                 if type(value) is not list or not all(type(v) is str for v in value):
                     raise Reject("tags: expected a list of strings")
-                rec["tags"] = value
+                rec["tags"] = red.deep(value)
                 continue
             secret = red.key_is_secret(key)
             if type(value) in _SCALARS and key.strip(". "):  # an empty label name would not index

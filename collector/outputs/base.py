@@ -5,6 +5,7 @@ reconnects with backoff, a flush with a deadline, and a notice record after drop
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -34,6 +35,11 @@ class Output:
         self.delivered = 0   # records the destination acknowledged
         self.dropped = 0     # records lost: queue overflow, permanent rejection, shutdown deadline
         self.failures = 0    # failed delivery attempts
+        self.rejected = 0    # of `dropped`: records the destination refused for good (bad or oversized)
+        self.truncated = 0   # records cut to fit the destination's size limit (delivered, marked)
+        self.auth_failures = 0  # answers refusing our credentials
+        self.last_error: str | None = None
+        self._told = False   # the current auth failure was written to stderr
         self._reported_drops = 0
         self._queue: deque[bytes] = deque()
         self._wake = threading.Event()
@@ -89,6 +95,7 @@ class Output:
             except Exception as exc:
                 self.failures += 1
                 self.connected = False
+                pending = getattr(exc, "remaining", None) or pending  # what a partial delivery left
                 if self._closing:
                     self.dropped += len(pending)  # held for retry, lost at the shutdown deadline
                     break
@@ -96,6 +103,7 @@ class Output:
                 self.sleep(max(backoff, getattr(exc, "retry_after", 0.0)))
                 continue
             self.connected = True
+            self._told = False
             backoff = 0.0
             notice = self.drop_notice()
             pending = [notice] if notice is not None else []
@@ -153,9 +161,30 @@ class Output:
             self._queue.clear()
             self.dropped += left
 
+    def refused(self, count: int, reason: str) -> None:
+        """`count` records the destination will never take: dropped and counted, no drop notice
+        (resending a notice through the same destination would not explain anything new)."""
+        self.rejected += count
+        self.dropped += count
+        self._reported_drops += count
+        self.last_error = reason[:300]
+
+    def auth_failed(self, reason: str) -> None:
+        """Credentials refused: counted each time, written to stderr once until delivery works again.
+        stderr, not a log record: records of this output would queue behind the refused ones."""
+        self.auth_failures += 1
+        self.last_error = reason[:300]
+        if not self._told:
+            self._told = True
+            sys.stderr.write(f"collector: output {self.name}: {self.last_error}; records are kept and retried "
+                             "with backoff (see collector.stats())\n")
+            sys.stderr.flush()
+
     def stats(self) -> dict[str, Any]:
         return {"emitted": self.emitted, "delivered": self.delivered, "dropped": self.dropped,
-                "pending": len(self._queue), "failures": self.failures, "connected": self.connected}
+                "pending": len(self._queue), "failures": self.failures, "connected": self.connected,
+                "rejected": self.rejected, "truncated": self.truncated, "auth_failures": self.auth_failures,
+                "last_error": self.last_error}
 
 
 class MemoryOutput(Output):

@@ -12,16 +12,28 @@ import logging
 from typing import Any
 
 from collector.outputs.base import MetricBytes, Output
+from collector.outputs.fit import fit
 
 # aiokafka logs every refused connection; those records would loop back into this very output
 _QUIET = ("aiokafka", "kafka")
+MAX_REQUEST_SIZE = 1 << 20  # aiokafka's default, whatever the broker's message.max.bytes
+_RECORD_OVERHEAD = 512  # batch header and record framing around key and value (about 100 bytes)
+
+
+def _refuses_us(exc: BaseException) -> bool:
+    """Authentication or authorization (topic ACL) refused: the broker's 4xx."""
+    from aiokafka import errors
+
+    return isinstance(exc, errors.AuthenticationFailedError | errors.SaslAuthenticationFailed
+                      | errors.TopicAuthorizationFailedError | errors.ClusterAuthorizationFailedError)
 
 
 class KafkaOutput(Output):
     name = "kafka"
 
     def __init__(self, bootstrap_servers: str, key: str, topic_logs: str, topic_metrics: str,
-                 acks: str = "1", request_timeout: float = 10.0, **kwargs: Any):
+                 acks: str = "1", request_timeout: float = 10.0, max_request_size: int = MAX_REQUEST_SIZE,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.bootstrap_servers = bootstrap_servers
         self.key = key.encode()
@@ -29,6 +41,8 @@ class KafkaOutput(Output):
         self.topic_metrics = topic_metrics
         self.acks: int | str = "all" if acks == "all" else int(acks)
         self.request_timeout = request_timeout
+        self.max_request_size = max_request_size
+        self.max_value = max_request_size - len(self.key) - _RECORD_OVERHEAD
         for name in _QUIET:
             quiet = logging.getLogger(name)
             quiet.propagate = False
@@ -47,6 +61,7 @@ class KafkaOutput(Output):
             linger_ms=5,
             request_timeout_ms=int(self.request_timeout * 1000),
             max_batch_size=1 << 20,
+            max_request_size=self.max_request_size,
         )
         try:
             await producer.start()
@@ -55,32 +70,47 @@ class KafkaOutput(Output):
             raise
         return producer
 
+    def _prepare(self, records: list[bytes]) -> list[tuple[str, bytes]]:
+        """(topic, value) for each record that fits `max_request_size`, cut to fit if need be; one
+        that cannot be cut is dropped and counted. Done once per record, not per retry."""
+        out = []
+        for rec in records:
+            topic = self.topic_metrics if type(rec) is MetricBytes else self.topic_logs
+            value = fit(bytes(rec), self.max_value)
+            if value is None:
+                self.refused(1, f"a record of {len(rec)} bytes is over max_request_size "
+                                f"({self.max_request_size}) and cannot be cut to fit")
+                continue
+            if len(value) != len(rec):
+                self.truncated += 1
+            out.append((topic, value))
+        return out
+
     async def _main(self) -> None:
         producer = None
         backoff = 0.0
-        pending: list[bytes] = []
+        pending: list[tuple[str, bytes]] = []
         while True:
             if not pending:
                 if not self._queue and not self.closing:
                     await asyncio.to_thread(self._wake.wait, 0.2)
                 self._wake.clear()
-                pending = self.take()
-                if not pending:
+                taken = self.take()
+                if not taken:
                     if self.closing:
                         break
+                    continue
+                pending = self._prepare(taken)
+                if not pending:
                     continue
             try:
                 if producer is None:
                     producer = await self._connect()
-                futures = [
-                    await producer.send(
-                        self.topic_metrics if type(rec) is MetricBytes else self.topic_logs,
-                        value=bytes(rec), key=self.key,
-                    )
-                    for rec in pending
-                ]
+                futures = [await producer.send(topic, value=value, key=self.key) for topic, value in pending]
                 await asyncio.gather(*futures)
-            except Exception:
+            except Exception as exc:
+                if _refuses_us(exc):
+                    self.auth_failed(f"Kafka refused access ({type(exc).__name__}: {exc})")
                 self.failures += 1
                 self.connected = False
                 if producer is not None:
@@ -97,9 +127,10 @@ class KafkaOutput(Output):
                 continue  # the batch is retried: at-least-once
             self.delivered += len(pending)
             self.connected = True
+            self._told = False
             backoff = 0.0
             notice = self.drop_notice()
-            pending = [notice] if notice is not None else []
+            pending = self._prepare([notice]) if notice is not None else []
         if producer is not None:
             try:
                 await producer.stop()

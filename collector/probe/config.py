@@ -31,6 +31,12 @@ class ProbeSettings(BaseSettings):
         "HEALTHCHECK results are published too, one per container and round.")
     interval_s: float = Field(2.0, gt=0, description="Seconds between probe rounds.")
     timeout_s: float = Field(1.5, gt=0, description="Per-target timeout; a hanging endpoint never delays the others.")
+    confirm_interval_s: float = Field(
+        0.25, ge=0, description="After a failed probe, re-probe that target this soon (each probe still bounded "
+        "by timeout_s) until it answers or has failed confirm_failures times in a row; 0: no confirmation probes.")
+    confirm_failures: int = Field(
+        3, ge=1, description="Failures in a row that confirm a target down (the shipper's "
+        "SHIPPER_HEALTH__FAILURES_TO_DOWN); then the normal interval again.")
 
     @field_validator("targets")
     @classmethod

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 import collector
-from collector.probe.names import service_of
+from collector.contract.names import service_of
 
 log = collector.get_logger("collector.probe.docker")
 

@@ -1,22 +1,51 @@
-"""Parallel /health polling; each target has its own timeout so one hang never delays the rest."""
+"""Parallel /health polling; each target has its own schedule and timeout, so one hang never
+delays the rest.
+
+A target that fails is re-probed at the short confirmation interval until it answers again or has
+failed `confirm_failures` times in a row, then it returns to the normal interval: a real outage is
+confirmed within about a second of the first failed probe instead of two more probe intervals, and
+a single blip is answered by the next confirmation probe and raises nothing.
+
+Every result is keyed by its service (collector.contract.names), so all of a service's results
+land in one partition and one shipper replica owns the service's health. A target removed from the
+targets file, or a container removed, is announced (`health-removed`) so it leaves its service's
+state at once instead of expiring.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 import collector
+from collector.contract.health import HEALTHY, outcome, probe_status
+from collector.contract.names import split_instance
 from collector.contract.streams import DATASET_HEALTH
+from collector.contract.timefmt import now_iso
 from collector.probe.config import ProbeSettings
 from collector.probe.docker import Container, DockerHealth
-from collector.probe.names import service_of
 
 log = collector.get_logger("collector.probe")
+
+REMOVED = "health-removed"
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def strip_userinfo(url: str) -> str:
+    """The URL without `user:password@` (a probe target may carry credentials; documents never do)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 async def probe_one(client: httpx.AsyncClient, instance: str, url: str, timeout_s: float) -> dict[str, Any]:
@@ -29,28 +58,33 @@ async def probe_one(client: httpx.AsyncClient, instance: str, url: str, timeout_
         code = resp.status_code
         try:
             body = resp.json()
-            body_status = str(body.get("status")) if isinstance(body, dict) and "status" in body else None
+            body_status = str(body.get("status"))[:64] if isinstance(body, dict) and "status" in body else None
         except ValueError:
             body_status = None
     except TimeoutError:
         error = f"timeout after {timeout_s}s"
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    healthy = code is not None and 200 <= code < 300 and body_status not in ("unhealthy", "down", "fail", "error")
-    return result_doc(instance, url, healthy, code, body_status, error, time.perf_counter() - started)
+        error = f"{type(exc).__name__}: {exc}".replace(url, strip_userinfo(url))
+    status = probe_status(code is not None and 200 <= code < 300, body_status)
+    return result_doc(instance, url, status, code, body_status, error, time.perf_counter() - started)
+
+
+def _identity(instance: str) -> dict[str, Any]:
+    service, node = split_instance(instance)
+    return {"name": service, "node": {"name": node}}
 
 
 def result_doc(
-    instance: str, url: str, healthy: bool, code: int | None, body_status: str | None, error: str | None, took_s: float
+    instance: str, url: str, status: str, code: int | None, body_status: str | None, error: str | None, took_s: float
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "@timestamp": datetime.now(UTC).isoformat(),
+        "@timestamp": now_iso(),
         "event": {"kind": "state", "dataset": DATASET_HEALTH, "action": "health-check", "module": "http",
-                  "outcome": "success" if healthy else "failure", "duration": int(took_s * 1e9)},
-        "service": {"name": service_of(instance), "node": {"name": instance}},
-        "url": {"full": url},
-        "health": {"status": "healthy" if healthy else "unhealthy"},
-        "message": f"{instance} {'healthy' if healthy else 'unhealthy'}",
+                  "outcome": outcome(status), "duration": int(took_s * 1e9)},
+        "service": _identity(instance),
+        "url": {"full": strip_userinfo(url)},
+        "health": {"status": status},
+        "message": f"{instance} {status}",
     }
     if code is not None:
         doc["http"] = {"response": {"status_code": code}}
@@ -63,64 +97,127 @@ def result_doc(
 
 def docker_doc(container: Container) -> dict[str, Any]:
     """A Docker HEALTHCHECK result in the shape of an HTTP probe result."""
-    healthy = container.status == "healthy"
+    status = HEALTHY if container.status == "healthy" else "unhealthy"
     doc: dict[str, Any] = {
-        "@timestamp": datetime.now(UTC).isoformat(),
+        "@timestamp": now_iso(),
         "event": {"kind": "state", "dataset": DATASET_HEALTH, "action": "health-check", "module": "docker",
-                  "outcome": "success" if healthy else "failure"},
+                  "outcome": outcome(status)},
         "service": {"name": container.service, "node": {"name": container.name}},
         "container": {"name": container.name},
-        "health": {"status": "healthy" if healthy else "unhealthy"},
-        "message": f"{container.name} {'healthy' if healthy else 'unhealthy'} (docker)",
+        "health": {"status": status},
+        "message": f"{container.name} {status} (docker)",
     }
     if container.reason:
         doc["error"] = {"message": container.reason}
     return doc
 
 
-async def run(settings: ProbeSettings, stop: asyncio.Event | None = None) -> None:
-    """Probe rounds until `stop`. The broker being away loses that round's results (they are
-    stale by the next one) and is logged; it never ends the prober."""
-    from aiokafka.errors import KafkaError
+def removed_doc(service: dict[str, Any], why: str, module: str) -> dict[str, Any]:
+    """The announcement that an instance is gone for good (its state leaves at once)."""
+    return {
+        "@timestamp": now_iso(),
+        "event": {"kind": "state", "dataset": DATASET_HEALTH, "action": REMOVED, "module": module},
+        "service": service,
+        "message": f"{service['node']['name']} removed: {why}",
+    }
 
-    targets = settings.target_map()
+
+async def watch_target(client: httpx.AsyncClient, instance: str, url: str, settings: ProbeSettings,
+                       publish: Publish) -> None:
+    """Probes one target until cancelled: the normal interval, or the confirmation interval while
+    a failure is not yet confirmed."""
+    fails = 0
+    while True:
+        started = time.monotonic()
+        doc = await probe_one(client, instance, url, settings.timeout_s)
+        await publish(doc)
+        fails = 0 if doc["health"]["status"] != "unhealthy" else fails + 1
+        confirming = 0 < fails < settings.confirm_failures and settings.confirm_interval_s > 0
+        wait = settings.confirm_interval_s if confirming else settings.interval_s
+        await asyncio.sleep(max(wait - (time.monotonic() - started), 0.0 if confirming else 0.05))
+
+
+class Publisher:
+    """Sends one result at a time, keyed by service; the broker being away loses results (stale by the
+    next probe anyway) and is logged once per outage, never ends the prober."""
+
+    def __init__(self, producer: Any, topic: str, bound_s: float) -> None:
+        self.producer, self.topic, self.bound_s = producer, topic, bound_s
+        self.ok = True
+
+    async def __call__(self, doc: dict[str, Any]) -> None:
+        from aiokafka.errors import KafkaError
+
+        try:
+            sent = await self.producer.send(self.topic, orjson.dumps(doc), key=doc["service"]["name"].encode())
+            await asyncio.wait_for(sent, self.bound_s)
+            if not self.ok:
+                log.info("kafka reachable again; probe results are delivered")
+            self.ok = True
+        except (KafkaError, TimeoutError) as exc:
+            if self.ok:
+                log.error("probe results not delivered: kafka unavailable", error=type(exc).__name__)
+            self.ok = False
+
+
+async def run(settings: ProbeSettings, stop: asyncio.Event | None = None) -> None:
+    """Probe until `stop`."""
     stop = stop or asyncio.Event()
     docker = DockerHealth(settings.docker_socket, settings.timeout_s) if settings.docker_socket else None
     follower = asyncio.create_task(docker.run()) if docker else None
     producer = await _connect(settings, stop)
-    kafka_ok = True
+    watchers: dict[tuple[str, str], asyncio.Task[None]] = {}
     try:
+        if producer is None:
+            return
+        publish = Publisher(producer, settings.topic, max(settings.interval_s * 3, 5.0))
         async with httpx.AsyncClient(timeout=settings.timeout_s) as client:
-            while producer is not None and not stop.is_set():
+            containers: dict[str, dict[str, Any]] = {}
+            while not stop.is_set():
                 round_start = time.monotonic()
-                docs = list(await asyncio.gather(
-                    *(probe_one(client, name, url, settings.timeout_s) for name, url in targets.items())
-                ))
+                targets = _targets(settings, {name: url for name, url in watchers})
+                for name, url in targets.items():
+                    if (name, url) not in watchers:
+                        watchers[(name, url)] = asyncio.create_task(watch_target(client, name, url, settings, publish))
+                for (name, url), task in list(watchers.items()):
+                    if targets.get(name) != url:
+                        task.cancel()
+                        del watchers[(name, url)]
+                        if name not in targets:
+                            await publish(removed_doc(_identity(name), "no longer a probe target", "http"))
                 if docker is not None:
-                    docs += [docker_doc(c) for c in docker.results()]
-                try:
-                    for doc in docs:
-                        key = doc["service"]["node"]["name"].encode()
-                        await producer.send(settings.topic, orjson.dumps(doc), key=key)
-                    await asyncio.wait_for(producer.flush(), max(settings.interval_s * 3, 5.0))
-                    if not kafka_ok:
-                        log.info("kafka reachable again; probe results are delivered")
-                    kafka_ok = True
-                except (KafkaError, TimeoutError) as exc:
-                    if kafka_ok:
-                        log.error("probe results not delivered: kafka unavailable", error=type(exc).__name__)
-                    kafka_ok = False
+                    current = docker.results()
+                    for c in current:
+                        await publish(docker_doc(c))
+                    seen = {c.name: {"name": c.service, "node": {"name": c.name}} for c in docker.known.values()}
+                    if docker.connected:  # a lost socket forgets everything: that is not a removal
+                        for name in set(containers) - set(seen):
+                            await publish(removed_doc(containers[name], "container removed", "docker"))
+                        containers = seen
                 wait = max(settings.interval_s - (time.monotonic() - round_start), 0.0)
                 try:
                     await asyncio.wait_for(stop.wait(), wait)
                 except TimeoutError:
                     pass
     finally:
+        for task in watchers.values():
+            task.cancel()
+        await asyncio.gather(*watchers.values(), return_exceptions=True)
         if follower is not None:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
         if producer is not None:
             await producer.stop()
+
+
+def _targets(settings: ProbeSettings, current: dict[str, str]) -> dict[str, str]:
+    """The targets now: a targets file is read again every round (removing a line removes the
+    target); a file that became unreadable keeps the targets as they were."""
+    try:
+        return settings.target_map()
+    except ValueError as exc:
+        log.error("targets file unreadable; keeping the current targets", error=str(exc)[:200])
+        return current
 
 
 async def _connect(settings: ProbeSettings, stop: asyncio.Event) -> Any:
@@ -142,5 +239,6 @@ async def _connect(settings: ProbeSettings, stop: asyncio.Event) -> Any:
             try:
                 await asyncio.wait_for(stop.wait(), pause)
             except TimeoutError:
-                pause = min(pause * 2, 10.0)
+                pass
+            pause = min(pause * 2, 10.0)
     return None

@@ -11,6 +11,7 @@ import gzip as gzip_lib
 from abc import ABC, abstractmethod
 from typing import Any
 
+from shipper.statuses import NO_ANSWER
 from shipper.templates import component_templates, index_templates
 
 # Only what the sink reads from a bulk response: the engine skips serialising ids, versions and
@@ -19,15 +20,26 @@ BULK_FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reaso
 
 
 class EngineUnavailable(Exception):
-    """The engine did not answer (connection refused, timeout, 429/5xx on the whole request)."""
+    """No usable answer: connection refused, timeout, a 2xx that is not JSON; from calls other than
+    bulk also 408/429/5xx. `status`: the HTTP status, or a pseudo-status of shipper.statuses."""
+
+    def __init__(self, reason: str, status: int = NO_ANSWER) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class EngineRejected(Exception):
-    """A 4xx answer to a whole request (not per item): a bug or a setup problem, never retried."""
+    """An HTTP error status for a whole request. From `bulk`: any error status (the sink reads
+    shipper.statuses.REQUEST_ROWS); from other calls: a 4xx other than 408/429."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
+
+
+def transient(status: int) -> bool:
+    """For calls other than bulk (setup, searches): worth waiting for, or a caller's mistake."""
+    return status in (NO_ANSWER, 408, 429) or status >= 500
 
 
 async def gzipped(body: bytes) -> bytes:
@@ -45,7 +57,8 @@ class SearchEngine(ABC):
     async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
         """POST /_bulk (NDJSON bytes, gzip-compressed on the way when asked); the parsed, filtered response.
 
-        Raises EngineUnavailable when it cannot be delivered (retry later), EngineRejected on a 4xx.
+        Raises EngineUnavailable without an answer or with one that is not JSON (status NOT_BULK),
+        EngineRejected with the status of any HTTP error.
         """
 
     @abstractmethod

@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from elastic_transport import ConnectionError as ESConnectionError
-from elastic_transport import ConnectionTimeout
+from elastic_transport import ConnectionTimeout, SerializationError
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from shipper.engines.base import BULK_FILTER_PATH, EngineRejected, EngineUnavailable, SearchEngine, gzipped
+from shipper.engines.base import (
+    BULK_FILTER_PATH,
+    EngineRejected,
+    EngineUnavailable,
+    SearchEngine,
+    gzipped,
+    transient,
+)
 from shipper.log import get_logger
+from shipper.statuses import NOT_BULK
 from shipper.templates import ILM_POLICY, ilm_policy
 
 log = get_logger("shipper.engines.elasticsearch")
@@ -22,8 +30,8 @@ _JSON = {"content-type": "application/vnd.elasticsearch+json; compatible-with=8"
 
 def _translate(exc: ApiError) -> Exception:
     status = exc.meta.status
-    if status == 429 or status >= 500:
-        return EngineUnavailable(f"{status}: {exc.message}")
+    if transient(status):
+        return EngineUnavailable(f"{status}: {exc.message}", status)
     return EngineRejected(status, f"{exc.message} {str(exc.body)[:500]}")
 
 
@@ -45,11 +53,18 @@ class ElasticsearchEngine(SearchEngine):
             response = await self.client.perform_request(
                 "POST", "/_bulk", params={"filter_path": BULK_FILTER_PATH},
                 body=await gzipped(body) if gzip else body, headers=_NDJSON_GZIP if gzip else _NDJSON)
-            return dict(response.body)
         except (ESConnectionError, ConnectionTimeout) as exc:
             raise EngineUnavailable(str(exc)) from exc
+        except SerializationError as exc:  # a 2xx page from something in front of the engine
+            raise EngineUnavailable(f"the bulk answer is not JSON: {str(exc)[:200]}", NOT_BULK) from exc
         except ApiError as exc:
-            raise _translate(exc) from exc
+            status = exc.meta.status
+            if status < 300:  # e.g. a 2xx without the product header: not the engine answering
+                raise EngineUnavailable(f"{status}: {exc.message}", NOT_BULK) from exc
+            raise EngineRejected(status, f"{exc.message} {str(exc.body)[:500]}") from exc
+        if not isinstance(response.body, dict):
+            raise EngineUnavailable(f"the bulk answer is not an object: {str(response.body)[:200]}", NOT_BULK)
+        return dict(response.body)
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         try:

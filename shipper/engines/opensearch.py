@@ -6,18 +6,30 @@ from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, SerializationError, TransportError
 
-from shipper.engines.base import BULK_FILTER_PATH, EngineRejected, EngineUnavailable, SearchEngine, gzipped
+from shipper.engines.base import (
+    BULK_FILTER_PATH,
+    EngineRejected,
+    EngineUnavailable,
+    SearchEngine,
+    gzipped,
+    transient,
+)
+from shipper.statuses import NOT_BULK
 
 _NDJSON = {"content-type": "application/x-ndjson"}
 _NDJSON_GZIP = {**_NDJSON, "content-encoding": "gzip"}
 
 
+def _status(exc: TransportError) -> int:
+    return exc.status_code if isinstance(exc.status_code, int) else 0
+
+
 def _translate(exc: TransportError) -> Exception:
-    status = exc.status_code if isinstance(exc.status_code, int) else 0
-    if status == 429 or status >= 500 or status == 0:
-        return EngineUnavailable(f"{status}: {exc.error}")
+    status = _status(exc)
+    if transient(status):
+        return EngineUnavailable(f"{status}: {exc.error}", status)
     return EngineRejected(status, f"{exc.error} {str(exc.info)[:500]}")
 
 
@@ -35,11 +47,15 @@ class OpenSearchEngine(SearchEngine):
             response: dict[str, Any] = await self.client.transport.perform_request(
                 "POST", "/_bulk", params={"filter_path": BULK_FILTER_PATH},
                 body=await gzipped(body) if gzip else body, headers=_NDJSON_GZIP if gzip else _NDJSON)
-            return response
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise EngineUnavailable(str(exc)) from exc
+        except SerializationError as exc:  # a 2xx page from something in front of the engine
+            raise EngineUnavailable(f"the bulk answer is not JSON: {str(exc)[:200]}", NOT_BULK) from exc
         except TransportError as exc:
-            raise _translate(exc) from exc
+            raise EngineRejected(_status(exc), f"{exc.error} {str(exc.info)[:500]}") from exc
+        if not isinstance(response, dict):
+            raise EngineUnavailable(f"the bulk answer is not an object: {str(response)[:200]}", NOT_BULK)
+        return response
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         try:

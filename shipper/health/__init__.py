@@ -13,4 +13,10 @@ def build_monitor(settings: object) -> Monitor:
     if not isinstance(health, HealthSettings):
         health = HealthSettings()
     namespace = str(getattr(settings, "namespace", "default"))
-    return HealthMonitor(health, namespace) if health.enabled else NullMonitor()
+    topics = getattr(settings, "topic_list", None)
+    roles = getattr(settings, "roles", None)
+    if not health.enabled:
+        return NullMonitor()
+    if roles is None:
+        return HealthMonitor(health, namespace, topics)
+    return HealthMonitor(health, namespace, topics, roles.health, roles.metrics)

@@ -12,18 +12,19 @@ restart neither re-fires nor forgets them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from collector.contract.streams import DATASET_ALERTS, OWN_WRITER, OWN_WRITER_FIELD
+from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
 # rule id -> (name, severity)
 RULES: dict[str, tuple[str, str]] = {
     "unhealthy": ("Service unhealthy", "critical"),
     "error_rate": ("Error-rate spike", "warning"),
+    "error_ratio": ("Error ratio over limit", "warning"),
     "silence": ("Service stopped logging", "warning"),
     "dead_letter": ("Dead letters growing", "warning"),
     "consumer_lag": ("Shipper consumer lag over limit", "warning"),
@@ -31,17 +32,6 @@ RULES: dict[str, tuple[str, str]] = {
 
 Key = tuple[str, str]  # (rule id, service)
 Condition = tuple[bool | None, str]  # (active, reason)
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_iso(value: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -61,6 +51,8 @@ class AlertBook:
     open: dict[Key, OpenAlert] = field(default_factory=dict)
     active: dict[Key, bool] = field(default_factory=dict)
     activations: dict[Key, list[float]] = field(default_factory=dict)
+    # the newest event per key, re-written on a handover so the next owner finds it in the index
+    last_event: dict[Key, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def flapping(self, key: Key, now: float, rules: RuleSettings) -> bool:
         times = [t for t in self.activations.get(key, []) if now - t <= rules.flap_window_s]
@@ -99,7 +91,25 @@ class AlertBook:
                         continue
                 del self.open[key]
                 out.append(self.event(key, alert, "resolved", now, reason, flapping))
+        for doc_id, doc in out:
+            self.last_event[(doc["rule"]["id"], doc["service"]["name"])] = (doc_id, doc)
         return out
+
+    def drop(self, keys: Iterable[Key]) -> list[tuple[str, dict[str, Any]]]:
+        """Forget alerts another replica owns now, neither resolving nor firing anything; returns
+        their newest events (for the new owner to find)."""
+        handed: list[tuple[str, dict[str, Any]]] = []
+        for key in keys:
+            self.open.pop(key, None)
+            self.active.pop(key, None)
+            self.activations.pop(key, None)
+            last = self.last_event.pop(key, None)
+            if last is not None:
+                handed.append(last)
+        return handed
+
+    def keys(self) -> set[Key]:
+        return set(self.open) | set(self.active) | set(self.last_event)
 
     def event(self, key: Key, alert: OpenAlert, action: str, now: float, reason: str,
               flapping: bool) -> tuple[str, dict[str, Any]]:
@@ -108,13 +118,14 @@ class AlertBook:
         resolved = action == "resolved"
         body: dict[str, Any] = {
             "id": alert.alert_id, "state": "resolved" if resolved else "open", "severity": severity,
-            "started": iso(alert.started), "reason": reason, "flapping": flapping, "renotified": alert.renotified,
+            "started": format_epoch(alert.started), "reason": reason, "flapping": flapping,
+            "renotified": alert.renotified,
         }
         if resolved:
-            body["resolved"] = iso(now)
+            body["resolved"] = format_epoch(now)
             body["duration_ms"] = int((now - alert.started) * 1000)
         doc: dict[str, Any] = {
-            "@timestamp": iso(now),
+            "@timestamp": format_epoch(now),
             "event": {"kind": "alert", "action": action, "dataset": DATASET_ALERTS},
             "rule": {"id": rule, "name": name},
             "alert": body,
@@ -125,24 +136,26 @@ class AlertBook:
         suffix = f"renotified-{alert.renotified}" if action == "renotified" else action
         return f"{alert.alert_id}-{suffix}", doc
 
-    def restore(self, hits: list[dict[str, Any]]) -> int:
+    def restore(self, hits: list[dict[str, Any]], wanted: Callable[[Key], bool] = lambda key: True) -> int:
         """Latest event per (rule, service), newest first in `hits`; open ones become open again."""
-        seen: set[Key] = set()
+        seen: set[Key] = set(self.open)
         for hit in hits:
             src = hit.get("_source") or {}
             rule = (src.get("rule") or {}).get("id")
             service = (src.get("service") or {}).get("name")
             alert = src.get("alert") or {}
-            if rule not in RULES or not isinstance(service, str) or (rule, service) in seen:
+            if rule not in RULES or not isinstance(service, str) or (rule, service) in seen \
+                    or not wanted((rule, service)):
                 continue
             seen.add((rule, service))
             if (src.get("event") or {}).get("action") == "resolved" or not alert.get("id"):
                 continue
-            started = parse_iso(alert.get("started")) or parse_iso(src.get("@timestamp")) or 0.0
-            last = parse_iso(src.get("@timestamp")) or started
+            started = parse_epoch(alert.get("started")) or parse_epoch(src.get("@timestamp")) or 0.0
+            last = parse_epoch(src.get("@timestamp")) or started
             renotified = int(alert.get("renotified", 0) or 0)
             self.open[(rule, service)] = OpenAlert(str(alert["id"]), started, last, renotified,
                                                    str(alert.get("reason", "")))
+            self.active[(rule, service)] = True
         return len(self.open)
 
 

@@ -22,6 +22,11 @@ class RuleSettings(BaseModel):
     error_baseline_windows: int = Field(10, ge=1, description="Windows before the current one that form the baseline.")
     error_rate_factor: float = Field(3.0, ge=1, description="Spike: errors in the window >= factor x baseline mean.")
     error_min_count: int = Field(10, ge=1, description="... and at least this many errors in the window.")
+    error_ratio: bool = Field(True, description="Alert when errors are too large a share of the service's records.")
+    error_ratio_max: float = Field(
+        0.2, gt=0, le=1, description="Errors (error/critical records or HTTP 5xx) over this share of the records "
+        "in error_window_s fire the error-ratio rule.")
+    error_ratio_min_records: int = Field(50, ge=1, description="... when the window holds at least this many records.")
     silence: bool = Field(True, description="Alert when a service stops logging (only while the shipper is caught up).")
     silence_s: float = Field(120.0, gt=0, description="No records for longer than this is silence.")
     dead_letter: bool = Field(True, description="Alert when dead letters grow.")
@@ -42,6 +47,11 @@ class HealthSettings(RuleSettings):
     enabled: bool = Field(True, description="Track health state and raise alerts.")
     failures_to_down: int = Field(3, ge=1, description="Consecutive failed probes before an instance is unhealthy.")
     successes_to_up: int = Field(1, ge=1, description="Consecutive good probes before an instance is healthy again.")
+    unknown_after_s: float = Field(
+        10.0, gt=0, description="An instance with no result for this long is unknown (counts neither way).")
+    forget_after_s: float = Field(600.0, gt=0, description="An instance with no result for this long is forgotten.")
+    max_instances_per_service: int = Field(
+        1000, ge=1, description="Instances tracked per service; results of further ones are refused and counted.")
     services: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='JSON: per-service rule overrides, e.g. {"api-service": {"silence_s": 30}}.',

@@ -1,12 +1,14 @@
-"""Rebuild health state at start from the transitions already in the index (as Heartbeat does)."""
+"""Rebuild health state from the transitions already in the index (as Heartbeat does): at start,
+and for the services a replica takes over on a rebalance."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from collector.contract.streams import OWN_WRITER, OWN_WRITER_FIELD
-from shipper.health.state import HealthState, Instance
+from collector.contract.timefmt import parse_epoch
+from shipper.health.state import HealthState
 
 
 def restore_query(size: int = 5000) -> dict[str, Any]:
@@ -20,17 +22,15 @@ def restore_query(size: int = 5000) -> dict[str, Any]:
     }
 
 
-def apply_hits(state: HealthState, hits: list[dict[str, Any]]) -> None:
+def apply_hits(state: HealthState, hits: list[dict[str, Any]], now: float,
+               wanted: Callable[[str], bool] = lambda service: True) -> None:
     """Replay transitions oldest first so the last one per instance/service wins."""
     for hit in hits:
         src = hit.get("_source") or {}
         health, service = src.get("health") or {}, (src.get("service") or {})
         name, to = service.get("name"), health.get("to")
-        if not name or not to:
+        when = parse_epoch(src.get("@timestamp"))
+        if not isinstance(name, str) or not isinstance(to, str) or when is None or not wanted(name):
             continue
-        when = datetime.fromisoformat(str(src["@timestamp"]).replace("Z", "+00:00")).timestamp()
-        if health.get("scope") == "service":
-            state.services[name] = (to, when)
-        else:
-            node = (service.get("node") or {}).get("name") or name
-            state.instances[(name, node)] = Instance(state=to, since=when)
+        node = None if health.get("scope") == "service" else str((service.get("node") or {}).get("name") or name)
+        state.restore(name, node, to, when, now)

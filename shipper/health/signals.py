@@ -1,4 +1,10 @@
-"""Per-service stream signals: error rate against the service's own baseline, and silence. Pure, no I/O.
+"""Per-service stream signals: error rate against the service's own baseline, error ratio, and
+silence. Pure, no I/O.
+
+An error is a record at an error level (collector.contract.levels) or with an HTTP 5xx status.
+The error-rate rule compares a window with the service's own baseline; windows spent in alert are
+kept out of that baseline, so an ongoing incident never raises the bar it is measured against.
+The error-ratio rule needs no history: errors as a share of the service's records in the window.
 
 Both work on event time (the record's @timestamp), so a backlog being drained fills history
 windows instead of looking like a burst. Silence is only counted while the shipper is caught up:
@@ -14,20 +20,22 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from collector.contract.levels import ERROR_LEVELS, LEVELS, is_error
+from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
-ERROR_LEVELS = frozenset({"error", "critical", "fatal", "alert", "emergency", "crit", "err"})
 BUCKETS_PER_WINDOW = 6
+_NOT_ERRORS = frozenset(LEVELS) - ERROR_LEVELS
 UNSEEN = "~"  # sorts after every timestamp
 
 
 @functools.lru_cache(maxsize=4096)
 def _epoch_second(prefix: str) -> float:
-    return datetime.fromisoformat(prefix).replace(tzinfo=UTC).timestamp()
+    return parse_epoch(prefix + "Z") or 0.0
 
 
 def last_seen_query(hours: int = 24, services: int = 1000) -> dict[str, Any]:
@@ -41,19 +49,15 @@ def last_seen_query(hours: int = 24, services: int = 1000) -> dict[str, Any]:
     }
 
 
-def seed_from(signals: Signals, result: dict[str, Any]) -> int:
-    """Apply `last_seen_query`'s answer; the number of services seeded."""
+def seed_from(signals: Signals, result: dict[str, Any], wanted: Any = lambda service: True) -> int:
+    """Apply `last_seen_query`'s answer (only the services `wanted`); the number of services seeded."""
     n = 0
     for bucket in (result.get("aggregations") or {}).get("services", {}).get("buckets", []):
         last = (bucket.get("last") or {}).get("value")
-        if isinstance(bucket.get("key"), str) and isinstance(last, int | float):
-            signals.seed(bucket["key"], iso_ms(last / 1000))
+        if isinstance(bucket.get("key"), str) and isinstance(last, int | float) and wanted(bucket["key"]):
+            signals.seed(bucket["key"], format_epoch(last / 1000))
             n += 1
     return n
-
-
-def iso_ms(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def event_time(record: dict[str, Any]) -> float | None:
@@ -61,13 +65,11 @@ def event_time(record: dict[str, Any]) -> float | None:
     ts = record.get("@timestamp")
     if not isinstance(ts, str):
         return None
-    try:
-        if len(ts) == 24 and ts[19] == "." and ts[23] == "Z":
-            return _epoch_second(ts[:19]) + int(ts[20:23]) / 1000
-        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    except ValueError:
-        return None
+    if len(ts) == 24 and ts[19] == "." and ts[23] == "Z" and ts[20:23].isdigit():
+        second = _epoch_second(ts[:19])
+        if second:
+            return second + int(ts[20:23]) / 1000
+    return parse_epoch(ts)
 
 
 @dataclass
@@ -79,7 +81,11 @@ class Stream:
     last_event: float = 0.0
     first_event: float = 0.0
     errors: dict[int, int] = field(default_factory=dict)  # bucket index -> error records
+    records: dict[int, int] = field(default_factory=dict)  # bucket index -> all records
+    alerting: set[int] = field(default_factory=set)  # buckets spent with an error alert open
     bucket_s: float = 10.0
+    prefix: str = ""  # the last @timestamp's second and its bucket: records come in time order
+    prefix_bucket: int = 0
 
 
 @dataclass
@@ -122,12 +128,46 @@ class Signals:
                 stream.max_ts = ts
             if ts < stream.min_ts:
                 stream.min_ts = ts
-        log = record.get("log")
-        if type(log) is dict and log.get("level") in ERROR_LEVELS:
+        prefix = ts[:19]
+        if prefix == stream.prefix:
+            bucket = stream.prefix_bucket
+        else:
             when = event_time(record)
-            if when is not None:
-                bucket = int(min(when, time.time()) // stream.bucket_s)
+            if when is None:
+                return
+            bucket = stream.prefix_bucket = int(min(when, time.time()) // stream.bucket_s)
+            stream.prefix = prefix
+        records = stream.records
+        records[bucket] = records.get(bucket, 0) + 1
+        # an error: an error level (aliases looked up only for what is not a canonical level yet) or
+        # an HTTP 5xx answer, which nginx logs at level info; inline, this runs for every record
+        log = record.get("log")
+        level = log.get("level") if type(log) is dict else None
+        if level is not None and level not in _NOT_ERRORS and (level in ERROR_LEVELS or is_error(level)):
+            stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
+            return
+        http = record.get("http")
+        if http is not None and type(http) is dict:
+            response = http.get("response")
+            code = response.get("status_code") if type(response) is dict else None
+            if type(code) is int and 500 <= code <= 599:
                 stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
+
+    def drop(self, services: Iterable[str]) -> None:
+        """Forget services another replica owns now."""
+        for service in services:
+            self.streams.pop(service, None)
+
+    def rebalanced(self) -> None:
+        """Nothing was consumed during the rebalance: caught-up has to be shown again before silence counts."""
+        self.caught_up_since = None
+
+    def mark_alerting(self, service: str, now: float, window_s: float) -> None:
+        """The service has an error alert open now: the window that shows it stays out of its baseline."""
+        stream = self.streams.get(service)
+        if stream is not None:
+            current = int(now // stream.bucket_s)
+            stream.alerting.update(range(current - max(1, round(window_s / stream.bucket_s)) + 1, current + 1))
 
     def seed(self, service: str, last_ts: str) -> None:
         """A service last seen (per the index) before this shipper started, so its silence is noticed."""
@@ -166,8 +206,12 @@ class Signals:
             del self.dead_letters[: len(self.dead_letters) - 100_000]
         oldest = int((now - (self.history_windows + 2) * self.error_window_s) // self.bucket_s)
         for stream in self.streams.values():
+            for bucket in [b for b in stream.records if b < oldest]:
+                del stream.records[bucket]
+                stream.errors.pop(bucket, None)
             for bucket in [b for b in stream.errors if b < oldest]:
                 del stream.errors[bucket]
+            stream.alerting = {b for b in stream.alerting if b >= oldest}
 
     def silence(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
         stream = self.streams.get(service)
@@ -195,10 +239,28 @@ class Signals:
         if windows < 1:
             return None, "no baseline yet"
         start = current - per_window * (windows + 1) + 1
-        baseline = sum(stream.errors.get(b, 0) for b in range(start, current - per_window + 1)) / windows
+        calm = [b for b in range(start, current - per_window + 1) if b not in stream.alerting]
+        # all in alert: only the minimum count decides, until calm windows come back
+        baseline = sum(stream.errors.get(b, 0) for b in calm) * per_window / len(calm) if calm else 0.0
         threshold = max(float(rules.error_min_count), rules.error_rate_factor * baseline)
         why = f"{recent} errors in {rules.error_window_s:g}s (baseline {baseline:.1f} per window)"
         return recent >= threshold, why
+
+    def error_ratio(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+        stream = self.streams.get(service)
+        if stream is None:
+            return None, "never seen since start"
+        current = int(now // stream.bucket_s)
+        per_window = max(1, round(rules.error_window_s / stream.bucket_s))
+        window = range(current - per_window + 1, current + 1)
+        total = sum(stream.records.get(b, 0) for b in window)
+        errors = sum(stream.errors.get(b, 0) for b in window)
+        share = errors / total if total else 0.0
+        why = f"{errors} of {total} records in {rules.error_window_s:g}s are errors ({share:.0%}, " \
+              f"limit {rules.error_ratio_max:.0%})"
+        if total < rules.error_ratio_min_records:
+            return False, why + f"; under {rules.error_ratio_min_records} records"
+        return share > rules.error_ratio_max, why
 
     def dead_letter_growth(self, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
         if not self.dead_letters:
@@ -221,3 +283,4 @@ class Signals:
             self.lag_over_since = now
         over = now - self.lag_over_since
         return over >= rules.lag_for_s, f"lag {lag_total} over {rules.lag_max} for {over:.0f}s"
+

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 import collector
+from collector.outputs import fit
 from stack import localstack
 from stack.localstack import Config
 from tests.collector.conftest import assert_ecs
@@ -102,3 +103,58 @@ def test_shutdown_with_dead_broker_counts_everything_as_dropped():
     collector.shutdown()
     assert time.monotonic() - started < 3.0  # the flush deadline holds
     assert (out.emitted, out.delivered, out.dropped, out.pending()) == (301, 0, 301, 0)
+
+
+async def test_an_oversized_record_is_cut_to_fit_and_the_rest_keeps_flowing(kafka_bootstrap: str, unique: str):
+    # 3 MB: over aiokafka's max_request_size (1 MiB), though the local broker would take 10 MB
+    topic = f"test-{unique}-logs"
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_topic_logs=topic, kafka_acks="all", metrics_interval=0, capture_stdlib=False,
+                        backoff_initial=0.05, backoff_max=0.2)
+    out = collector.outputs()["kafka"]
+    try:
+        log = collector.get_logger("x")
+        for i in range(100):
+            log.info("before", i=i)
+        log.error("big " + "x" * 3_000_000, i=100)
+        for i in range(101, 201):
+            log.info("between", i=i)
+        log.info("too many fields to cut", **{f"k{n}": n for n in range(150_000)})  # no long string to cut
+        for i in range(201, 301):
+            log.info("after", i=i)
+        wait_for(lambda: out.delivered + out.dropped == out.emitted == 302, timeout=60)
+    finally:
+        collector.shutdown()
+    assert (out.delivered, out.dropped, out.rejected, out.truncated) == (301, 1, 1, 1)
+    got = await consume(kafka_bootstrap, topic, 301, wait=30)
+    recs = [orjson.loads(m.value) for m in got]
+    assert sorted(r["labels"]["i"] for r in recs) == list(range(301))  # each once, the big one included
+    big = next(r for r in recs if r["labels"]["i"] == 100)
+    assert big["message"].startswith("big xxx") and big["message"].endswith(fit.MARK)
+    assert big["labels"]["truncated_bytes"] > 3_000_000 and max(len(m.value) for m in got) < 1 << 20
+    assert "max_request_size" in collector.stats()["outputs"]["kafka"]["last_error"]
+
+
+def test_kafka_refusing_access_is_said_once_and_counted(monkeypatch: pytest.MonkeyPatch,
+                                                         capfd: pytest.CaptureFixture[str]):
+    # a unit: no ACL-enforcing broker here, so the producer start fails as aiokafka's does on a refused topic
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    from collector.outputs.kafka import KafkaOutput
+
+    async def refused(self: KafkaOutput) -> Any:
+        raise TopicAuthorizationFailedError("not authorized for topic elk-logs")
+
+    monkeypatch.setattr(KafkaOutput, "_connect", refused)
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers="127.0.0.1:1",
+                        backoff_initial=0.01, backoff_max=0.02, metrics_interval=0, capture_stdlib=False)
+    out = collector.outputs()["kafka"]
+    try:
+        collector.get_logger("x").info("held")
+        wait_for(lambda: out.auth_failures >= 3)
+        stats = collector.stats()["outputs"]["kafka"]
+        assert stats["delivered"] == stats["dropped"] == 0 and "TopicAuthorizationFailedError" in stats["last_error"]
+    finally:
+        collector.shutdown(0.5)
+    said = [line for line in capfd.readouterr().err.splitlines() if "output kafka" in line]
+    assert len(said) == 1 and "Kafka refused access" in said[0]

@@ -41,6 +41,7 @@ class Ingest:
 
     def __init__(self) -> None:
         self.mode = "ok"
+        self.refusals = 0
         self.requests: list[dict[str, Any]] = []
         ingest = self
 
@@ -55,9 +56,28 @@ class Ingest:
                     self.end_headers()
                     return
                 if ingest.mode == "auth" and self.headers.get("Authorization") != "Bearer rotated":
+                    reply = b'{"error": "a valid bearer token is required"}'
                     self.send_response(401)
-                    self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", str(len(reply)))
                     self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                poisoned = any(line.get("message") == "poison" for line in lines)
+                if ingest.mode in ("400-poison", "500-poison", "500") and (poisoned or ingest.mode == "500"):
+                    ingest.refusals += 1
+                    reply = b'{"error": "cannot take this"}'
+                    self.send_response(400 if ingest.mode == "400-poison" else 500)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                if ingest.mode == "all-rejected":
+                    reply = json.dumps({"error": "every record was rejected", "accepted": 0, "rejected": [
+                        {"index": i, "reason": "message: required"} for i in range(len(lines))]}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
                     return
                 if ingest.mode == "small" and len(lines) > 2:
                     self.send_response(413)
@@ -143,7 +163,9 @@ def test_http_outage_drops_counted_then_notice(ingest: Ingest, http_out: Any):
     assert notice["labels"] == {"output": "http", "dropped": 3}
     assert notice["log.level"] == "warning" and "3 records were dropped" in notice["message"]
     assert collector.stats()["outputs"]["http"] == {"emitted": 10, "delivered": 7, "dropped": 3, "pending": 0,
-                                                   "failures": http_out.failures, "connected": True}
+                                                   "failures": http_out.failures, "connected": True,
+                                                   "rejected": 0, "truncated": 0, "auth_failures": 0,
+                                                   "last_error": None}
 
 
 def test_http_413_splits_and_rejections_count_as_drops(ingest: Ingest, http_out: Any):
@@ -171,6 +193,62 @@ def test_http_401_rereads_the_rotated_token_file(ingest: Ingest, http_out: Any, 
     wait_for(lambda: http_out.delivered == 1)
     assert ingest.requests[0]["headers"]["Authorization"] == "Bearer rotated"
     assert http_out.dropped == 0
+
+
+def test_http_auth_refusal_is_said_once_and_counted(ingest: Ingest, http_out: Any, tmp_path: Any,
+                                                    capfd: pytest.CaptureFixture[str]):
+    ingest.mode = "auth"
+    collector.get_logger("x").info("held while the token is refused")
+    wait_for(lambda: http_out.auth_failures >= 3)
+    said = [line for line in capfd.readouterr().err.splitlines() if "output http" in line]
+    assert len(said) == 1  # once, not once per retry
+    assert "401: a valid bearer token is required" in said[0] and "s3cr3t" not in said[0]
+    stats = collector.stats()["outputs"]["http"]
+    assert stats["auth_failures"] >= 3 and stats["last_error"].startswith("ingest API refused the token (401")
+    assert (stats["delivered"], stats["dropped"]) == (0, 0)  # kept, not dropped
+    (tmp_path / "token").write_text("rotated")
+    wait_for(lambda: http_out.delivered == 1)
+
+
+@pytest.mark.parametrize("mode", ["400-poison", "500-poison"])
+def test_http_a_record_the_api_always_refuses_is_dropped_alone(ingest: Ingest, http_out: Any, mode: str):
+    ingest.mode = mode
+    log = collector.get_logger("x")
+    http_out._wake.clear()
+    for i, message in enumerate(["a", "poison", "b", "c", "d"]):
+        log.info(message, i=i)
+    wait_for(lambda: http_out.delivered + http_out.dropped == 5)
+    time.sleep(0.3)  # and nothing more is tried: the batch is settled
+    posted = len(ingest.requests) + ingest.refusals
+    time.sleep(0.5)
+    assert len(ingest.requests) + ingest.refusals == posted
+    assert sorted(r["labels"]["i"] for r in ingest.lines()) == [0, 2, 3, 4]
+    stats = collector.stats()["outputs"]["http"]
+    assert (stats["delivered"], stats["dropped"], stats["rejected"]) == (4, 1, 1)
+    assert "cannot take this" in stats["last_error"]
+
+
+def test_http_every_record_rejected_is_counted_not_retried(ingest: Ingest, http_out: Any):
+    ingest.mode = "all-rejected"
+    log = collector.get_logger("x")
+    http_out._wake.clear()
+    for i in range(3):
+        log.info("bad", i=i)
+    wait_for(lambda: http_out.dropped == 3)
+    assert (http_out.rejected, http_out.delivered, http_out.failures) == (3, 0, 0)
+
+
+def test_http_500_for_everything_is_an_outage_nothing_is_dropped(ingest: Ingest, http_out: Any):
+    ingest.mode = "500"
+    log = collector.get_logger("x")
+    http_out._wake.clear()
+    for i in range(4):
+        log.info("kept", i=i)
+    wait_for(lambda: http_out.failures >= 3)
+    assert (http_out.dropped, http_out.delivered) == (0, 0)
+    ingest.mode = "ok"
+    wait_for(lambda: http_out.delivered == 4)
+    assert sorted(r["labels"]["i"] for r in ingest.lines()) == [0, 1, 2, 3]  # each once
 
 
 def test_flush_waits_for_the_batch_held_for_retry(ingest: Ingest, http_out: Any):

@@ -13,6 +13,7 @@ TABLE = [
     ("err", "error"), ("ERROR", "error"), ("severe", "error"),
     ("crit", "critical"), ("fatal", "critical"), ("FATAL", "critical"), ("panic", "critical"),
     ("emerg", "critical"), ("alert", "critical"), ("critical", "critical"),
+    ("silly", "debug"), ("http", "info"),  # winston's npm levels
     (" info ", "info"),
     (10, "debug"), (20, "debug"), (30, "info"), (40, "warning"), (50, "error"), (60, "critical"),
     (35, None), ("loud", None), ("", None), (None, None), (True, None), (30.0, None),

@@ -11,6 +11,7 @@ from collector.contract.streams import (
     is_own_dataset,
     sanitize_dataset,
     sanitize_namespace,
+    service_streams,
 )
 
 TABLE = [
@@ -41,3 +42,11 @@ def test_patterns_and_own_datasets() -> None:
     assert data_stream_pattern("logs", "elk.health") == "logs-elk.health-*"
     assert [is_own_dataset(d) for d in ("elk.health", "ELK.alerts", "elk.anything", "api_service")] == [
         True, True, True, False]
+
+
+@pytest.mark.parametrize(("type_", "patterns"), [
+    ("logs", ("logs-*-*", "-logs-elk.*-*")),
+    ("metrics", ("metrics-*-*", "-metrics-elk.*-*")),
+])
+def test_service_streams_leave_out_the_products_own(type_: str, patterns: tuple[str, ...]) -> None:
+    assert service_streams(type_) == patterns

@@ -111,6 +111,22 @@ async def alert_docs(search_url: str, namespace: str, **terms: str) -> list[dict
         return [h["_source"] for h in r.json().get("hits", {}).get("hits", [])]
 
 
+async def wait_progress(measure: Any, target: float, stall_s: float = 30.0, every: float = 0.5) -> float | None:
+    """Polls an async measure (a count that grows) until it reaches `target`: the time.time() at which
+    it did, or None once it has not moved for `stall_s` seconds. Bounded by progress, not by a guess
+    of how fast a loaded machine is."""
+    last, moved = None, time.monotonic()
+    while True:
+        value = await measure()
+        if value >= target:
+            return time.time()
+        if value != last:
+            last, moved = value, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            return None
+        await asyncio.sleep(every)
+
+
 async def wait_for(predicate: Any, within: float, every: float = 0.25) -> float | None:
     """Polls an async predicate; the time.time() at which it first held, or None."""
     deadline = time.monotonic() + within

@@ -151,7 +151,12 @@ async def test_prober_follows_docker_health(docker: FakeDocker, kafka_bootstrap:
         await asyncio.sleep(0.6)
         t3 = time.monotonic()
         await results.pull(1.5)
-        assert {d["service"]["node"]["name"] for d in results.since(t3)} == {"proj-api-service-1"}
+        checks = [d for d in results.since(t3) if d["event"]["action"] == "health-check"]
+        assert {d["service"]["node"]["name"] for d in checks} == {"proj-api-service-1"}
+        # ... and its removal is announced once, so it leaves its service's state at once
+        removed = [d for d in results.since(t2) if d["event"]["action"] == "health-removed"]
+        assert [(d["service"], d["event"]["module"]) for d in removed] == [
+            ({"name": "auth-service", "node": {"name": "proj-auth-service-1"}}, "docker")]
 
         # Docker goes away: the prober keeps running and reports nothing it cannot observe ...
         await docker.stop()

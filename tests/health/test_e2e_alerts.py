@@ -16,10 +16,10 @@ import httpx
 import orjson
 import pytest
 
+from collector.contract.timefmt import format_epoch as iso
 from collector.probe.config import ProbeSettings
 from collector.probe.prober import run as run_prober
-from shipper.health.alerts import iso
-from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for
+from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for, wait_progress
 from tests.shipper.harness import Run, count, create_topic, delete_namespace, ops_metrics, produce, stop
 
 pytestmark = pytest.mark.stack
@@ -43,7 +43,8 @@ def service() -> Iterator[FlipService]:
 
 
 def shipper_env(world: Run, receiver: WebhookReceiver, topics: str, **extra: str) -> dict[str, str]:
-    return {"SHIPPER_TOPICS": topics, "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
+    return {"SHIPPER_TOPICS": topics, "SHIPPER_HEALTH_TOPICS": f"health-{world.unique}",
+            "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
             "SHIPPER_HEALTH__SLACK_WEBHOOK_URLS": receiver.url(SLACK_PATH), **extra}
 
 
@@ -350,11 +351,11 @@ async def test_draining_a_backlog_raises_no_silence_alert(world: Run, receiver: 
     proc = world.start_shipper(**env)
     started = time.time()
     try:
-        async def drained() -> bool:
-            return await count(world.search_url, f"logs-live-{world.namespace}") >= total
+        async def indexed() -> int:
+            return await count(world.search_url, f"logs-live-{world.namespace}")
 
-        drained_at = await wait_for(drained, 120, every=0.5)
-        assert drained_at is not None, "backlog not drained"
+        drained_at = await wait_progress(indexed, total, stall_s=30)
+        assert drained_at is not None, f"backlog not drained: stuck at {await indexed()} of {total} for 30 s"
         print(f"backlog of {total + len(gone)} records drained in {drained_at - started:.1f}s")
         gone_at = await wait_for(_arrived(receiver, "hook", "fired"), 5 + 5 + 5)
         await asyncio.sleep(5)

@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -15,8 +17,11 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from collector.contract.names import service_of
+from collector.contract.timefmt import ISO_MS
 from collector.probe.config import ProbeSettings, parse_targets
-from collector.probe.prober import run, service_of
+from collector.probe.prober import run
+from tests.health.loopback import FlipService
 
 
 def _free_port() -> int:
@@ -34,6 +39,10 @@ def service() -> Iterator[tuple[int, dict[str, bool]]]:
     async def health() -> JSONResponse:
         ok = flags["healthy"]
         return JSONResponse({"status": "ok" if ok else "unhealthy"}, status_code=200 if ok else 503)
+
+    @app.get("/degraded")
+    async def degraded() -> dict[str, str]:
+        return {"status": "degraded"}
 
     @app.get("/hang")
     async def hang() -> dict[str, str]:
@@ -79,8 +88,9 @@ async def test_probe_publishes_results_and_a_hang_never_delays_others(
             batch = await consumer.getmany(timeout_ms=500)
             for msgs in batch.values():
                 for m in msgs:
-                    assert m.key is not None
-                    got.setdefault(m.key.decode(), orjson.loads(m.value))
+                    doc = orjson.loads(m.value)
+                    assert m.key == doc["service"]["name"].encode()  # keyed by service: one owner per service
+                    got.setdefault(doc["service"]["node"]["name"], doc)
         elapsed = time.monotonic() - started
     finally:
         stop.set()
@@ -90,11 +100,114 @@ async def test_probe_publishes_results_and_a_hang_never_delays_others(
     assert elapsed < 5.0  # one round: 1 s timeout for the hang, not 30 s
     bad = got["api-service-1"]
     assert bad["health"] == {"status": "unhealthy", "body_status": "unhealthy"}
+    assert bad["url"]["full"] == f"http://127.0.0.1:{port}/health"
     assert bad["http"]["response"]["status_code"] == 503
     assert bad["service"] == {"name": "api-service", "node": {"name": "api-service-1"}}
     assert bad["event"]["action"] == "health-check" and bad["event"]["outcome"] == "failure"
     assert "timeout" in got["api-service-2"]["error"]["message"]
     assert got["nginx"]["service"]["name"] == "nginx" and "error" in got["nginx"]
+
+
+async def test_contract_names_degraded_and_no_credentials_in_documents(
+    service: tuple[int, dict[str, bool]], kafka_bootstrap: str, topic: str
+) -> None:
+    """`api_service_1` is service `api_service` (the contract's rule, as in the shipper and the ingest
+    API); a body saying `degraded` is degraded; the stored URL carries no user info (issue 14 item 10)."""
+    port, _ = service
+    settings = ProbeSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic=topic, interval_s=5.0, timeout_s=1.0,
+        targets=f"api_service_1=http://admin:hunter2@127.0.0.1:{port}/degraded,"
+        f"redis=http://:p%40ss@127.0.0.1:{_free_port()}/health")
+    got = await _collect(settings, kafka_bootstrap, topic, lambda docs: len({d["service"]["node"]["name"]
+                                                                              for _, d in docs}) >= 2)
+    by_node = {d["service"]["node"]["name"]: (k, d) for k, d in got}
+    key, doc = by_node["api_service_1"]
+    assert key == b"api_service" and doc["service"] == {"name": "api_service", "node": {"name": "api_service_1"}}
+    assert doc["health"] == {"status": "degraded", "body_status": "degraded"}
+    assert doc["event"]["outcome"] == "failure"
+    assert doc["url"]["full"] == f"http://127.0.0.1:{port}/degraded"
+    assert ISO_MS.fullmatch(doc["@timestamp"])
+    raw = b"".join(orjson.dumps(d) for _, d in got)
+    assert b"hunter2" not in raw and b"admin" not in raw and b"p%40ss" not in raw
+    assert by_node["redis"][1]["health"]["status"] == "unhealthy"
+
+
+async def _collect(settings: ProbeSettings, bootstrap: str, topic: str, enough: Any,
+                   within: float = 20.0) -> list[tuple[bytes | None, dict[str, Any]]]:
+    """Runs the prober until `enough(results so far)`, nothing new arrived for `within` seconds, or a
+    minute passed (a prober that keeps publishing but never what is awaited)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    got: list[tuple[bytes | None, dict[str, Any]]] = []
+    last_progress = started = time.monotonic()
+    try:
+        while not enough(got) and time.monotonic() - last_progress < within and time.monotonic() - started < 60:
+            for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                got += [(m.key, orjson.loads(m.value)) for m in msgs]
+                last_progress = time.monotonic()
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+    return got
+
+
+async def test_confirmation_probes_confirm_an_outage_fast_and_let_a_blip_pass(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """Issue 13 item 7: after a failed probe the target is re-probed every confirm_interval_s until it
+    answers (a blip: one failure, then healthy) or fails confirm_failures times; then the normal
+    interval again."""
+    blip, down = FlipService(), FlipService()
+    blip.start()
+    down.start()
+    try:
+        blip.fail_next = 1
+        down.healthy = False
+        settings = ProbeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, interval_s=3.0,
+                                 timeout_s=1.0, confirm_interval_s=0.25, confirm_failures=3,
+                                 targets=f"blip-1={blip.url},down-1={down.url}")
+        started = time.monotonic()
+        await _collect(settings, kafka_bootstrap, topic, lambda _: time.monotonic() - started > 4.0)
+    finally:
+        blip.stop()
+        down.stop()
+    t0 = down.probes[0][0]
+    # three failures within about 2 x 0.25 s, then nothing until the normal interval
+    assert [ok for _, ok in down.probes[:3]] == [False, False, False]
+    assert down.probes[2][0] - t0 < 1.0, down.probes
+    assert down.probes[3][0] - t0 >= 2.5, down.probes
+    # the blip: one failure, one confirmation probe that answers, then the normal interval
+    assert [ok for _, ok in blip.probes[:3]] == [False, True, True]
+    assert blip.probes[1][0] - blip.probes[0][0] < 0.8
+    assert blip.probes[2][0] - blip.probes[0][0] >= 2.5
+
+
+async def test_a_removed_target_is_announced(tmp_path: Path, kafka_bootstrap: str, topic: str) -> None:
+    """Issue 13 item 2: removing a target from the targets file announces the instance as removed."""
+    svc = FlipService()
+    svc.start()
+    targets = tmp_path / "targets.json"
+    targets.write_text(orjson.dumps({"targets": {"api-service-1": svc.url, "api-service-2": svc.url}}).decode())
+    settings = ProbeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, interval_s=0.5, timeout_s=1.0,
+                             targets_file=targets)
+
+    def removed(docs: list[tuple[bytes | None, dict[str, Any]]]) -> bool:
+        if len(docs) >= 2 and "api-service-2" in targets.read_text():
+            targets.write_text(orjson.dumps({"targets": {"api-service-1": svc.url}}).decode())
+        return any(d["event"]["action"] == "health-removed" for _, d in docs)
+
+    try:
+        got = await _collect(settings, kafka_bootstrap, topic, removed)
+    finally:
+        svc.stop()
+    gone = [(k, d) for k, d in got if d["event"]["action"] == "health-removed"]
+    assert len(gone) == 1
+    key, doc = gone[0]
+    assert key == b"api-service" and doc["service"] == {"name": "api-service", "node": {"name": "api-service-2"}}
+    assert doc["event"]["dataset"] == "elk.health"
 
 
 async def test_prober_without_a_broker_waits_and_stops_cleanly() -> None:

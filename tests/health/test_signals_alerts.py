@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from shipper.health.alerts import AlertBook, iso
+from collector.contract.timefmt import format_epoch as iso
+from shipper.health.alerts import AlertBook
 from shipper.health.config import HealthSettings, RuleSettings
 from shipper.health.monitor import HealthMonitor
 from shipper.health.signals import Signals, event_time
@@ -227,6 +228,9 @@ class _FlakyEngine:
     def __init__(self, fail: int, alert_hits: list[dict[str, Any]]) -> None:
         self.fail, self.alert_hits, self.calls = fail, alert_hits, 0
 
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        return {}
+
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         from shipper.engines.base import EngineUnavailable
 
@@ -270,3 +274,55 @@ def test_monitor_metrics_show_state_open_alerts_and_webhooks() -> None:
     assert 'shipper_alerts_open{rule="unhealthy",service="api"} 1' in lines
     assert 'shipper_webhook_deliveries_total{outcome="failed"} 2' in lines
     assert "shipper_webhook_retries_total 5" in lines
+
+
+def test_error_ratio_counts_levels_and_http_5xx_with_a_minimum_volume() -> None:
+    """Issue 13 item 4: 81% of requests got a 502 -> the ratio rule is on whatever the baseline."""
+    rules = RuleSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_min_records=50)
+    sig = Signals(error_window_s=60)
+    now = T0 + 600
+    for i in range(40):  # too few records to judge, all errors
+        sig.observe({**rec("nginx", now - 30 + i * 0.5), "http": {"response": {"status_code": 502}}})
+    assert sig.error_ratio("nginx", now, rules)[0] is False
+    for i in range(60):
+        code = 502 if i % 10 else 200
+        sig.observe({**rec("nginx", now - 20 + i * 0.3), "http": {"response": {"status_code": code}}})
+    active, why = sig.error_ratio("nginx", now, rules)
+    assert active is True and "94 of 100" in why, why
+    calm = Signals(error_window_s=60)
+    for i in range(100):
+        calm.observe(rec("api", now - 30 + i * 0.3, "err" if i % 10 == 0 else "info"))  # 10%: an alias counts
+    active, why = calm.error_ratio("api", now, rules)
+    assert active is False and "10 of 100" in why, why
+
+
+def test_windows_in_alert_stay_out_of_the_baseline() -> None:
+    """The incident must not raise its own baseline: errors keep coming at the incident's rate, and
+    the spike alert stays on while they do (on main it resolved itself once the incident filled the
+    baseline windows)."""
+    rules = RuleSettings(error_window_s=60, error_baseline_windows=3, error_rate_factor=3, error_min_count=10)
+    mon = HealthMonitor(HealthSettings(error_window_s=60, error_baseline_windows=3, error_rate_factor=3,
+                                       error_min_count=10, silence=False, error_ratio=False), "t")
+    start = T0 - 3000
+    when = start
+    for _ in range(5 * 60):  # 5 calm minutes: one error a minute
+        mon.observe(rec("api", when, "error" if int(when - start) % 60 == 0 else "info"))
+        when += 1
+    now = when
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    assert mon.evaluate(now, status) == []
+    fired: list[str] = []
+    for _ in range(6 * 60):  # the incident: 2 errors a second for 6 minutes
+        mon.observe(rec("api", when, "error"))
+        mon.observe(rec("api", when + 0.5, "error"))
+        when += 1
+        if int(when) % 10 == 0:
+            fired += actions(mon.evaluate(when, status))
+    assert fired == ["fired"], fired
+    assert mon.signals.error_spike("api", when, rules)[0] is True
+    for _ in range(2 * 60):  # calm again: it resolves
+        mon.observe(rec("api", when, "info"))
+        when += 1
+        if int(when) % 10 == 0:
+            fired += actions(mon.evaluate(when, status))
+    assert fired == ["fired", "resolved"], fired

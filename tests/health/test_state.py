@@ -2,45 +2,74 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shipper.health import build_monitor
 from shipper.health.config import HealthSettings
 from shipper.health.state import HealthState, aggregate
 
+OK, DEG, BAD = "healthy", "degraded", "unhealthy"
 
-def probe(node: str, ok: bool, ts: str) -> dict[str, Any]:
+
+def probe(node: str, status: str | bool, ts: str, service: str = "api-service") -> dict[str, Any]:
+    if isinstance(status, bool):
+        status = OK if status else BAD
     return {
         "@timestamp": ts,
         "event": {"action": "health-check", "dataset": "elk.health"},
-        "service": {"name": "api-service", "node": {"name": node}},
-        "health": {"status": "healthy" if ok else "unhealthy"},
+        "service": {"name": service, "node": {"name": node}},
+        "health": {"status": status},
         "data_stream": {"type": "logs", "dataset": "elk.health", "namespace": "t"},
     }
 
 
+def moves(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(d["health"]["scope"], d["health"]["to"]) for d in docs]
+
+
 def test_aggregate() -> None:
-    assert aggregate(["healthy", "healthy"]) == "healthy"
-    assert aggregate(["healthy", "unhealthy"]) == "degraded"
-    assert aggregate(["unhealthy"]) == "unhealthy"
+    assert aggregate([OK, OK]) == OK
+    assert aggregate([OK, BAD]) == DEG
+    assert aggregate([BAD]) == BAD
     assert aggregate(["unknown"]) == "unknown"
+    assert aggregate([DEG, DEG]) == DEG  # answering, but saying degraded: the service is degraded
+    assert aggregate([DEG, BAD]) == DEG
+    assert aggregate([OK, "unknown", BAD]) == DEG
+    assert aggregate(["unknown", BAD]) == BAD  # an instance nobody hears from vouches for nothing
 
 
 def test_single_failure_raises_nothing_three_go_down_one_comes_back() -> None:
     st = HealthState(failures_to_down=3, successes_to_up=1)
-    first = st.observe_probe("svc", "1", True, 0.0, "a")
-    got = [(d["health"]["scope"], d["health"]["to"]) for d in first]
-    assert got == [("instance", "healthy"), ("service", "healthy")]
-    assert st.observe_probe("svc", "1", False, 2.0, "b") == []
-    assert st.observe_probe("svc", "1", True, 4.0, "c") == []
-    assert st.observe_probe("svc", "1", False, 6.0, "d") == []
-    assert st.observe_probe("svc", "1", False, 8.0, "e") == []
-    down = st.observe_probe("svc", "1", False, 10.0, "f")
-    assert [d["health"]["to"] for d in down] == ["unhealthy", "unhealthy"]
+    assert moves(st.observe_probe("svc", "1", OK, 0.0, "a")) == [("instance", OK), ("service", OK)]
+    assert st.observe_probe("svc", "1", BAD, 2.0, "b") == []
+    assert st.observe_probe("svc", "1", OK, 4.0, "c") == []
+    assert st.observe_probe("svc", "1", BAD, 6.0, "d") == []
+    assert st.observe_probe("svc", "1", BAD, 8.0, "e") == []
+    down = st.observe_probe("svc", "1", BAD, 10.0, "f")
+    assert [d["health"]["to"] for d in down] == [BAD, BAD]
     assert down[0]["health"]["previous_duration_ms"] == 10000
-    assert st.state_of("svc") == "unhealthy"
-    up = st.observe_probe("svc", "1", True, 12.0, "g")
-    assert [d["health"]["from"] for d in up] == ["unhealthy", "unhealthy"]
+    assert st.state_of("svc") == BAD
+    up = st.observe_probe("svc", "1", OK, 12.0, "g")
+    assert [d["health"]["from"] for d in up] == [BAD, BAD]
+
+
+def test_degraded_instance_makes_the_service_degraded() -> None:
+    """Issue 13 item 5: `degraded` from a probe is degraded in the state machine, not healthy."""
+    st = HealthState(failures_to_down=3)
+    st.observe_probe("svc", "1", OK, 0.0, "a")
+    st.observe_probe("svc", "2", OK, 0.0, "b")
+    assert moves(st.observe_probe("svc", "2", DEG, 1.0, "c")) == [("instance", DEG), ("service", DEG)]
+    assert st.observe_probe("svc", "2", DEG, 2.0, "d") == []
+    assert moves(st.observe_probe("svc", "2", OK, 3.0, "e")) == [("instance", OK), ("service", OK)]
+
+
+def test_degraded_probe_through_the_monitor() -> None:
+    mon = build_monitor(HealthSettings(failures_to_down=1))
+    mon.observe(probe("api-service-1", True, "2026-01-01T00:00:00Z"))
+    docs = mon.observe(probe("api-service-1", "degraded", "2026-01-01T00:00:02Z"))
+    assert [d["health"]["to"] for _, d in docs] == [DEG, DEG]
+    assert mon.state_of("api-service") == DEG
 
 
 def test_degraded_and_deterministic_ids() -> None:
@@ -48,9 +77,10 @@ def test_degraded_and_deterministic_ids() -> None:
     assert len(mon.observe(probe("api-service-1", True, "2026-01-01T00:00:00Z"))) == 2
     assert len(mon.observe(probe("api-service-2", True, "2026-01-01T00:00:00Z"))) == 1
     docs = mon.observe(probe("api-service-2", False, "2026-01-01T00:00:02Z"))
-    assert [d["health"]["to"] for _, d in docs] == ["unhealthy", "degraded"]
-    assert mon.state_of("api-service") == "degraded"
+    assert [d["health"]["to"] for _, d in docs] == [BAD, DEG]
+    assert mon.state_of("api-service") == DEG
     assert docs[0][1]["data_stream"] == {"type": "logs", "dataset": "elk.health", "namespace": "t"}
+    assert docs[0][1]["@timestamp"] == "2026-01-01T00:00:02.000Z"
     again = build_monitor(HealthSettings(failures_to_down=1))
     again.observe(probe("api-service-1", True, "2026-01-01T00:00:00Z"))
     again.observe(probe("api-service-2", True, "2026-01-01T00:00:00Z"))
@@ -69,9 +99,84 @@ def test_restore_replays_latest_transition() -> None:
                      "service": {"name": "svc"}}},
         {"_source": {"@timestamp": "2026-01-01T00:01:00Z", "health": {"scope": "instance", "to": "unhealthy"},
                      "service": {"name": "svc", "node": {"name": "svc-1"}}}},
+        {"_source": {"@timestamp": "2026-01-01T00:01:00Z", "health": {"scope": "service", "to": "healthy"},
+                     "service": {"name": "other"}}},
     ]
-    apply_hits(st, hits)
-    assert st.state_of("svc") == "unhealthy"
-    assert st.instances[("svc", "svc-1")].state == "unhealthy"
+    apply_hits(st, hits, now=1e10, wanted=lambda s: s != "other")
+    assert st.state_of("svc") == "unhealthy" and st.state_of("other") is None
+    inst = st.instance("svc", "svc-1")
+    assert inst is not None and inst.state == "unhealthy" and inst.seen == 1e10
     # Already unhealthy: more failures raise no duplicate transition after a restart.
-    assert st.observe_probe("svc", "svc-1", False, 1e10, "x") == []
+    assert st.observe_probe("svc", "svc-1", BAD, 1e10, "x") == []
+
+
+def test_silent_instances_become_unknown_then_forgotten() -> None:
+    """Issue 13 item 2, the outage case: two probed replicas go down, a third reported healthy once and
+    went away. It expires, so the service reads unhealthy (not degraded)."""
+    st = HealthState(failures_to_down=1)
+    st.observe_probe("api", "api-3", OK, 0.0, "push", seen=0.0)
+    for node in ("api-1", "api-2"):
+        st.observe_probe("api", node, OK, 0.0, node, seen=0.0)
+    assert st.expire(5.0, unknown_after_s=10, forget_after_s=60) == []
+    for t in (8.0, 12.0, 16.0):
+        for node in ("api-1", "api-2"):
+            st.observe_probe("api", node, BAD if t > 10 else OK, t, f"{node}{t}", seen=t)
+    assert st.state_of("api") == DEG  # api-3 still vouches for it ...
+    gone = st.expire(16.0, unknown_after_s=10, forget_after_s=60)
+    assert moves(gone) == [("instance", "unknown"), ("service", BAD)]  # ... until it expires
+    assert gone[0]["service"]["node"]["name"] == "api-3"
+    assert st.state_of("api") == BAD
+    assert st.expire(17.0, unknown_after_s=10, forget_after_s=60) == []  # once
+    st.observe_probe("api", "api-1", BAD, 60.0, "x", seen=60.0)
+    st.observe_probe("api", "api-2", BAD, 60.0, "y", seen=60.0)
+    assert st.expire(61.0, unknown_after_s=10, forget_after_s=60) == []
+    assert st.instance("api", "api-3") is None  # forgotten
+    assert set(st.services["api"].instances) == {"api-1", "api-2"}
+
+
+def test_a_push_only_instance_that_stops_pushing_is_not_healthy() -> None:
+    st = HealthState()
+    st.observe_probe("worker", "worker-1", OK, 0.0, "a", seen=0.0)
+    assert moves(st.expire(30.0, unknown_after_s=10, forget_after_s=600)) == [("instance", "unknown"),
+                                                                              ("service", "unknown")]
+    assert st.state_of("worker") is None
+
+
+def test_removed_instance_leaves_at_once() -> None:
+    st = HealthState(failures_to_down=1)
+    st.observe_probe("api", "api-1", OK, 0.0, "a")
+    st.observe_probe("api", "api-2", BAD, 0.0, "b")
+    assert st.state_of("api") == DEG
+    assert moves(st.remove("api", "api-2", 1.0, "removed", "r")) == [("instance", "unknown"), ("service", OK)]
+    assert st.instance("api", "api-2") is None
+    assert st.remove("api", "api-2", 1.0, "removed", "r") == []
+
+
+def test_twenty_thousand_instances_cost_the_same_per_transition() -> None:
+    """Issue 13 item 3: every transition re-aggregated every instance (20,000 names took 199 s)."""
+    st = HealthState(failures_to_down=1, max_instances=50_000)
+    started = time.perf_counter()
+    for n in range(20_000):
+        st.observe_probe("api", f"api-{n}", OK, 0.0, str(n))
+    for n in range(20_000):
+        st.observe_probe("api", f"api-{n}", BAD, 1.0, f"b{n}")
+    took = time.perf_counter() - started
+    assert st.state_of("api") == BAD
+    svc = st.services["api"]
+    assert svc.counts[BAD] == 20_000 and svc.counts[OK] == 0
+    assert took < 2.0, f"{took:.2f}s for 40,000 transitions"
+
+
+def test_instances_per_service_are_capped_and_refusals_counted() -> None:
+    mon = build_monitor(HealthSettings(max_instances_per_service=100))
+    for n in range(150):
+        mon.observe(probe(f"api-service-{n}", True, "2026-01-01T00:00:00Z"))
+    assert len(mon.state.services["api-service"].instances) == 100
+    assert mon.state.refused == 50
+    from shipper.monitor import PipelineStatus
+
+    mon.evaluate(time.time(), PipelineStatus())
+    mon.evaluate(time.time(), PipelineStatus())
+    assert "shipper_health_instances_refused_total 50" in mon.metrics()
+    assert "shipper_health_instances 100" in mon.metrics()
+    assert mon.capped_logged == {"api-service"}

@@ -113,9 +113,26 @@ def test_other_service_is_refused(shaper: Shaper) -> None:
         shaper.health({"status": "healthy", "service": "auth-service-1"}, SVC)
 
 
+def test_instance_names_follow_the_contract(shaper: Shaper) -> None:
+    # `api_service_1` (older Compose) is an instance of `api_service`, as in the prober and the shipper
+    rec = shaper.log({"message": "x", "service": {"name": "api_service_1"}}, "api_service")
+    assert rec["service"] == {"name": "api_service", "node": {"name": "api_service_1"}}
+    health = shaper.health({"status": "ok", "service": "api_service_2"}, "api_service")
+    assert health["service"] == {"name": "api_service", "node": {"name": "api_service_2"}}
+    with pytest.raises(OtherService):
+        shaper.log({"message": "x", "service": {"name": "api_service_x"}}, "api_service")
+
+
+def test_bad_timestamps_are_a_reject_per_record(shaper: Shaper) -> None:
+    # a year that overflows when moved to UTC raised OverflowError out of the shaper before
+    for bad in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "not a time", 1e300, float("nan"), [1]):
+        with pytest.raises(Reject, match="@timestamp"):
+            shaper.log({"message": "x", "@timestamp": bad}, SVC)
+
+
 def test_levels_and_timestamps() -> None:
-    assert [parse_level(v) for v in ("TRACE", "Warn", "fatal", 20, 60, "critical")] == \
-        ["debug", "warning", "critical", "debug", "critical", "critical"]
+    assert [parse_level(v) for v in ("TRACE", "Warn", "WARN", "fatal", 20, 60, "critical", "silly", "http")] == \
+        ["debug", "warning", "warning", "critical", "debug", "critical", "critical", "debug", "info"]
     assert parse_timestamp("2026-01-02T03:04:05.123Z") == "2026-01-02T03:04:05.123Z"
     assert parse_timestamp("2026-01-02T03:04:05.123456Z") == "2026-01-02T03:04:05.123Z"
     assert parse_timestamp("2026-01-02 03:04:05") == "2026-01-02T03:04:05.000Z"
@@ -159,12 +176,57 @@ def test_health_from_the_seed_body_and_probe_shape(shaper: Shaper) -> None:
                            "http": {"response": {"status_code": 503}}}, SVC)
     assert probe["event"] == {"duration": 5, "kind": "state", "dataset": "elk.health", "action": "health-check",
                               "outcome": "failure"}
-    for bad in ({"message": "x"}, {"status": 1}, {"status": "meh"}):
+    for bad in ({"message": "x"}, {"status": 1}, {"status": "meh"},
+                {"status": "ok", "http": {"response": {"status_code": "200"}}}):
         with pytest.raises(Reject):
             shaper.health(bad, SVC)
+
+
+def test_health_status_words_read_as_in_the_contract(shaper: Shaper) -> None:
+    # `degraded` was unhealthy here and healthy in the prober; now degraded everywhere
+    def status(raw: dict[str, Any]) -> tuple[str, str]:
+        rec = shaper.health(raw, SVC)
+        return rec["health"]["status"], rec["event"]["outcome"]
+    assert status({"status": "degraded"}) == ("degraded", "failure")
+    assert status({"status": "Yellow"}) == ("degraded", "failure")
+    assert status({"health": {"status": "warn"}}) == ("degraded", "failure")
+    assert status({"status": "ok"}) == ("healthy", "success")
+    assert status({"status": "down"}) == ("unhealthy", "failure")
+    # an answer outside 2xx is unhealthy whatever its body says (the prober's rule)
+    assert status({"status": "healthy", "http": {"response": {"status_code": 503}}}) == ("unhealthy", "failure")
+    assert status({"status": "degraded", "http.response.status_code": 200}) == ("degraded", "failure")
 
 
 def test_odd_names_go_to_extra_not_labels(shaper: Shaper) -> None:
     rec = shaper.log({"message": "x", "": 1, ".": "a", "labels": {" ": True, "ok.key": 2}}, SVC)
     assert rec["labels"] == {"ok_key": 2}
     assert rec["extra"] == {"": 1, ".": "a", " ": True}
+
+
+def test_every_ecs_field_copied_from_a_request_is_redacted(shaper: Shaper) -> None:
+    raw = {"message": "x",
+           "user": {"name": "ann", "password": "hunter2", "changes": {"api_key": "k1"}},
+           "process": {"command_line": "worker --db postgres://admin:hunter2@db:5432/app", "pid": 7},
+           "event": {"original": "GET / HTTP/1.1\r\nAuthorization: Bearer sk-live-123", "action": "login"},
+           "host": {"name": "h1", "token": "t0k"},
+           "log": {"logger": "a", "origin": {"file": {"name": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}}},
+           "tags": ["amqp://guest:guest@rabbit/", "plain"],
+           "error": {"message": "connect redis://:s3cret@cache:6379 failed"}}
+    rec = shaper.log(raw, SVC)
+    line = orjson.dumps(rec)
+    for secret in (b"hunter2", b"k1", b"sk-live-123", b"t0k", b"eyJzdWIiOiIxIn0", b"guest@", b"s3cret"):
+        assert secret not in line, secret
+    assert rec["user"] == {"name": "ann", "password": REDACTED, "changes": {"api_key": REDACTED}}
+    assert rec["process"] == {"command_line": f"worker --db postgres://admin:{REDACTED}@db:5432/app", "pid": 7}
+    assert rec["event"]["original"].endswith(f"Authorization: Bearer {REDACTED}")
+    assert rec["event"]["action"] == "login" and rec["host"]["name"] == "h1"
+    assert rec["tags"] == [f"amqp://guest:{REDACTED}@rabbit/", "plain"]
+    assert raw["user"]["password"] == "hunter2"  # the request's objects are not modified
+    health = shaper.health({"health": {"status": "up", "message": "db postgres://u:pw@db down"}}, SVC)
+    assert health["health"]["message"] == f"db postgres://u:{REDACTED}@db down"
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_that_overflows_in_utc_is_a_rejection(shaper: Shaper, value: str) -> None:
+    with pytest.raises(Reject, match="@timestamp"):
+        shaper.log({"message": "x", "@timestamp": value}, SVC)

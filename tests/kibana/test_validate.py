@@ -141,7 +141,14 @@ OBJECT_CASES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
     ("dangling reference", _edit(SERVICES, lambda o: o["references"][0].update(id="elk-lens-gone")),
      "is not in the bundle"),
     ("panel without type", _edit(SERVICES, lambda o: _panel(o, 0).pop("type")), "no type (the dashboard"),
-    ("panelRefName unmatched", _edit(SERVICES, lambda o: _panel(o, 1).update(panelRefName="p9:panel_p9")),
+    ("panelRefName unmatched", _edit(SERVICES, lambda o: _panel(o, 1).update(panelRefName="panel_p9")),
+     "matches no reference"),
+    # Kibana strips "<panelIndex>:" from the reference names before looking panelRefName up
+    ("panelRefName carrying the reference's prefix",
+     _edit(SERVICES, lambda o: _panel(o, 1).update(panelRefName=f"{_panel(o, 1)['panelIndex']}:panel_"
+                                                                 f"{_panel(o, 1)['panelIndex']}")),
+     "Could not find reference"),
+    ("panelRefName of another panel", _edit(SERVICES, lambda o: _panel(o, 1).update(panelRefName="panel_p1")),
      "matches no reference"),
     ("panel type differs from reference", _edit(DETAIL, lambda o: _panel(o, 4).update(type="lens")),
      "but its reference is a 'search'"),
@@ -180,6 +187,14 @@ OBJECT_CASES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
      "date needs"),
     ("unknown operation", _edit(VOLUME, lambda o: _col(o, "n").update(operationType="formula")),
      "operation 'formula'"),
+    ("max of a date with an ordinal scale", _edit("elk-lens-current-health", lambda o: _col(o, "since").update(
+        scale="ordinal")), "Lens builds max columns with 'ratio'"),
+    ("max of a date typed as a number", _edit("elk-lens-current-health", lambda o: _col(o, "since").update(
+        dataType="number")), "Lens gives max of this field 'date'"),
+    ("terms with an interval scale", _edit(VOLUME, lambda o: _col(o, "svc").update(scale="interval")),
+     "Lens builds terms columns with 'ordinal'"),
+    ("last_value of a keyword with a ratio scale", _edit("elk-lens-current-health", lambda o: _col(
+        o, "state").update(scale="ratio")), "Lens builds last_value columns with 'ordinal'"),
     ("lens KQL on unknown field",
      _edit(VOLUME, _set(f"{LENS_STATE}/query", {"query": "level: error", "language": "kuery"})),
      "'level' is not in the shipper's index templates"),
@@ -204,6 +219,12 @@ OBJECT_CASES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
     ("filter pills", _edit(VOLUME, _set(f"{LENS_STATE}/filters", [{"meta": {}, "query": {}}])), "filter pills"),
     ("control on a text field", _edit(DETAIL, _control_field("message")), "terms needs"),
     ("control without data view reference", _edit(DETAIL, _del_control_ref), "controlGroup_ctrl-service"),
+    ("control id differs from its key", _edit(DETAIL, lambda o: next(iter(
+        o["attributes"]["controlGroupInput"]["panelsJSON"].values()))["explicitInput"].update(id="other")),
+     "explicitInput.id 'other' must equal"),
+    ("service data view counting the product's own streams", _edit("elk-logs", _set("attributes/title",
+                                                                                     "logs-*-*")),
+     "the product's own elk.* streams left out"),
     ("data view pattern off-scheme", _edit("elk-logs", _set("attributes/title", "logs*")), "not of the form"),
     ("export from a newer Kibana", _raw("elk-dashboard-pipeline", lambda o: o.update(typeMigrationVersion="10.2.0")),
      "model version"),
@@ -243,6 +264,8 @@ RULE_CASES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
     ("esQuery not JSON", _rule(UNHEALTHY, _set("params/esQuery", "{query")), "esQuery is not JSON"),
     ("time field not a date", _rule(DEAD, _set("params/timeField", "event.kind")), "date needs"),
     ("index off-scheme", _rule(DEAD, _set("params/index", ["deadletters"])), "not of the form"),
+    ("error spike counting the product's own streams", _rule(SPIKE, _set("params/index", ["logs-*-*"])),
+     "the product's own elk.* streams left out"),
     ("between needs two thresholds", _rule(DEAD, _set("params/thresholdComparator", "between")),
      "threshold must be a list of 2"),
 ]

@@ -188,3 +188,19 @@ async def ops_metrics(port: int) -> dict[str, float]:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
             if line and not line.startswith("#")}
+
+
+async def sources_in(search_url: str, index: str, fields: list[str]) -> list[dict[str, Any]]:
+    """`_id` and the given source fields of every document in `index`."""
+    client = AsyncOpenSearch(hosts=[search_url])
+    try:
+        await client.indices.refresh(index=index, ignore_unavailable=True)
+        out: list[dict[str, Any]] = []
+        response = await client.search(index=index, body={"size": 5000, "_source": fields, "sort": ["_doc"]},
+                                       params={"scroll": "1m", "ignore_unavailable": "true"})
+        while hits := response["hits"]["hits"]:
+            out += [{"_id": h["_id"], **h["_source"]} for h in hits]
+            response = await client.scroll(scroll_id=response["_scroll_id"], params={"scroll": "1m"})
+        return out
+    finally:
+        await client.close()

@@ -55,3 +55,23 @@ def test_a_revoked_partition_forgets_unfinished_batches() -> None:
     tracker.finish(fresh)
     assert tracker.committable() == {("t", 0): 7}
     assert tracker.unfinished() == 0
+
+
+def test_a_refetch_of_older_offsets_never_moves_the_position_backwards() -> None:
+    tracker = OffsetTracker()
+    tracker.finish(tracker.register(_batch("t", 0, range(0, 200))))
+    tracker.committed(tracker.committable())
+    tracker.finish(tracker.register(_batch("t", 0, range(100, 150))))  # a seek back within the tenure
+    assert tracker.committable() == {}
+    tracker.finish(tracker.register(_batch("t", 0, range(150, 250))))
+    assert tracker.committable() == {("t", 0): 250}
+
+
+def test_batches_of_a_dropped_tenure_no_longer_count_as_unfinished() -> None:
+    tracker = OffsetTracker()
+    stale = tracker.register(_batch("t", 0, range(0, 10)) + _batch("t", 1, range(0, 10)))
+    tracker.drop([("t", 0)])
+    assert tracker.unfinished([("t", 0)]) == 0
+    assert tracker.unfinished([("t", 1)]) == 1
+    tracker.finish(stale)
+    assert tracker.committable() == {("t", 1): 10}

@@ -47,19 +47,21 @@ def test_classify_reads_every_item() -> None:
     response = {"errors": True, "items": [_item(201), _item(409, "version_conflict_engine_exception"),
                                           _item(429, "es_rejected_execution_exception"), _item(503, "unavailable"),
                                           _item(400, "mapper_parsing_exception")]}
-    done, duplicates, retry, failed = classify(response, actions)
-    assert (done, duplicates) == (actions[:2], actions[1:2])
-    assert retry == actions[2:4]
-    assert [(f.action, f.error_type, f.reason) for f in failed] == [
+    result = classify(response, actions)
+    assert (result.done, result.duplicates, result.wait) == (actions[:2], actions[1:2], [])
+    assert [(f.action, f.error_type) for f in result.retry] == [
+        (actions[2], "es_rejected_execution_exception"), (actions[3], "unavailable")]
+    assert [(f.action, f.error_type, f.reason) for f in result.failed] == [
         (actions[4], "mapper_parsing_exception", "why: because")]
 
 
 def test_classify_trusts_errors_false_and_distrusts_a_short_answer() -> None:
     actions = _actions(3)
-    assert classify({"errors": False, "items": [_item(201)] * 3}, actions) == (actions, [], [], [])
+    assert classify({"errors": False, "items": [_item(201)] * 3}, actions).done == actions
     blocked = {"errors": True, "items": [_item(403, "cluster_block_exception")] * 3}
-    assert classify(blocked, actions) == ([], [], actions, [])  # disk full: wait, never dead-letter
-    assert classify({"errors": True, "items": [_item(201)]}, actions) == ([], [], actions, [])
+    assert classify(blocked, actions).wait == actions  # disk full: wait, never dead-letter
+    short = classify({"errors": True, "items": [_item(201)]}, actions)
+    assert (short.done, short.wait) == ([], actions)
 
 
 class FakeEngine(SearchEngine):

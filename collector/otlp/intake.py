@@ -1,0 +1,179 @@
+"""One OTLP export, whatever carried it (OTLP/HTTP in `app`, OTLP/gRPC in `grpc_server`).
+
+With the ingest API's rules and its own classes (auth, Kafka gate, limits): bearer token ->
+service (401); the resource may name that service or one of its instances, another service is
+refused (403); at most `INGEST_MAX_RECORDS` log records or data points, counted before the
+request is built (413); decoded with the generated classes (400 when it cannot be); each record
+mapped to the library's ECS document (collector.otlp.mapping), one that cannot be used counted in
+`partial_success` (every one unusable: 400); then every accepted document is produced with
+acks=all and only then the answer goes out. Kafka unavailable: 503 with Retry-After. Refusals are
+`Problem`s with HTTP statuses; each transport says them its own way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+
+from collector.ingest.auth import Authenticator
+from collector.ingest.body import InFlight, Problem
+from collector.ingest.metrics import IngestStats
+from collector.ingest.producer import KafkaGate, Unavailable
+from collector.otlp import bound, decode
+from collector.otlp.config import OtlpSettings
+from collector.otlp.mapping import Mapper, Origin, OtherService, Rejected, timestamp
+from collector.otlp.metrics import points
+from collector.redact import Redactor
+
+_SHAPE_ERRORS = (RecursionError, TypeError, ValueError, OverflowError, orjson.JSONEncodeError)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What differs between logs and metrics."""
+
+    endpoint: str  # the OTLP/HTTP path, also the stats label
+    request_cls: type[Message]
+    response_cls: type[Message]
+    path: bound.Path
+    what: str
+    rejected_field: str
+    topic: Callable[[OtlpSettings], str]
+
+
+LOGS = Signal("/v1/logs", ExportLogsServiceRequest, ExportLogsServiceResponse, bound.LOGS, "log records",
+              "rejected_log_records", lambda s: s.topic_logs)
+METRICS = Signal("/v1/metrics", ExportMetricsServiceRequest, ExportMetricsServiceResponse, bound.METRICS,
+                 "data points", "rejected_data_points", lambda s: s.topic_metrics)
+
+
+class Outcome:
+    """What one request's mapping produced: Kafka pairs, rejected count and first reason, other services."""
+
+    def __init__(self) -> None:
+        self.out: list[tuple[bytes, bytes]] = []
+        self.rejected = 0
+        self.reason = ""
+        self.others: set[str] = set()
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if not self.reason:
+            self.reason = reason
+
+
+class Intake:
+    def __init__(self, settings: OtlpSettings):
+        self.settings = settings
+        self.gate = KafkaGate(settings)
+        self.auth = Authenticator(settings)
+        self.mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes)
+        self.stats = IngestStats()
+        self.busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, mapped or produced right now
+
+    def service(self, authorization: str | None) -> str:
+        service = self.auth.service_for(authorization)
+        if service is None:
+            raise Problem(401, "a valid bearer token is required (Authorization: Bearer <token>)",
+                          {"WWW-Authenticate": 'Bearer realm="otlp"'})
+        return service
+
+    async def export(self, signal: Signal, body: bytes, kind: str, service: str) -> Message:
+        """The export's response message once every accepted record is in Kafka; Problem otherwise."""
+        settings, stats = self.settings, self.stats
+        try:
+            message, _ = decode.parse(body, kind, signal.request_cls, signal.path, settings.max_records)
+        except decode.Malformed as exc:
+            raise Problem(400, str(exc)) from None
+        except bound.TooMany as exc:
+            raise Problem(413, f"{signal.what}: {exc}, the limit per request is {settings.max_records}") from None
+        outcome = self._map_logs(message, service) if signal is LOGS else self._map_metrics(message, service)
+        if outcome.others:
+            raise Problem(403, f"this token may write for service {service!r} only; the request's resources "
+                               f"name {sorted(outcome.others)[:5]}")
+        if outcome.rejected and not outcome.out:
+            stats.rejected[signal.endpoint] += outcome.rejected
+            raise Problem(400, f"all {outcome.rejected} {signal.what} were rejected; first: {outcome.reason}")
+        if outcome.out:
+            t0 = time.perf_counter()
+            try:
+                await self.gate.produce(signal.topic(settings), outcome.out)
+            except Unavailable as exc:
+                raise Problem(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+            stats.produce.observe(time.perf_counter() - t0)
+            stats.accepted[signal.endpoint] += len(outcome.out)
+        response = signal.response_cls()
+        if outcome.rejected:
+            stats.rejected[signal.endpoint] += outcome.rejected
+            partial = response.partial_success
+            setattr(partial, signal.rejected_field, outcome.rejected)
+            partial.error_message = f"{outcome.rejected} {signal.what} rejected; first: {outcome.reason}"[:1000]
+        return response
+
+    # ------------------------------------------------------------------------------------ mapping
+
+    def _add(self, outcome: Outcome, key: bytes, rec: dict[str, Any]) -> None:
+        value = orjson.dumps(rec)
+        limit = self.settings.max_record_bytes
+        if len(value) > limit:
+            outcome.reject(f"a record is {len(value)} bytes once mapped, over the limit of {limit}")
+        else:
+            outcome.out.append((key, value))
+
+    def _origin(self, outcome: Outcome, resource: Any, service: str) -> Origin | None:
+        """The resource's contribution, or None (noted for the 403) when it names another service."""
+        try:
+            return self.mapper.origin(resource.attributes, service)
+        except OtherService as exc:
+            outcome.others.add(exc.name[:100])
+            return None
+
+    def _map_logs(self, request: Any, service: str) -> Outcome:
+        outcome = Outcome()
+        key = service.encode()
+        log = self.mapper.log
+        for rl in request.resource_logs:
+            origin = self._origin(outcome, rl.resource, service)
+            if origin is None:
+                continue
+            for sl in rl.scope_logs:
+                scope_name = sl.scope.name
+                for lr in sl.log_records:
+                    try:
+                        self._add(outcome, key, log(origin, scope_name, lr))
+                    except _SHAPE_ERRORS:
+                        outcome.reject("a log record could not be mapped (nested too deeply?)")
+        return outcome
+
+    def _map_metrics(self, request: Any, service: str) -> Outcome:
+        outcome = Outcome()
+        key = service.encode()
+        for rm in request.resource_metrics:
+            origin = self._origin(outcome, rm.resource, service)
+            if origin is None:
+                continue
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for point, values in points(metric):
+                        if isinstance(values, Rejected):
+                            outcome.reject(str(values))
+                            continue
+                        try:
+                            ts = timestamp(point.time_unix_nano)
+                            self._add(outcome, key, self.mapper.metric_doc(origin, ts, values, point.attributes))
+                        except _SHAPE_ERRORS:
+                            outcome.reject(f"{metric.name}: a data point could not be mapped")
+        return outcome

@@ -1,0 +1,148 @@
+"""Joining the lines of one event (a stack trace, a PostgreSQL DETAIL) into one record.
+
+Default rules, each from the runtime's own output format:
+- Python (traceback module): `Traceback (most recent call last):`, indented `File ...` frames and
+  source lines, then the unindented `ValueError: ...` line; chained exceptions are separated by a
+  blank line and `During handling of the above exception...` / `The above exception was the direct
+  cause...`.
+- Java (Throwable.printStackTrace): `\\tat ...` frames, `Caused by: ...`, `\\t... 5 more`, the
+  exception class line (`java.lang.IllegalStateException: boom`) after the log line.
+- Node (V8 Error.stack): `    at ...` frames.
+- Go (runtime panics): `panic: ...` / `fatal error: ...`, then blank lines, `goroutine N [state]:`,
+  `pkg.func(...)` lines and `\\t/path/file.go:12 +0x1d` lines, `created by ...`, `exit status 2`.
+- PostgreSQL: DETAIL, HINT, QUERY, CONTEXT, STATEMENT and LOCATION lines of a message.
+- Any line starting with white space continues the record before it; a JSON line never does.
+
+A record is cut at `max_lines` / `max_bytes` (the rest starts a new record: nothing is dropped) and
+sent after `timeout_s` without a new line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.tail.parsers.postgres import PREFIX as _PG_PREFIX
+from collector.tail.settings import Multiline
+
+_PY_CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+_PY_EXC = re.compile(r"[A-Za-z_][\w.]*(?::|$)")
+_JAVA_EXC = re.compile(r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$)")
+_JAVA_MORE = re.compile(r"(?:Caused by|Suppressed): ")
+_GO_CONT = re.compile(r"goroutine \d+ \[|created by |exit status \d+$|\[signal |[\w./*()\[\]-]+\(.*\)$")
+_PG_CONT = re.compile(_PG_PREFIX + r"(?:DETAIL|HINT|QUERY|CONTEXT|STATEMENT|LOCATION):  ")
+
+NONE, PY, PY_END, GO = 0, 1, 2, 3
+
+
+@dataclass
+class Joined:
+    start: int  # offset of the first line in the file
+    end: int  # offset after the last line
+    text: str
+    attrs: Any  # the first line's extra facts (Docker: stream and time)
+
+
+@dataclass
+class _Pending:
+    start: int
+    end: int
+    lines: list[str]
+    size: int
+    attrs: Any
+    last_at: float
+    held: list[tuple[int, str]] = field(default_factory=list)  # blank lines that may belong (Python, Go)
+
+
+class Joiner:
+    def __init__(self, cfg: Multiline):
+        self.cfg = cfg
+        self.off = cfg.mode == "off"
+        self.start_re = re.compile(cfg.start) if cfg.mode == "pattern" and cfg.start else None
+        self.cont_re = re.compile(cfg.continue_) if cfg.mode == "pattern" and cfg.continue_ else None
+        self.pending: _Pending | None = None
+        self.state = NONE
+
+    def reset(self) -> None:
+        self.pending = None
+        self.state = NONE
+
+    def _continues(self, text: str) -> bool:
+        """Whether `text` belongs to the pending record (default rules), updating the trace state."""
+        if self.start_re is not None:
+            return self.start_re.search(text) is None
+        if self.cont_re is not None:
+            return self.cont_re.search(text) is not None
+        first = text[:1]
+        if first == "{":
+            self.state = NONE
+            return False
+        if first in (" ", "\t"):
+            return True
+        state = self.state
+        if text.startswith("Traceback (most recent call last):"):
+            self.state = PY
+            return True
+        if state in (PY, PY_END) and text.startswith(_PY_CHAIN):
+            self.state = PY
+            return True
+        if state == PY and _PY_EXC.match(text):
+            self.state = PY_END
+            return True
+        if state == GO and _GO_CONT.match(text):
+            return True
+        if text.startswith(("panic: ", "fatal error: ")):
+            self.state = GO
+            return False
+        self.state = NONE
+        if _JAVA_MORE.match(text) or _JAVA_EXC.match(text):
+            return True
+        return first.isdigit() and _PG_CONT.match(text) is not None
+
+    def feed(self, start: int, end: int, text: str, attrs: Any, now: float) -> list[Joined]:
+        """The records this line completed (usually the one before it)."""
+        if self.off:
+            return [Joined(start, end, text, attrs)] if text else []
+        out: list[Joined] = []
+        pending = self.pending
+        if not text:
+            if pending is not None and self.state != NONE:
+                pending.held.append((end, text))
+                pending.last_at = now
+            return out
+        if pending is not None and self._continues(text):
+            if len(pending.lines) >= self.cfg.max_lines or pending.size + len(text) > self.cfg.max_bytes:
+                out.append(self._finish(pending))
+                self.pending = _Pending(start, end, [text], len(text), attrs, now)
+                return out
+            for _, blank in pending.held:
+                pending.lines.append(blank)
+            pending.held.clear()
+            pending.lines.append(text)
+            pending.size += len(text) + 1
+            pending.end = end
+            pending.last_at = now
+            return out
+        if pending is None:
+            self._continues(text)  # for the trace state of the record this line starts
+        else:
+            out.append(self._finish(pending))
+        self.pending = _Pending(start, end, [text], len(text), attrs, now)
+        return out
+
+    def _finish(self, pending: _Pending) -> Joined:
+        text = pending.lines[0] if len(pending.lines) == 1 else "\n".join(pending.lines)
+        return Joined(pending.start, pending.end, text, pending.attrs)
+
+    def due(self, now: float) -> Joined | None:
+        """The pending record when no line came for `timeout_s`."""
+        pending = self.pending
+        if pending is not None and now - pending.last_at >= self.cfg.timeout_s:
+            return self.flush()
+        return None
+
+    def flush(self) -> Joined | None:
+        pending, self.pending = self.pending, None
+        self.state = NONE
+        return self._finish(pending) if pending is not None else None

@@ -1,0 +1,107 @@
+"""Positions: one JSON file, written atomically (temp file, fsync, rename, fsync of the directory).
+
+An entry is keyed by file identity `dev:ino`; `fp` is a digest of the file's first line (at most
+FP_BYTES), so a reused inode (a new file after a deletion) is told apart from the one the entry is
+about. `gen` counts truncations and reuses of the identity: it is part of every line's id, so lines
+of a new generation never collide with the old one's in the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+FP_BYTES = 256
+VERSION = 1
+FORGET_AFTER_S = 7 * 86400.0  # entries of files not seen for a week are dropped
+
+
+@dataclass
+class Entry:
+    path: str
+    offset: int = 0
+    gen: int = 0
+    fp: str = ""  # empty until the first line is complete
+    seen: float = 0.0
+
+
+def fingerprint(first_line: bytes) -> str:
+    return hashlib.blake2b(first_line[:FP_BYTES], digest_size=8).hexdigest()
+
+
+def _valid(raw: Any) -> Entry | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        entry = Entry(path=str(raw["path"]), offset=int(raw["offset"]), gen=int(raw["gen"]), fp=str(raw["fp"]),
+                      seen=float(raw.get("seen", 0.0)))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return entry if entry.offset >= 0 and entry.gen >= 0 else None
+
+
+class Registry:
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, Entry] = {}
+        self.dirty = False
+        self.problem: str | None = None  # a damaged registry, for the service to log once
+        self.load()
+
+    def load(self) -> None:
+        try:
+            data = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, orjson.JSONDecodeError) as exc:
+            # a damaged registry is kept aside for a human; starting over re-sends lines, whose ids collapse
+            aside = self.path.with_name(self.path.name + f".broken-{int(time.time())}")
+            os.replace(self.path, aside)
+            self.problem = f"registry {self.path} unreadable ({exc}); moved to {aside}, starting over"
+            return
+        files = data.get("files") if isinstance(data, dict) and data.get("version") == VERSION else None
+        if not isinstance(files, dict):
+            return
+        for key, raw in files.items():
+            entry = _valid(raw)
+            if entry is not None:
+                self.entries[str(key)] = entry
+
+    def get(self, key: str) -> Entry | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, entry: Entry) -> None:
+        self.entries[key] = entry
+        self.dirty = True
+
+    def drop(self, key: str) -> None:
+        if self.entries.pop(key, None) is not None:
+            self.dirty = True
+
+    def save(self, now: float | None = None) -> None:
+        """Atomic: a crash leaves either the old file or the new one, never a torn one."""
+        now = time.time() if now is None else now
+        for key in [k for k, e in self.entries.items() if e.seen and now - e.seen > FORGET_AFTER_S]:
+            del self.entries[key]
+        body = orjson.dumps({"version": VERSION, "files": {k: asdict(e) for k, e in self.entries.items()}})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dirfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+        self.dirty = False

@@ -1,0 +1,103 @@
+"""Whatever a client sends, the OTLP intake answers without a 5xx (a 503 only when Kafka is away,
+which it is not here): arbitrary bytes as protobuf, arbitrary OTLP-shaped JSON (odd ids, kinds,
+values, nesting), with and without gzip. Runs with the real broker; accepted records are produced."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.otlp.app import create_app
+from tests.otlp.conftest import API_TOKEN, make_settings
+
+pytestmark = pytest.mark.stack
+
+scalar = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)
+          | st.sampled_from(["5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "zz", "", "NaN", "Infinity",
+                             "api-service", "api-service-1", "auth-service", "1764633600000000000"]))
+any_value = st.recursive(
+    st.fixed_dictionaries({}, optional={"stringValue": scalar, "intValue": scalar, "doubleValue": scalar,
+                                        "boolValue": scalar, "bytesValue": scalar}),
+    lambda inner: st.fixed_dictionaries({}, optional={
+        "arrayValue": st.fixed_dictionaries({"values": st.lists(inner, max_size=3)}),
+        "kvlistValue": st.fixed_dictionaries({"values": st.lists(
+            st.fixed_dictionaries({"key": scalar, "value": inner}), max_size=3)})}),
+    max_leaves=10)
+attributes = st.lists(st.fixed_dictionaries({"key": st.sampled_from(
+    ["service.name", "service.instance.id", "exception.type", "http.response.status_code", "url.full", "password",
+     "", "a.b", "x" * 300]) | st.text(max_size=10), "value": any_value}), max_size=4)
+record = st.fixed_dictionaries({}, optional={
+    "timeUnixNano": scalar, "observedTimeUnixNano": scalar, "severityNumber": scalar, "severityText": scalar,
+    "body": any_value, "attributes": attributes, "traceId": scalar, "spanId": scalar, "eventName": scalar,
+    "flags": scalar, "unknown": scalar})
+point = st.fixed_dictionaries({}, optional={
+    "timeUnixNano": scalar, "asInt": scalar, "asDouble": scalar, "attributes": attributes, "count": scalar,
+    "sum": scalar, "min": scalar, "max": scalar, "bucketCounts": st.lists(scalar, max_size=4),
+    "explicitBounds": st.lists(scalar, max_size=4), "scale": scalar, "zeroCount": scalar, "flags": scalar,
+    "positive": st.fixed_dictionaries({"offset": scalar, "bucketCounts": st.lists(scalar, max_size=3)}),
+    "quantileValues": st.lists(st.fixed_dictionaries({"quantile": scalar, "value": scalar}), max_size=3),
+    "exemplars": st.lists(st.fixed_dictionaries({}, optional={"traceId": scalar, "spanId": scalar}), max_size=2)})
+metric = st.fixed_dictionaries({"name": scalar}, optional={"unit": scalar, **{
+    kind: st.fixed_dictionaries({"dataPoints": st.lists(point, max_size=3)}, optional={
+        "aggregationTemporality": scalar, "isMonotonic": scalar})
+    for kind in ("gauge", "sum", "histogram", "exponentialHistogram", "summary")}})
+resource = st.fixed_dictionaries({"attributes": attributes})
+logs_body = st.fixed_dictionaries({"resourceLogs": st.lists(st.fixed_dictionaries({
+    "scopeLogs": st.lists(st.fixed_dictionaries({"logRecords": st.lists(record, max_size=3)}), max_size=2)},
+    optional={"resource": resource}), max_size=2)})
+metrics_body = st.fixed_dictionaries({"resourceMetrics": st.lists(st.fixed_dictionaries({
+    "scopeMetrics": st.lists(st.fixed_dictionaries({"metrics": st.lists(metric, max_size=3)}), max_size=2)},
+    optional={"resource": resource}), max_size=2)})
+
+
+@pytest.fixture(scope="module")
+def client(kafka_bootstrap: str) -> Any:
+    loop = asyncio.new_event_loop()
+    app = create_app(make_settings(kafka_bootstrap, "fuzz-otlp", max_body_bytes=64 * 1024, max_records=50))
+    lifespan = app.router.lifespan_context(app)
+    loop.run_until_complete(lifespan.__aenter__())
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://otlp")
+    yield lambda *a, **k: loop.run_until_complete(http.post(*a, **k))
+    loop.run_until_complete(http.aclose())
+    loop.run_until_complete(lifespan.__aexit__(None, None, None))
+    loop.close()
+
+
+def check(response: httpx.Response) -> None:
+    assert response.status_code < 500, (response.status_code, response.content[:300])
+    assert response.status_code in (200, 400, 403, 413), response.status_code
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.binary(max_size=400), path=st.sampled_from(["/v1/logs", "/v1/metrics"]), zipped=st.booleans())
+def test_arbitrary_protobuf_bytes(client: Any, body: bytes, path: str, zipped: bool) -> None:
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/x-protobuf"}
+    if zipped:
+        body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+    check(client(path, content=body, headers=headers))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(doc=st.one_of(logs_body.map(lambda d: ("/v1/logs", d)), metrics_body.map(lambda d: ("/v1/metrics", d))))
+def test_arbitrary_otlp_json(client: Any, doc: tuple[str, dict[str, Any]]) -> None:
+    path, body = doc
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    # integers beyond 64 bits go as strings (orjson writes none bigger), as OTLP/JSON writes int64
+    check(client(path, content=orjson.dumps(_big_as_text(body)), headers=headers))
+
+
+def _big_as_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _big_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_big_as_text(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value

@@ -1,0 +1,74 @@
+"""OTLP/gRPC in process against the real broker: the refusals as gRPC status codes, partial success
+in the response, and gRPC's own message-size limit set to the body limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+from collector.otlp.app import create_app
+from tests.ingest.conftest import free_port
+from tests.kafka_io import consume
+from tests.otlp.conftest import API_TOKEN, OTHER_TOKEN, logs_request, make_settings, record
+
+pytestmark = pytest.mark.stack
+METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+
+
+@pytest.fixture
+async def export(kafka_bootstrap: str, unique: str) -> AsyncIterator[Any]:
+    port = free_port()
+    settings = make_settings(kafka_bootstrap, unique, otlp_grpc_port=port, max_body_bytes=64 * 1024,
+                             max_records=100, max_record_bytes=16 * 1024)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(METHOD, request_serializer=ExportLogsServiceRequest.SerializeToString,
+                                   response_deserializer=ExportLogsServiceResponse.FromString)
+
+        async def send(request: Any, token: str | None = API_TOKEN) -> ExportLogsServiceResponse:
+            metadata = (("authorization", f"Bearer {token}"),) if token else ()
+            return await call(request, metadata=metadata, timeout=30)
+
+        raw = channel.unary_unary(METHOD)  # bytes as they are
+
+        async def send_bytes(body: bytes) -> bytes:
+            return await raw(body, metadata=(("authorization", f"Bearer {API_TOKEN}"),), timeout=30)
+
+        send.topic = settings.topic_logs  # type: ignore[attr-defined]
+        send.raw = send_bytes  # type: ignore[attr-defined]
+        yield send
+
+
+async def code_of(coro: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await coro
+    return info.value.code()
+
+
+async def test_accepted_and_partial_success(export: Any, kafka_bootstrap: str) -> None:
+    big = ["x" * 1000] * 20
+    answer = await export(logs_request([record("ok", id="a"), record("big", id="b", big=big)]))
+    assert answer.partial_success.rejected_log_records == 1
+    [msg] = await consume(kafka_bootstrap, export.topic, 1)
+    assert b'"id":"a"' in msg.value
+
+
+async def test_refusals_are_status_codes(export: Any) -> None:
+    assert await code_of(export(logs_request([record()]), token=None)) == grpc.StatusCode.UNAUTHENTICATED
+    assert await code_of(export(logs_request([record()]), token="wrong")) == grpc.StatusCode.UNAUTHENTICATED
+    other = export(logs_request([record()], "api-service"), token=OTHER_TOKEN)
+    assert await code_of(other) == grpc.StatusCode.PERMISSION_DENIED
+    too_many = logs_request([record()] * 101)
+    assert await code_of(export(too_many)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    huge = logs_request([record("x" * 70_000)])
+    assert await code_of(export(huge)) == grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC's own size limit
+    every_one_bad = logs_request([record("big", big=["x" * 1000] * 20)])
+    assert await code_of(export(every_one_bad)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await code_of(export.raw(b"\x0a\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,99 @@
+"""Docker's json-file layout, written the way the daemon writes it (moby jsonfilelog: one object a
+line, 16 KiB pieces for longer lines, RFC 3339 nano times, config.v2.json beside the log), tailed
+into the real broker: services from the Compose label / mapping / instance rule, containers that
+appear and disappear, the driver's rename rotation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.tail.conftest import delivered, exactly_once, records, running, settings, until
+
+PIECE = 16 * 1024  # the daemon's buffer: longer lines arrive in pieces
+
+
+class Container:
+    def __init__(self, root: Path, name: str, labels: dict[str, str] | None = None, image: str = "node:20"):
+        self.id = secrets.token_hex(32)
+        self.dir = root / "containers" / self.id
+        self.dir.mkdir(parents=True)
+        self.log = self.dir / f"{self.id}-json.log"
+        self.log.touch()
+        config = {"ID": self.id, "Name": f"/{name}", "Config": {"Image": image, "Labels": labels or {}},
+                  "LogPath": str(self.log)}
+        (self.dir / "config.v2.json").write_bytes(orjson.dumps(config))
+        self.n = 0
+
+    def write(self, text: str, stream: str = "stdout") -> int:
+        """Returns the offset where the line's first piece starts."""
+        start = self.log.stat().st_size
+        out = bytearray()
+        data = text + "\n"
+        for i in range(0, len(data), PIECE):
+            self.n += 1
+            out += orjson.dumps({"log": data[i:i + PIECE], "stream": stream,
+                                 "time": f"2026-12-02T10:00:{self.n % 60:02d}.123456789Z"}) + b"\n"
+        with open(self.log, "ab") as fh:
+            fh.write(out)
+        return start
+
+    def rotate(self) -> None:
+        os.rename(self.log, self.log.with_name(self.log.name + ".1"))
+        self.log.touch()
+
+
+def by_message(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["message"]: r for r in recs}
+
+
+async def test_containers(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    root = tmp_path / "docker"
+    api = Container(root, "shop-api-service-1", {"com.docker.compose.service": "api-service",
+                                                 "com.docker.compose.project": "shop"})
+    auth = Container(root, "auth-service-2")
+    mapped = Container(root, "legacy_box", image="acme/legacy:3")
+    long_line = "x" * (PIECE * 2 + 100)
+    api.write('{"level":30,"time":1796205600123,"pid":1,"hostname":"a1","msg":"listening"}')
+    long_at = api.write(long_line)
+    for line in ("Error: boom", "    at main (/app/index.js:3:9)", "    at node:internal/main:1:1"):
+        api.write(line, stream="stderr")
+    auth.write("plain start")
+    own = Container(root, "elk-collector-tail-1", {"com.docker.compose.service": "collector-tail"})
+    own.write("the tailer's own output is excluded")
+    mapped.write("legacy hello")
+    cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=root, service_map={"legacy_.*": "legacy"},
+                   docker_exclude=["collector-tail"])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 5), "5 records")
+        late = Container(root, "worker")  # appears while running
+        late.write("worker up")
+        api.rotate()  # the driver's max-size rotation
+        api.write("after rotation")
+        auth.write("auth last words")
+        shutil.rmtree(auth.dir)  # docker rm: read to the end, then forgotten
+        await until(lambda: delivered(tailer, 8), "8 records")
+        await until(lambda: True if len(tailer.tails) == 3 else len(tailer.tails), "removed container closed")
+    recs = await records(kafka_bootstrap, topic, 8)
+    node_trace = "Error: boom\n    at main (/app/index.js:3:9)\n    at node:internal/main:1:1"
+    exactly_once(recs, ["listening", long_line, node_trace, "plain start", "legacy hello", "worker up",
+                        "after rotation", "auth last words"])
+    got = by_message(recs)
+    pino = got["listening"]
+    assert pino["_key"] == b"api-service"
+    assert pino["service"] == {"name": "api-service", "node": {"name": "shop-api-service-1"}}
+    assert pino["@timestamp"] == "2026-12-02T10:00:00.123Z" and pino["log.level"] == "info"
+    assert pino["container"]["labels"]["com_docker_compose_project"] == "shop"
+    assert pino["container"]["image"] == {"name": "node:20"} and pino["container"]["id"] == api.id
+    assert long_at > 0 and got[long_line]["log"]["offset"] == long_at  # three pieces, one record
+    trace = got[node_trace]
+    assert trace["labels"]["stream"] == "stderr" and trace["log.level"] == "error"
+    assert trace["@timestamp"].startswith("2026-12-02T10:00:")
+    assert got["plain start"]["service"] == {"name": "auth-service", "node": {"name": "auth-service-2"}}
+    assert got["legacy hello"]["service"]["name"] == "legacy"
+    assert got["worker up"]["service"] == {"name": "worker", "node": {"name": "worker"}}
