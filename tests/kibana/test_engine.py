@@ -108,3 +108,6 @@ def test_every_document_the_product_writes_carries_ecs_version(search_url: str, 
 
     assert count({"match_all": {}}) > 0
     assert count({"bool": {"must_not": [{"term": {"ecs.version": ECS_VERSION}}]}}) == 0
+    if stream == "logs-elk.health":  # the transitions, built by the shipper's health monitor
+        assert count({"bool": {"filter": [{"term": {"event.action": "health-transition"}},
+                                          {"term": {"ecs.version": ECS_VERSION}}]}}) > 0
