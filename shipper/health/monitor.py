@@ -297,7 +297,8 @@ class HealthMonitor:
 
     def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
         """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle."""
-        self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total)
+        owned = None if self.owner.everything else [f"{t}/{p}" for t, p in self.owner.owned]
+        self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total, owned)
         listening = self.signals.caught_up_since
         docs = [] if listening is None else self._transition_docs(self.state.expire(
             now, self.settings.unknown_after_s, self.settings.forget_after_s, listening))
