@@ -1,5 +1,6 @@
 """An imitation search engine on loopback: answers POST /_bulk from a script, for the statuses a
-real OpenSearch will not produce on demand (408, 503, a proxy's HTML page, a dropped connection)."""
+real OpenSearch will not produce on demand (408, 503, a proxy's HTML page, a dropped connection);
+any PUT (the index templates the sink puts before a stream's first write) is acknowledged."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ class ImitationEngine:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
+            def do_PUT(self) -> None:  # templates the sink puts before a stream's first write
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self._answer(Answer(200, {"acknowledged": True}))
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 ids = [orjson.loads(line)["create"]["_id"] for line in body.split(b"\n")[0::2] if line]
@@ -51,6 +56,9 @@ class ImitationEngine:
                     self.close_connection = True
                     return
                 assert isinstance(answer, Answer)
+                self._answer(answer)
+
+            def _answer(self, answer: Answer) -> None:
                 self.send_response(answer.status)
                 self.send_header("content-type", answer.content_type)
                 if answer.content_type == "application/json":
