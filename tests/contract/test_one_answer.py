@@ -27,8 +27,10 @@ from collector.contract.names import split_instance
 from collector.ingest.app import create_app
 from collector.ingest.auth import token_hash
 from collector.probe.prober import probe_one
+from shipper.context import Batch, TransformSettings
 from shipper.decode import decode
-from shipper.enrich import EnrichContext, Meta, enrich
+from shipper.enrich import enrich
+from shipper.provenance import Meta
 from tests.ingest.conftest import make_settings, ndjson
 from tests.kafka_io import consume
 
@@ -39,8 +41,9 @@ TOKEN = "tok-one-answer-0123456789"  # test-only value
 def shipped(value: bytes, key: bytes | None = None) -> dict[str, Any]:
     """One Kafka record as the shipper turns it into a document (decode, then enrich)."""
     now = datetime.now(UTC)
-    meta = Meta(topic="elk-logs", partition=0, offset=1, timestamp=int(now.timestamp() * 1000), key=key)
-    return enrich(decode(value, 1 << 20), meta, now, EnrichContext(host_name="shipper-test"))
+    message = Meta(topic="elk-logs", partition=0, offset=1, timestamp=int(now.timestamp() * 1000), key=key,
+                   value=value)
+    return enrich(decode(value, 1 << 20), message, Batch(TransformSettings(host_name="shipper-test"), now))
 
 
 def where(doc: dict[str, Any]) -> tuple[str, str]:
