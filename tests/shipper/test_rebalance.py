@@ -1,7 +1,8 @@
 """Issue 12 item 2 against the real broker and engine: three shippers in one consumer group,
 members joining, leaving (SIGTERM) and dying (SIGKILL) every few seconds while records keep
-arriving. Every record must be indexed exactly once, and the group's committed offsets, read
-with the admin client throughout, must never move backwards.
+arriving. Every record must be indexed exactly once, and the group's committed offsets must never
+move backwards: polled with the admin client throughout, and every accepted commit read back from
+Kafka's own `__consumer_offsets` log.
 
 It also measures the redelivery window (docs/ARCHITECTURE.md): a record can be written a second
 time only while it is indexed but not yet committed, so for every record the time from its first
