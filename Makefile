@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps node-deps test-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs clean
+.PHONY: help venv system-deps node-deps test-deps stack-up stack-down stack-status stack-clean test test-fast lint demo bench bench-deps docs ecs-fields clean
 
 help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
@@ -43,12 +43,18 @@ node-deps: $(NODE_DIR)/node_modules/.package-lock.json
 # the tailer's tests read logs written by the real programs: nginx, PostgreSQL, Redis (Debian) and
 # pino/pino-http (npm, lockfile in tests/tail/node); rsyslog's imfile -> omkafka is its benchmark peer
 TAIL_DEBS := nginx-light postgresql redis-server rsyslog-kafka
-test-deps:
-	@command -v nginx >/dev/null && command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+TAIL_NODE_DIR := tests/tail/node
+
+$(TAIL_NODE_DIR)/node_modules/.package-lock.json: $(TAIL_NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	cd $(TAIL_NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-deps: $(TAIL_NODE_DIR)/node_modules/.package-lock.json
+	@command -v nginx >/dev/null && command -v redis-server >/dev/null \
+	  && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
 	  && test -e /usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so || \
 	  (apt-get update -qq && apt-get install -y -qq $(TAIL_DEBS))
-	@test tests/tail/node/node_modules/.package-lock.json -nt tests/tail/node/package-lock.json || \
-	  (cd tests/tail/node && npm ci --no-audit --no-fund --silent)
 
 stack-up: venv system-deps
 	$(BIN)/python -m stack up
@@ -81,11 +87,15 @@ bench-deps:
 	@command -v rsyslogd >/dev/null && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imkafka.so || \
 	  (apt-get update -qq && apt-get install -y -qq rsyslog-kafka rsyslog-elasticsearch)
 
-bench: stack-up bench-deps
+bench: stack-up bench-deps test-deps
 	$(BIN)/python -m bench
 
 docs: venv
 	$(BIN)/python -m collector.settings_reference
+
+# shipper/ecs_fields.json (committed) from Elastic's npm package @elastic/ecs; needs node and npm
+ecs-fields: venv
+	$(BIN)/python tools/ecs_fields.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

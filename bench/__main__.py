@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 BENCHMARKS = ("bench.bench_logging", "bench.bench_ingest", "bench.bench_otlp", "bench.bench_shipper",
-              "bench.bench_health")
+              "bench.bench_health", "bench.bench_tail")
 
 
 def main() -> int:

@@ -75,6 +75,7 @@ async def one_run(flips: int, blips: int, replicas: int, rnd: random.Random) -> 
     hooks.start()
     procs: list[subprocess.Popen[bytes]] = [
         world.start_shipper(f"shipper-{n}", SHIPPER_TOPICS=f"{world.logs_topic},{health_topic}",
+                            SHIPPER_HEALTH_TOPICS=health_topic,
                             SHIPPER_HEALTH__WEBHOOK_URLS=hooks.url("hook"), SHIPPER_HEALTH__FLAP_CHANGES="1000")
         for n in range(replicas)]
     stop_probe = asyncio.Event()

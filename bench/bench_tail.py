@@ -1,5 +1,5 @@
 """`collector tail` against rsyslog `imfile` -> `omkafka`, side by side in one run: the same file,
-the same broker, a fresh single-partition topic each, acks=all and lz4 on both.
+the same broker, a fresh single-partition topic each, acks=all and zstd on both.
 
 Contenders:
   (a) rsyslog  imfile -> omkafka, template `%rawmsg%` (the line as it is), Debian rsyslog-kafka
@@ -67,7 +67,7 @@ template(name="raw" type="string" string="%rawmsg%")
 input(type="imfile" File="{log}" Tag="bench" ruleset="k" freshStartTail="off")
 ruleset(name="k" queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="5000") {{
   action(type="omkafka" broker=["{kafka}"] topic="{topic}" template="raw"
-         confParam=["queue.buffering.max.ms=20", "batch.num.messages=10000", "compression.codec=lz4"]
+         confParam=["queue.buffering.max.ms=20", "batch.num.messages=10000", "compression.codec=zstd"]
          topicConfParam=["request.required.acks=-1"] action.resumeRetryCount="-1")
 }}
 """)
@@ -79,8 +79,8 @@ def tail_env(kafka: str, topic: str, log: Path, work: Path, parsed: bool) -> dic
     spec = {"paths": [str(log)], "service": "bench", "format": "auto" if parsed else "raw",
             "multiline": {"mode": "default" if parsed else "off"}}
     env.update({"TAIL_KAFKA_BOOTSTRAP_SERVERS": kafka, "TAIL_TOPIC": topic,
-                "TAIL_INPUTS": orjson.dumps([spec]).decode(),
-                "TAIL_REGISTRY_PATH": str(work / "registry.json"), "COLLECTOR_LEVEL": "warning"})
+                "TAIL_INPUTS": orjson.dumps([spec]).decode(), "TAIL_REGISTRY_PATH": str(work / "registry.json"),
+                "COLLECTOR_LEVEL": "warning"})
     return env
 
 

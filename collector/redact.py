@@ -119,20 +119,43 @@ class Redactor:
 
     def deep(self, value: Any) -> Any:
         """Any caller value as it may be written: containers copied with their contents redacted,
-        numbers and times as they are, anything else stringified and then redacted as text."""
+        numbers and times as they are, anything else stringified and then redacted as text.
+        (The common shapes, str and flat dicts of str/int, take inlined cache lookups: the ingest
+        API calls this for every ECS object of every record.)"""
         if not self.enabled:
             return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
+        vtype = type(value)
+        if vtype is str:
+            done = self.text_cache.get(value)
+            return done if done is not None else self.text(value)
+        if vtype is dict:
+            keys = self._key_cache
+            texts = self.text_cache
             out = {}
             for k, v in value.items():
                 if type(k) is not str:
                     k = safe_text(k)
-                out[k] = REDACTED if self.key_is_secret(k) else self.deep(v)
+                secret = keys.get(k)
+                if secret is None:
+                    secret = self.key_is_secret(k)
+                if secret:
+                    out[k] = REDACTED
+                    continue
+                t = type(v)
+                if t is str:
+                    done = texts.get(v)
+                    out[k] = done if done is not None else self.text(v)
+                elif t is int or t is float or t is bool or v is None:
+                    out[k] = v
+                else:
+                    out[k] = self.deep(v)
             return out
         if isinstance(value, list | tuple | set | frozenset):
             return [self.deep(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return self.deep(dict(value))
         if value is None or isinstance(value, _PLAIN):
             return value
         return self.text(safe_text(value))

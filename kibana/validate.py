@@ -28,7 +28,8 @@ from kibana.bundle import Obj
 GRID_COLUMNS = 48  # DASHBOARD_GRID_COLUMN_COUNT, src/plugins/dashboard/common/content_management/constants.ts
 MIN_KIBANA = (8, 11, 0)  # the oldest Kibana the bundle must import into; objects never import into an older one
 NUMERIC = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long"}
-AGGREGATABLE = NUMERIC | {"keyword", "date", "boolean", "ip"}
+# not wildcard: OpenSearch's keeps no doc values (shipper/templates.py), so it cannot be aggregated there
+AGGREGATABLE = NUMERIC | {"keyword", "constant_keyword", "date", "boolean", "ip"}
 TEXT = {"text", "match_only_text"}
 # what each use needs from the field's mapping
 USES: dict[str, set[str]] = {
@@ -40,11 +41,11 @@ USES: dict[str, set[str]] = {
     "unique_count": AGGREGATABLE,
     "sort": AGGREGATABLE,
     "range": NUMERIC | {"date"},
-    "wildcard": {"keyword"},
-    "match": AGGREGATABLE | TEXT,
-    "phrase": AGGREGATABLE | TEXT,
-    "exists": AGGREGATABLE | TEXT,
-    "display": AGGREGATABLE | TEXT | {"object"},
+    "wildcard": {"keyword", "constant_keyword", "wildcard"},
+    "match": AGGREGATABLE | TEXT | {"wildcard"},
+    "phrase": AGGREGATABLE | TEXT | {"wildcard"},
+    "exists": AGGREGATABLE | TEXT | {"wildcard"},
+    "display": AGGREGATABLE | TEXT | {"wildcard", "object"},
 }
 LENS_FIELD_USE = {"date_histogram": "date", "terms": "terms", "average": "numeric", "sum": "numeric",
                   "median": "numeric", "percentile": "numeric", "min": "min_max", "max": "min_max",
@@ -74,7 +75,7 @@ LENS_COLUMN: dict[str, tuple[str | None, str | None]] = {
 
 def template_fields() -> dict[str, dict[str, Any]]:
     """Every field the shipper's templates map, dotted path -> mapping (type, index, ...)."""
-    from shipper.templates import ECS_PROPERTIES
+    from shipper.templates import ECS_PROPERTIES, data_stream_properties
 
     out: dict[str, dict[str, Any]] = {}
 
@@ -87,7 +88,7 @@ def template_fields() -> dict[str, dict[str, Any]]:
             for sub, sub_spec in (spec.get("fields") or {}).items():  # multi-fields, e.g. message.keyword
                 out[f"{prefix}{name}.{sub}"] = sub_spec
 
-    walk(ECS_PROPERTIES, "")
+    walk({**ECS_PROPERTIES, "data_stream": data_stream_properties("logs", "any", "elasticsearch")}, "")
     return out
 
 

@@ -79,19 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run(settings, early_signals=EARLY_SIGNALS))
     if args.command == "setup":
         from shipper.engines.base import EngineRejected, EngineUnavailable
-        from shipper.setup import install
-
-        async def setup() -> str:
-            engine = await install(settings)
-            await engine.close()
-            return engine.name
+        from shipper.setup import setup_once
 
         try:
-            kind = asyncio.run(setup())
+            kind, removed = asyncio.run(setup_once(settings))
         except (EngineUnavailable, EngineRejected) as exc:
             print(f"shipper setup: {exc}", file=sys.stderr)
             return 1
-        print(f"templates installed ({kind})")
+        print(f"templates installed ({kind})" + (f"; removed the former broad templates {removed}" if removed else ""))
         return 0
     from shipper.replay import replay as do_replay
 

@@ -1,6 +1,11 @@
 """Setup at start: connect to the engine (kind from the settings or `GET /`) and install the ILM
-policy (Elasticsearch) and the component and index templates. Idempotent: every start PUTs the
-same content, so `shipper setup` and `shipper run` can be repeated freely."""
+policy (Elasticsearch), the ECS component templates and the own streams' index templates (the
+services' streams get theirs from the sink, on first write: shipper/templates.py). Idempotent: every
+start PUTs the same content, so `shipper setup` and `shipper run` can be repeated freely.
+
+`shipper setup` also removes the broad `logs-*-*` / `metrics-*-*` templates of earlier versions
+(docs/kibana.md, "Upgrading"); `shipper run` leaves that to it, so a rolling upgrade never has a
+moment in which an older shipper still running writes into streams without their template."""
 
 from __future__ import annotations
 
@@ -24,6 +29,15 @@ async def install(settings: ShipperSettings) -> SearchEngine:
         await engine.close()
         raise
     return engine
+
+
+async def setup_once(settings: ShipperSettings) -> tuple[str, list[str]]:
+    """`shipper setup`: templates in place and the former broad templates gone; (engine kind, removed)."""
+    engine = await install(settings)
+    try:
+        return engine.name, await engine.remove_legacy_templates()
+    finally:
+        await engine.close()
 
 
 async def wait_for_engine(settings: ShipperSettings, stopping: asyncio.Event) -> SearchEngine:

@@ -51,6 +51,8 @@ class BulkSink:
         async with self.concurrency:
             started = time.perf_counter()
             try:
+                # each stream family's index template before its first write creates the stream
+                await self.engine.prepare_streams({a.stream for a in actions})
                 response = await self.engine.bulk(body, self.gzip)
             except (EngineUnavailable, EngineRejected) as exc:
                 refused = exc

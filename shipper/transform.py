@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from collector.contract.ecs import base_fields
 from collector.contract.streams import OWN_WRITER
 from shipper.bulk import Action
 from shipper.context import Batch
@@ -37,6 +38,8 @@ class Prepared:
 def doc_action(doc_id: str, doc: dict[str, Any]) -> Action:
     """A document the shipper writes itself (monitor, pipeline metrics, dead-letter entries), marked as such."""
     stream = doc["data_stream"]
+    if "ecs" not in doc:  # the ECS base fields every document the product writes carries
+        doc.update(base_fields())
     event = doc.get("event")
     if type(event) is not dict:
         event = doc["event"] = {}

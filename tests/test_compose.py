@@ -129,3 +129,77 @@ def test_every_required_variable_is_set(project: dict[str, Any], service: str) -
     environment = project["services"][service].get("environment") or {}
     required = {var.name for var in _env_vars(SETTINGS_OF[service]) if var.required}
     assert required <= set(environment), f"{service} misses {sorted(required - set(environment))}"
+
+
+# ---- the Elasticsearch set-up job, run by bash against a stand-in curl
+
+_FAKE_CURL = """#!/usr/bin/env bash
+# records the URL and body of each call; fails the first $FAIL_FIRST calls (Elasticsearch still starting)
+n=$(( $(cat "$LOG.count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$LOG.count"
+url= body=
+while [ $# -gt 0 ]; do case "$1" in -d) body=$2; shift 2;; -u|-H) shift 2;; -*) shift;; *) url=$1; shift;; esac; done
+[ "$n" -le "${FAIL_FIRST:-0}" ] && exit 7
+printf '%s\\n%s\\n' "$url" "$body" >> "$LOG"
+"""
+
+
+def _run_setup_job(project: dict[str, Any], tmp_path: Path, passwords: dict[str, str],
+                   fail_first: int = 0) -> tuple[subprocess.CompletedProcess[str], list[tuple[str, Any]]]:
+    service = project["services"]["elasticsearch-setup"]
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "curl").write_text(_FAKE_CURL)
+    (bindir / "sleep").write_text("#!/bin/sh\nexit 0\n")  # the retry pause, without waiting
+    for tool in ("curl", "sleep"):
+        (bindir / tool).chmod(0o755)
+    log = tmp_path / "calls"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "LOG": str(log), "FAIL_FIRST": str(fail_first),
+           **{k: v for k, v in service["environment"].items() if k not in passwords}, **passwords}
+    result = subprocess.run([*service["entrypoint"], *service["command"]], env=env, capture_output=True,
+                            text=True, timeout=60)
+    lines = log.read_text().splitlines() if log.exists() else []
+    calls = [(lines[i], json.loads(lines[i + 1])) for i in range(0, len(lines), 2)]
+    return result, calls
+
+
+@pytest.mark.parametrize("password", ['pa"ss', "back\\slash\\", 'both\\"end', "tab\there $HOME `x` 'q'"])
+def test_setup_job_passes_any_password_as_valid_json(project: dict[str, Any], tmp_path: Path,
+                                                     password: str) -> None:
+    result, calls = _run_setup_job(project, tmp_path, {"KIBANA_SYSTEM_PASSWORD": password,
+                                                      "SHIPPER_ES_PASSWORD": password + "2"})
+    assert result.returncode == 0, result.stderr
+    by_path = {url.split("9200", 1)[1]: body for url, body in calls}
+    assert by_path["/_security/user/kibana_system/_password"] == {"password": password}
+    assert by_path["/_security/user/elk_shipper"] == {"password": password + "2", "roles": ["elk_shipper"]}
+
+
+def test_setup_job_retries_a_bounded_number_of_times(project: dict[str, Any], tmp_path: Path) -> None:
+    result, calls = _run_setup_job(project, tmp_path, {}, fail_first=4)
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 3 and result.stderr.count("retrying") == 4
+    again = tmp_path / "again"
+    again.mkdir()
+    result, calls = _run_setup_job(project, again, {}, fail_first=1000)
+    assert result.returncode != 0 and "giving up" in result.stderr and calls == []
+    assert result.stderr.count("retrying") == 30
+
+
+def test_shipper_role_covers_what_ilm_does_as_the_policys_last_writer(project: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    """The shipper writes the ILM policy at every start, so ILM's rollover and delete run with its role:
+    manage_ilm and `manage` on the streams (Elasticsearch reference, create or update lifecycle policy)."""
+    _, calls = _run_setup_job(project, tmp_path, {})
+    role = next(body for url, body in calls if url.endswith("/_security/role/elk_shipper"))
+    assert "manage_ilm" in role["cluster"] and "manage_index_templates" in role["cluster"]
+    (indices,) = role["indices"]
+    assert set(indices["names"]) == {"logs-*", "metrics-*"}
+    assert {"manage", "create_doc", "auto_configure"} <= set(indices["privileges"])
+    assert "all" not in indices["privileges"]
+
+
+def test_kibana_keeps_its_data_across_recreation(project: dict[str, Any]) -> None:
+    mounts = project["services"]["kibana"].get("volumes") or []
+    assert any(m.get("type") == "volume" and m.get("target") == "/usr/share/kibana/data" for m in mounts)
+    assert "kibana_data" in project["volumes"]
+    es = project["services"]["elasticsearch"]["environment"]
+    assert es["xpack.security.enabled"] == "true"  # security stays on

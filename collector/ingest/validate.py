@@ -204,7 +204,8 @@ class Shaper:
 
         rec: Record = {"@timestamp": timestamp, "log.level": level, "message": message, "ecs.version": ECS_VERSION}
         if log is not None:
-            log_out = {k: v for k, v in self.redactor.deep(log).items() if k != "level"}
+            log_out = red.deep(log) if red.enabled else dict(log)  # a copy either way
+            log_out.pop("level", None)
             if log_out:
                 rec["log"] = log_out
         rec["service"] = self._service(fields.pop("service", None), service)

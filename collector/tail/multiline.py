@@ -36,7 +36,7 @@ _PG_CONT = re.compile(_PG_PREFIX + r"(?:DETAIL|HINT|QUERY|CONTEXT|STATEMENT|LOCA
 NONE, PY, PY_END, GO = 0, 1, 2, 3
 
 
-@dataclass
+@dataclass(slots=True)
 class Joined:
     start: int  # offset of the first line in the file
     end: int  # offset after the last line
@@ -44,7 +44,7 @@ class Joined:
     attrs: Any  # the first line's extra facts (Docker: stream and time)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     start: int
     end: int

@@ -76,6 +76,9 @@ class FileTail:
         self.idle_since = 0.0
         self.at_eof = False  # the last read found no new data
         self.file_obj = {"path": entry.path}  # the first name it had: the same bytes after a rename
+        self.raw_template: tuple[str, bytes] | None = None  # (for which id prefix, the record template)
+        # plain shipping: no decoder, no joining, no parsing (the hot path)
+        self.fast = decoder is None and source.fmt == "raw" and source.multiline.mode == "off" and not source.static
         self.inflight = 0  # records sent, not yet acknowledged
         self._prefix = ""
         self._set_prefix()
@@ -101,8 +104,13 @@ class FileTail:
         rest = parts.pop()
         out = []
         start = self.partial_start
+        limit = self.max_line
         for part in parts:
             end = start + len(part) + 1
+            while len(part) > limit:  # a longer line ships in pieces: memory and record size stay bounded
+                out.append((start, start + limit, part[:limit]))
+                start += limit
+                part = part[limit:]
             out.append((start, end, part[:-1] if part[-1:] == b"\r" else part))
             start = end
         while len(rest) >= self.max_line:  # a line without end: cut, so memory stays bounded

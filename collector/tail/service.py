@@ -16,6 +16,8 @@ import stat
 import time
 from pathlib import Path
 
+import orjson
+
 import collector
 from collector.tail.docker import JsonFileDecoder
 from collector.tail.inputs import file_source, matches
@@ -24,11 +26,12 @@ from collector.tail.reader import FileTail, Source, head_fingerprint, identity
 from collector.tail.record import Builder
 from collector.tail.registry import Entry, Registry
 from collector.tail.settings import TailSettings
-from collector.tail.sink import KafkaSink
+from collector.tail.sink import OVERHEAD, KafkaSink
 
 log = collector.get_logger("collector.tail")
 
 CHUNK = 256 * 1024  # bytes read from one file before the next file gets its turn
+TRUNCATED = " [cut by elk-tail: too large for a Kafka record]"
 
 
 class Tailer:
@@ -153,9 +156,48 @@ class Tailer:
     # -- records -------------------------------------------------------------------------------------
     def _emit(self, tail: FileTail, joined: Joined) -> None:
         key, value = self.builder.build(tail, joined)
+        while len(value) > self.sink.max_record and joined.text:
+            # JSON escaping can make a line several times longer than its bytes: the text is cut so the
+            # record fits a Kafka batch (deterministically: a re-send is cut the same way)
+            keep = max(0, len(joined.text) * self.sink.max_record // len(value) - 4096)
+            joined = Joined(joined.start, joined.end, joined.text[:keep] + TRUNCATED, joined.attrs)
+            key, value = self.builder.build(tail, joined)
         self.sink.add(key, value, tail, tail.entry.gen, joined.end)
 
+    def _raw_lines(self, tail: FileTail, lines: list[tuple[int, int, bytes]]) -> None:
+        """`_lines` for plain shipping: each line straight into the record template, added in bulk."""
+        template = self.builder.raw_template(tail)
+        sink = self.sink
+        room = sink.room(self.settings.max_inflight_bytes)
+        key = tail.source.key
+        overhead = len(key) + OVERHEAD
+        dumps = orjson.dumps
+        values: list[bytes] = []
+        size = 0
+        last = -1
+        for start, end, raw in lines:
+            if size >= room:
+                tail.unread(start)  # the bound holds per record, not per chunk read
+                self.paused = True
+                break
+            if raw:
+                value = template % (dumps(raw.decode("utf-8", "replace")), start, start)
+                if len(value) > sink.max_record:
+                    if values:
+                        sink.add_many(key, values, tail, tail.entry.gen, last, size)
+                        values, size, room = [], 0, room - size
+                    self._emit(tail, Joined(start, end, raw.decode("utf-8", "replace"), None))
+                    continue
+                values.append(value)
+                size += len(value) + overhead
+                last = end
+        if values:
+            sink.add_many(key, values, tail, tail.entry.gen, last, size)
+
     def _lines(self, tail: FileTail, lines: list[tuple[int, int, bytes]], now: float) -> None:
+        if tail.fast:
+            self._raw_lines(tail, lines)
+            return
         decoder = tail.decoder
         joiner = tail.joiner
         sink = self.sink

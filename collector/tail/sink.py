@@ -24,6 +24,7 @@ for _name in ("aiokafka", "kafka"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 MAX_ROUNDS = 6
+OVERHEAD = 70  # what a record takes in a batch besides its key and value (counted against the bound)
 
 
 @dataclass
@@ -51,12 +52,13 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 class KafkaSink:
     def __init__(self, bootstrap: str, topic: str, linger_ms: int = 20, request_timeout_s: float = 15.0,
-                 batch_bytes: int = 1 << 20, compression: str = "lz4", connections: int = 3):
+                 batch_bytes: int = 1 << 20, compression: str = "zstd", connections: int = 3):
         self.bootstrap = bootstrap
         self.topic = topic
         self.linger_s = linger_ms / 1000
         self.request_timeout_s = request_timeout_s
         self.batch_bytes = batch_bytes
+        self.max_record = batch_bytes - 1024  # what one record may take of an empty batch
         self.compression = None if compression == "none" else compression
         self.producer: AIOKafkaProducer | None = None  # the one batches are built with
         self.producers: list[AIOKafkaProducer] = []
@@ -142,7 +144,34 @@ class KafkaSink:
                 raise ValueError(f"a record of {len(value)} bytes is larger than a Kafka batch")
         current.marks[tail] = (gen, end)
         current.records += 1
-        current.size += len(value) + len(key) + 70  # the record's own overhead in the batch
+        current.size += len(value) + len(key) + OVERHEAD
+
+    def add_many(self, key: bytes, values: list[bytes], tail: Any, gen: int, end: int, size: int) -> None:
+        """`add` for records of one key and one file in a row (`end`: after the last of them, `size`: as
+        `add` counts it): the plain-shipping hot path."""
+        assert self.producer is not None
+        current = self.open
+        if not current.records:
+            current.since = time.monotonic()
+        part = self._partition(key)
+        batch = current.batches.get(part)
+        if batch is None:
+            batch = current.batches[part] = self.producer.create_batch()
+        append = batch.append
+        for value in values:
+            if append(key=key, value=value, timestamp=None) is None:
+                current.sealed.append((part, batch))
+                batch = current.batches[part] = self.producer.create_batch()
+                append = batch.append
+                if append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes is larger than a Kafka batch")
+        current.marks[tail] = (gen, end)
+        current.records += len(values)
+        current.size += size
+
+    def room(self, limit: int) -> int:
+        """Bytes that may still be added before `full(limit)`."""
+        return 0 if len(self.rounds) >= MAX_ROUNDS else limit - self.inflight_bytes - self.open.size
 
     def due(self) -> bool:
         current = self.open

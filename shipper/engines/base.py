@@ -9,10 +9,23 @@ from __future__ import annotations
 import asyncio
 import gzip as gzip_lib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any
 
+from shipper.log import get_logger
 from shipper.statuses import NO_ANSWER
-from shipper.templates import component_templates, index_templates
+from shipper.templates import (
+    LEGACY_COMPONENTS,
+    LEGACY_TEMPLATES,
+    MANAGED_BY,
+    component_templates,
+    index_templates,
+    split_stream,
+    stream_template,
+    stream_template_name,
+)
+
+log = get_logger("shipper.engines")
 
 # Only what the sink reads from a bulk response: the engine skips serialising ids, versions and
 # shard counts of every item (a 5,000-item answer shrinks from ~1 MB to a few KB).
@@ -52,6 +65,12 @@ class SearchEngine(ABC):
     # what setup installs; build_engine sets them from the settings
     replicas: int | None = None
     retention_days: int = 30
+    @property
+    def prepared(self) -> set[str]:
+        """Index templates in place, by name: setup's and those put on demand (per engine object; made
+        on first use, so adapters and test doubles need no constructor of ours)."""
+        known: set[str] = self.__dict__.setdefault("_prepared", set())
+        return known
 
     @abstractmethod
     async def bulk(self, body: bytes, gzip: bool = False) -> dict[str, Any]:
@@ -90,8 +109,61 @@ class SearchEngine(ABC):
         for name, body in index.items():
             await self.request("PUT", f"/_index_template/{name}", self.adapt_index_template(body))
 
+    async def version(self) -> tuple[int, ...]:
+        number = str(((await self.info()).get("version") or {}).get("number") or "0")
+        return tuple(int(p) for p in number.split("-")[0].split(".")[:2] if p.isdigit())
+
     async def install_templates(self) -> None:
-        await self.put_templates(component_templates(self.replicas), index_templates())
+        """The ECS component templates and the own streams' index templates (setup, at every start)."""
+        await self.put_templates(component_templates(self.name, await self.version(), self.replicas),
+                                 index_templates(self.name))
+        self.prepared.update(index_templates(self.name))
+
+    async def prepare_streams(self, streams: Iterable[str]) -> None:
+        """Put the index template of each stream family not seen yet, before the first write creates the
+        stream (the sink calls it per bulk request; known families cost a set lookup). EngineUnavailable
+        when the engine does not answer: the write is retried later. A template the engine refuses (an
+        operator's template of the same priority over the same names) is logged, and the stream gets
+        whatever the cluster's templates give it."""
+        for stream in streams:
+            parts = split_stream(stream)
+            if parts is None:
+                continue
+            name = stream_template_name(parts[0], parts[1])
+            if name in self.prepared:
+                continue
+            try:
+                await self.request("PUT", f"/_index_template/{name}",
+                                   self.adapt_index_template(stream_template(parts[0], parts[1], self.name)))
+            except EngineRejected as exc:
+                log.error("index template refused; the stream is mapped by the cluster's templates",
+                          template=name, error=str(exc))
+            self.prepared.add(name)
+
+    async def remove_legacy_templates(self, names: Iterable[str] = LEGACY_TEMPLATES,
+                                      components: Iterable[str] = LEGACY_COMPONENTS) -> list[str]:
+        """Delete the broad `logs-*-*` / `metrics-*-*` templates earlier versions put -- only those
+        whose `_meta.managed_by` says they are ours -- then their components once nothing uses them:
+        the removed names."""
+        removed: list[str] = []
+        for name in names:
+            try:
+                found = await self.request("GET", f"/_index_template/{name}")
+            except EngineRejected as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            for entry in found.get("index_templates", []):
+                if (entry.get("index_template", {}).get("_meta") or {}).get("managed_by") == MANAGED_BY:
+                    await self.request("DELETE", f"/_index_template/{name}")
+                    removed.append(name)
+        for name in components:
+            try:
+                await self.request("DELETE", f"/_component_template/{name}")
+                removed.append(name)
+            except EngineRejected as exc:  # absent (404), or still used by a template someone else put (400)
+                log.info("former component template left in place", template=name, status=exc.status)
+        return removed
 
     def adapt_index_template(self, body: dict[str, Any]) -> dict[str, Any]:
         return body

@@ -71,7 +71,11 @@ class HealthMonitor:
         )
         self.book = AlertBook(settings.rules_for, self.namespace)
         self.notifier = WebhookNotifier(settings)
-        self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH], health_topics, metrics_topics)
+        # A monitor of a consumer-group member owns nothing until Kafka assigns it partitions (it
+        # would otherwise judge every service from the index before knowing its share); one used
+        # without Kafka (`topics` None) owns everything.
+        self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH], health_topics, metrics_topics,
+                               everything=topics is None)
         self.engine: SearchEngine | None = None
         self.capped_logged: set[str] = set()
 
@@ -293,7 +297,8 @@ class HealthMonitor:
 
     def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
         """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle."""
-        self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total)
+        owned = None if self.owner.everything else [f"{t}/{p}" for t, p in self.owner.owned]
+        self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total, owned)
         listening = self.signals.caught_up_since
         docs = [] if listening is None else self._transition_docs(self.state.expire(
             now, self.settings.unknown_after_s, self.settings.forget_after_s, listening))

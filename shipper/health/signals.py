@@ -174,8 +174,12 @@ class Signals:
         if service not in self.streams:  # no error history: the baseline starts with the first record
             self.streams[service] = Stream(max_ts=last_ts, min_ts=UNSEEN, bucket_s=self.bucket_s)
 
-    def pipeline(self, now: float, lag: dict[str, int], dead_lettered_total: int) -> None:
-        """Once per tick: event times of what was seen, caught-up state, dead-letter history."""
+    def pipeline(self, now: float, lag: dict[str, int], dead_lettered_total: int,
+                 partitions: Iterable[str] | None = None) -> None:
+        """Once per tick: event times of what was seen, caught-up state, dead-letter history.
+
+        `partitions` ("topic/partition") are the ones this replica owns: one whose lag is not known
+        yet (just assigned, nothing fetched: no high watermark) is not caught up."""
         if self.started is None:
             self.started = now
         for stream in self.streams.values():
@@ -186,6 +190,8 @@ class Signals:
                 stream.seen_min = stream.min_ts
                 stream.first_event = min(now, event_time({"@timestamp": stream.min_ts}) or now)
         behind = not lag or sum(lag.values()) > self.caught_up_max_lag
+        if partitions is not None and any(p not in lag for p in partitions):
+            behind = True
         if self.freshest_ts:
             freshest = event_time({"@timestamp": self.freshest_ts})
             if freshest is not None and now - freshest > self.max_event_delay_s:
@@ -230,6 +236,8 @@ class Signals:
         stream = self.streams.get(service)
         if stream is None:
             return None, "never seen since start"
+        if now - stream.last_event > rules.error_window_s:  # nothing to judge by (silence is its own rule)
+            return None, "no records in the window"
         size = stream.bucket_s
         current = int(now // size)
         per_window = max(1, round(rules.error_window_s / size))
@@ -258,8 +266,8 @@ class Signals:
         share = errors / total if total else 0.0
         why = f"{errors} of {total} records in {rules.error_window_s:g}s are errors ({share:.0%}, " \
               f"limit {rules.error_ratio_max:.0%})"
-        if total < rules.error_ratio_min_records:
-            return False, why + f"; under {rules.error_ratio_min_records} records"
+        if total < rules.error_ratio_min_records:  # too few to judge: an open alert stays as it is
+            return None, why + f"; under {rules.error_ratio_min_records} records"
         return share > rules.error_ratio_max, why
 
     def dead_letter_growth(self, now: float, rules: RuleSettings) -> tuple[bool | None, str]:

@@ -43,7 +43,8 @@ def service() -> Iterator[FlipService]:
 
 
 def shipper_env(world: Run, receiver: WebhookReceiver, topics: str, **extra: str) -> dict[str, str]:
-    return {"SHIPPER_TOPICS": topics, "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
+    return {"SHIPPER_TOPICS": topics, "SHIPPER_HEALTH_TOPICS": f"health-{world.unique}",
+            "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
             "SHIPPER_HEALTH__SLACK_WEBHOOK_URLS": receiver.url(SLACK_PATH), **extra}
 
 

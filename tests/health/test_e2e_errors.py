@@ -42,7 +42,7 @@ async def test_a_502_incident_fires_the_ratio_rule_and_never_resolves_itself(
     await create_topic(world.bootstrap, world.logs_topic)
     proc = world.start_shipper(
         SHIPPER_HEALTH__WEBHOOK_URLS=receiver.url("hook"), SHIPPER_HEALTH__SILENCE="false",
-        SHIPPER_HEALTH__DEAD_LETTER="false", SHIPPER_HEALTH__ERROR_WINDOW_S="2",
+        SHIPPER_HEALTH__DEAD_LETTER="false", SHIPPER_HEALTH__ERROR_WINDOW_S="4",
         SHIPPER_HEALTH__ERROR_BASELINE_WINDOWS="3", SHIPPER_HEALTH__ERROR_MIN_COUNT="5",
         SHIPPER_HEALTH__ERROR_RATE_FACTOR="3", SHIPPER_HEALTH__ERROR_RATIO_MAX="0.5",
         SHIPPER_HEALTH__ERROR_RATIO_MIN_RECORDS="10", SHIPPER_HEALTH__FLAP_CHANGES="1000")
@@ -66,23 +66,23 @@ async def test_a_502_incident_fires_the_ratio_rule_and_never_resolves_itself(
         return [(r.body["rule"]["id"], r.body["event"]["action"]) for r in receiver.json_events("hook")]
 
     try:
-        await traffic(8, 0.0)  # longer than the baseline windows: a calm history
+        await traffic(10, 0.0)  # more than two windows: a calm history to compare with
         assert await count(world.search_url, f"logs-nginx-{world.namespace}") > 0, "shipper not delivering"
         assert hooks() == []
-        incident = asyncio.create_task(traffic(16, 0.8))  # 8 windows: more than the baseline holds
+        incident = asyncio.create_task(traffic(24, 0.8))  # 6 windows: more than the baseline holds
 
         async def both_fired() -> bool:
             return {("error_ratio", "fired"), ("error_rate", "fired")} <= set(hooks())
 
-        assert await wait_for(both_fired, 15) is not None, hooks()
+        assert await wait_for(both_fired, 20) is not None, hooks()
         await incident
         assert sorted(hooks()) == [("error_rate", "fired"), ("error_ratio", "fired")], hooks()
-        calm = asyncio.create_task(traffic(30, 0.0))
+        calm = asyncio.create_task(traffic(40, 0.0))
 
         async def both_resolved() -> bool:
             return {("error_ratio", "resolved"), ("error_rate", "resolved")} <= set(hooks())
 
-        resolved = await wait_for(both_resolved, 25)
+        resolved = await wait_for(both_resolved, 30)
         calm.cancel()
         await asyncio.gather(calm, return_exceptions=True)
         assert resolved is not None, hooks()

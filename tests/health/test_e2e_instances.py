@@ -57,7 +57,8 @@ async def test_outage_with_a_vanished_push_only_replica_fires_and_instances_are_
     for topic in (world.logs_topic, health_topic):
         await create_topic(world.bootstrap, topic)
     port = free_port()
-    proc = world.start_shipper(SHIPPER_TOPICS=f"{world.logs_topic},{health_topic}", SHIPPER_HTTP_PORT=str(port),
+    proc = world.start_shipper(SHIPPER_TOPICS=f"{world.logs_topic},{health_topic}", SHIPPER_HEALTH_TOPICS=health_topic,
+                               SHIPPER_HTTP_PORT=str(port),
                                SHIPPER_HEALTH__WEBHOOK_URLS=receiver.url("hook"),
                                SHIPPER_HEALTH__UNKNOWN_AFTER_S="5", SHIPPER_HEALTH__MAX_INSTANCES_PER_SERVICE="5")
     one, two = FlipService(), FlipService()

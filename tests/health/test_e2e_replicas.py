@@ -51,8 +51,9 @@ async def prober(kafka_bootstrap: str) -> AsyncIterator[Any]:
     running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
     def start(topic: str, targets: str) -> None:
+        # a timeout under the interval but generous: these services share the test's busy process
         settings = ProbeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, interval_s=2.0,
-                                 timeout_s=1.0, targets=targets)
+                                 timeout_s=1.9, targets=targets)
         event = asyncio.Event()
         running.append((event, asyncio.create_task(run_prober(settings, event))))
 
@@ -73,8 +74,9 @@ async def test_three_replicas_one_fired_and_one_resolved_per_flip(
     health_topic = f"health-{world.unique}"
     for topic in (world.logs_topic, health_topic):
         await create_topic(world.bootstrap, topic, partitions=PARTITIONS)
-    env = {"SHIPPER_TOPICS": f"{world.logs_topic},{health_topic}", "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
-           "SHIPPER_HEALTH__SILENCE_S": "5", "SHIPPER_HEALTH__FLAP_CHANGES": "1000",
+    env = {"SHIPPER_TOPICS": f"{world.logs_topic},{health_topic}", "SHIPPER_HEALTH_TOPICS": health_topic,
+           "SHIPPER_HEALTH__WEBHOOK_URLS": receiver.url("hook"),
+           "SHIPPER_HEALTH__SILENCE_S": "10", "SHIPPER_HEALTH__FLAP_CHANGES": "1000",
            "SHIPPER_HEALTH__ERROR_RATE": "false", "SHIPPER_HEALTH__ERROR_RATIO": "false"}
     procs: dict[str, subprocess.Popen[bytes]] = {name: world.start_shipper(name, **env) for name in ("a", "b")}
     chatty = Logger(world.bootstrap, world.logs_topic, "chatty")
@@ -119,7 +121,7 @@ async def test_three_replicas_one_fired_and_one_resolved_per_flip(
         await asyncio.sleep(6)
         await flip("delta", False)
         await flip("alpha", False)
-        await asyncio.sleep(7)  # longer than the silence threshold after the last rebalance
+        await asyncio.sleep(12)  # longer than the silence threshold after the last rebalance
     finally:
         await chatty.stop()
         for proc in procs.values():

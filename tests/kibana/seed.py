@@ -158,6 +158,8 @@ async def seed(search_url: str, namespace: str) -> dict[str, int]:
         stats = Stats()
         monitor = build_monitor(settings)
         await monitor.start(engine)
+        # as a consumer-group member: Kafka gives this replica partition 0 of every topic (all the seed writes)
+        await monitor.partitions_assigned([(t, 0) for t in settings.topic_list], dict.fromkeys(settings.topic_list, 1))
         sink = BulkSink(engine, stats, max_bytes=settings.batch_max_bytes, concurrency=2,
                         retry_initial_s=0.1, retry_max_s=1.0)
         transform = TransformSettings(host_name="shipper-test", state_of=monitor.state_of, namespace=namespace,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from collector.contract.ecs import ECS_VERSION
 from kibana import bundle, dsl
 from tests.kibana.seed import SPIKE_ERRORS, SPIKE_SERVICE
 
@@ -93,3 +94,20 @@ def test_rule_probe_fails_below_threshold(search_url: str, seeded: tuple[str, di
     rule["params"]["threshold"] = [SPIKE_ERRORS + 10]  # more than the seed's spike
     problems = run(search_url, dsl.rule_probe(rule, namespace))
     assert problems and "would not fire" in problems[0]
+
+
+@pytest.mark.parametrize("stream", ["logs-elk.health", "logs-elk.alerts", "logs-elk.deadletter",
+                                    "metrics-elk.pipeline"])
+def test_every_document_the_product_writes_carries_ecs_version(search_url: str, seeded: tuple[str, dict[str, int]],
+                                                               stream: str) -> None:
+    namespace, _ = seeded
+
+    def count(query: dict[str, Any]) -> int:
+        r = httpx.post(f"{search_url}/{stream}-{namespace}/_count", json={"query": query}, timeout=30)
+        return int(r.json()["count"])
+
+    assert count({"match_all": {}}) > 0
+    assert count({"bool": {"must_not": [{"term": {"ecs.version": ECS_VERSION}}]}}) == 0
+    if stream == "logs-elk.health":  # the transitions, built by the shipper's health monitor
+        assert count({"bool": {"filter": [{"term": {"event.action": "health-transition"}},
+                                          {"term": {"ecs.version": ECS_VERSION}}]}}) > 0

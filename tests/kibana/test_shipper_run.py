@@ -32,15 +32,18 @@ async def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Pa
 async def test_panels_find_what_shipper_run_wrote(world: Run) -> None:
     batches = records(datetime.now(UTC))
     await create_topic(world.bootstrap, world.logs_topic)
+    await create_topic(world.bootstrap, world.health_topic)
     producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap, acks="all")
     await producer.start()
-    try:  # probes first, all in order on one partition, each with its real key
-        sent = [await producer.send(world.logs_topic, value, key=key.encode() if key else None)
+    try:  # probes on the topic in the health role (as the prober publishes them), each with its real key
+        sent = [await producer.send(world.health_topic if kind == "probes" else world.logs_topic, value,
+                                    key=key.encode() if key else None)
                 for kind in ("probes", "logs", "metrics", "bad") for _, key, value, _ in batches[kind]]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-    shipper = world.start_shipper(SHIPPER_STATS_INTERVAL_S="1")
+    shipper = world.start_shipper(SHIPPER_STATS_INTERVAL_S="1",
+                                  SHIPPER_TOPICS=f"{world.logs_topic},{world.health_topic}")
     try:
         ns = world.namespace
         logs = f"logs-api_service-{ns},logs-web_service-{ns},logs-elk.deadletter-{ns}"

@@ -33,7 +33,9 @@ async def test_kafka_stopped_then_restarted(kafka_bootstrap: str, unique: str, s
                                             tmp_path: Path) -> None:
     port, grpc_port = free_port(), free_port()
     log = tmp_path / "otlp.log"
-    server = serve_otlp(kafka_bootstrap, unique, port, log, INGEST_OTLP_GRPC_PORT=str(grpc_port))
+    # Kafka's timeout well above the "refused at once" bound below, so a loaded machine cannot blur them
+    server = serve_otlp(kafka_bootstrap, unique, port, log, INGEST_OTLP_GRPC_PORT=str(grpc_port),
+                        INGEST_KAFKA_TIMEOUT_S="8")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}")
     export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                                  request_serializer=ExportLogsServiceRequest.SerializeToString,
@@ -87,7 +89,7 @@ async def test_kafka_stopped_then_restarted(kafka_bootstrap: str, unique: str, s
                 assert statuses.count(503) >= 12
                 assert (await client.get("/health")).status_code == 503
                 t0 = time.monotonic()
-                assert await post(client) == 503 and time.monotonic() - t0 < 3.5  # refused fast, not queued
+                assert await post(client) == 503 and time.monotonic() - t0 < 6  # refused at once, no Kafka wait
                 assert await post_grpc() == grpc.StatusCode.UNAVAILABLE
             finally:
                 await asyncio.to_thread(up, stack_config, ("kafka",))

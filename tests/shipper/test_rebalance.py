@@ -1,7 +1,8 @@
 """Issue 12 item 2 against the real broker and engine: three shippers in one consumer group,
 members joining, leaving (SIGTERM) and dying (SIGKILL) every few seconds while records keep
-arriving. Every record must be indexed exactly once, and the group's committed offsets, read
-with the admin client throughout, must never move backwards.
+arriving. Every record must be indexed exactly once, and the group's committed offsets must never
+move backwards: polled with the admin client throughout, and every accepted commit read back from
+Kafka's own `__consumer_offsets` log.
 
 It also measures the redelivery window (docs/ARCHITECTURE.md): a record can be written a second
 time only while it is indexed but not yet committed, so for every record the time from its first
@@ -13,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
+import struct
 import subprocess
 import time
 from datetime import datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.shipper.harness import Run, count, create_topic, log_record, sources_in, stop
@@ -109,6 +112,54 @@ async def _produce(bootstrap: str, topic: str, done: asyncio.Event) -> dict[int,
     return placed
 
 
+class CommitLog:
+    """Every offset commit of the group in the order the coordinator accepted them, read from Kafka's
+    own `__consumer_offsets` log: a backwards commit shows even when a poll would miss it."""
+
+    def __init__(self, bootstrap: str, group: str) -> None:
+        self.bootstrap = bootstrap
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.group = group.encode()
+        self.commits: dict[int, list[int]] = {}  # partition -> committed offsets in order
+
+    def _read(self, key: bytes | None, value: bytes | None) -> None:
+        if not key or not value or struct.unpack_from(">h", key)[0] not in (0, 1):  # 2: group metadata
+            return
+        size = struct.unpack_from(">h", key, 2)[0]
+        if key[4:4 + size] != self.group:
+            return
+        at = 4 + size
+        at += 2 + struct.unpack_from(">h", key, at)[0]  # the topic: one per test
+        partition = struct.unpack_from(">i", key, at)[0]
+        self.commits.setdefault(partition, []).append(struct.unpack_from(">q", value, 2)[0])
+
+    async def run(self, done: asyncio.Event) -> None:
+        await self.consumer.start()
+        try:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                (described,) = await admin.describe_topics(["__consumer_offsets"])
+            finally:
+                await admin.close()
+            partitions = [TopicPartition("__consumer_offsets", p["partition"]) for p in described["partitions"]]
+            self.consumer.assign(partitions)
+            await self.consumer.seek_to_end(*partitions)
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=200)
+                for messages in batches.values():
+                    for message in messages:
+                        self._read(message.key, message.value)
+                if done.is_set() and not batches:
+                    return
+        finally:
+            await self.consumer.stop()
+
+    def backwards(self) -> list[str]:
+        return [f"partition {p}: {a} -> {b}" for p, offsets in self.commits.items()
+                for a, b in itertools.pairwise(offsets) if b < a]
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -130,7 +181,9 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
         start()
     done, streaming = asyncio.Event(), asyncio.Event()
     committed = Committed(run.bootstrap, f"g-{run.unique}")
+    log = CommitLog(run.bootstrap, f"g-{run.unique}")
     poller = asyncio.create_task(committed.run(done))
+    reader = asyncio.create_task(log.run(done))
     producing = asyncio.create_task(_produce(run.bootstrap, run.logs_topic, streaming))
     stopped_codes: list[int] = []
     kills = 0
@@ -167,9 +220,12 @@ async def test_members_join_leave_and_die_under_a_continuous_stream(run: Run) ->
                 stopped_codes.append(await asyncio.to_thread(stop, member))
         done.set()
         await poller
+        await reader
     assert kills == 2 and len(members) == 7
     assert stopped_codes and all(code == 0 for code in stopped_codes), stopped_codes
     assert committed.backwards == [], "committed offsets moved backwards"
+    assert sum(map(len, log.commits.values())) > 0
+    assert log.backwards() == [], "a commit moved an offset backwards"
     assert {tp.partition: o for tp, o in committed.current.items()} == ends
 
     docs = await sources_in(run.search_url, index, ["message", "event.ingested"])

@@ -9,7 +9,14 @@ from opensearchpy import AsyncOpenSearch
 
 from shipper.config import ShipperSettings
 from shipper.setup import install
-from shipper.templates import PRIORITY, TOTAL_FIELDS_LIMIT, component_templates, index_templates
+from shipper.templates import (
+    COMPONENT_SETTINGS,
+    PRIORITY,
+    TOTAL_FIELDS_LIMIT,
+    component_templates,
+    index_templates,
+    stream_template_name,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -39,21 +46,30 @@ async def test_setup_is_idempotent(search_url: str, client: AsyncOpenSearch) -> 
     assert set(component_templates()) <= {c["name"] for c in components["component_templates"]}
 
 
+async def _prepared(search_url: str, stream: str, **settings: int) -> None:
+    """Setup, then the stream's template as the sink puts it before the first write."""
+    engine = await install(ShipperSettings(search_url=search_url, **settings))
+    try:
+        await engine.prepare_streams([stream])
+    finally:
+        await engine.close()
+
+
 async def test_our_templates_win_over_competing_ones(search_url: str, client: AsyncOpenSearch, unique: str) -> None:
-    await _install(search_url)
+    stream = f"logs-api_service-t{unique}"
+    await _prepared(search_url, stream)
     competitors = {f"zz-competitor-{unique}-{p}": p for p in (100, 200)}
     for name, priority in competitors.items():
         await client.indices.put_index_template(name=name, body={
             "index_patterns": [f"logs-*-t{unique}"], "priority": priority, "data_stream": {},
             "template": {"mappings": {"properties": {"service": {"properties": {"name": {"type": "text"}}}}}}})
-    stream = f"logs-api_service-t{unique}"
     try:
         simulated = await client.transport.perform_request("POST", f"/_index_template/_simulate_index/{stream}")
         assert simulated["template"]["mappings"]["properties"]["service"]["properties"]["name"]["type"] == "keyword"
         assert {o["name"] for o in simulated.get("overlapping", [])} >= set(competitors)
         await client.indices.create_data_stream(name=stream)
         backing = (await client.indices.get_data_stream(name=stream))["data_streams"][0]["template"]
-        assert backing == "elk-pipeline-logs"
+        assert backing == stream_template_name("logs", "api_service")
         settings = await client.indices.get_settings(index=stream)
         index_settings = next(iter(settings.values()))["settings"]["index"]
         assert int(index_settings["mapping"]["total_fields"]["limit"]) == TOTAL_FIELDS_LIMIT
@@ -67,8 +83,7 @@ async def test_our_templates_win_over_competing_ones(search_url: str, client: As
 async def test_replicas_setting_reaches_new_backing_indices(search_url: str, client: AsyncOpenSearch,
                                                             unique: str) -> None:
     stream = f"logs-replicas-t{unique}"
-    engine = await install(ShipperSettings(search_url=search_url, index_replicas=0))
-    await engine.close()
+    await _prepared(search_url, stream, index_replicas=0)
     try:
         await client.indices.create_data_stream(name=stream)
         settings = next(iter((await client.indices.get_settings(index=stream)).values()))["settings"]["index"]
@@ -79,5 +94,5 @@ async def test_replicas_setting_reaches_new_backing_indices(search_url: str, cli
     finally:
         await client.indices.delete_data_stream(name=stream, ignore=[404])
         await _install(search_url)  # the defaults again, for the tests after this one
-    default = await client.cluster.get_component_template(name="elk-pipeline-settings")
+    default = await client.cluster.get_component_template(name=COMPONENT_SETTINGS)
     assert "number_of_replicas" not in str(default)

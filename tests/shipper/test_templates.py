@@ -1,19 +1,49 @@
-"""Setup, pure: the templates win over the built-in ones and map every field the product writes."""
+"""Setup, pure: the templates cover exactly the product's streams, outrank the built-in and Fleet ones
+there, and map every field the product writes."""
 
 from __future__ import annotations
 
+import pytest
+
+from collector.contract.streams import OWN_DATASETS, data_stream_name
 from shipper.engines.elasticsearch import ElasticsearchEngine
-from shipper.templates import ILM_POLICY, component_templates, field_types, ilm_policy, index_templates
+from shipper.templates import (
+    COMPONENT_SETTINGS,
+    ILM_POLICY,
+    TOTAL_FIELDS_LIMIT,
+    component_templates,
+    field_types,
+    ilm_policy,
+    index_templates,
+    split_stream,
+    stream_template,
+)
 
 
-def test_index_templates_cover_both_types_and_outrank_builtins() -> None:
+def test_setup_templates_cover_the_own_streams_only_and_outrank_builtins() -> None:
     templates = index_templates()
-    assert {p for t in templates.values() for p in t["index_patterns"]} == {"logs-*-*", "metrics-*-*"}
+    patterns = {p for t in templates.values() for p in t["index_patterns"]}
+    assert patterns == {"logs-elk.health-*", "logs-elk.alerts-*", "logs-elk.deadletter-*", "metrics-elk.pipeline-*"}
+    assert {p.split("-")[1] for p in patterns} == OWN_DATASETS
     for name, body in templates.items():
         assert "@" not in name
-        assert body["priority"] > 500
+        assert body["priority"] > 600  # built-ins 100, Fleet 200, the former broad templates 600
         assert body["data_stream"] == {}
         assert set(body["composed_of"]) <= set(component_templates())
+
+
+@pytest.mark.parametrize(("stream", "parts"), [
+    (data_stream_name("logs", "api-service", "default"), ("logs", "api_service", "default")),
+    ("metrics-elk.pipeline-prod", ("metrics", "elk.pipeline", "prod")),
+    ("logs-a-b-c", None), ("traces-a-b", None), ("logs--x", None), ("bench-rsyslog", None),
+])
+def test_stream_names_split_into_their_family(stream: str, parts: tuple[str, str, str] | None) -> None:
+    assert split_stream(stream) == parts
+
+
+def test_a_services_template_matches_its_dataset_only() -> None:
+    body = stream_template("logs", "api_service")
+    assert body["index_patterns"] == ["logs-api_service-*"]
 
 
 def test_every_contract_field_is_mapped() -> None:
@@ -25,8 +55,9 @@ def test_every_contract_field_is_mapped() -> None:
         assert path in types, path
     assert types["@timestamp"] == "date"
     assert types["event.duration"] == "long"
-    settings = component_templates()["elk-pipeline-settings"]["template"]["settings"]
-    assert 1000 <= settings["index.mapping.total_fields.limit"] <= 5000
+    mappings = next(c for n, c in component_templates().items() if n != COMPONENT_SETTINGS)
+    assert mappings["template"]["settings"]["index.mapping.total_fields.limit"] == TOTAL_FIELDS_LIMIT
+    assert len(types) < TOTAL_FIELDS_LIMIT / 2  # room for the services' own fields
 
 
 def test_ilm_only_on_elasticsearch_with_rollover_and_delete() -> None:
@@ -34,10 +65,10 @@ def test_ilm_only_on_elasticsearch_with_rollover_and_delete() -> None:
     assert "rollover" in phases["hot"]["actions"] and "delete" in phases["delete"]["actions"]
     engine = ElasticsearchEngine.__new__(ElasticsearchEngine)
     engine.lifecycle = True
-    adapted = engine.adapt_index_template(index_templates()["elk-pipeline-logs"])
+    adapted = engine.adapt_index_template(index_templates()["elk-pipeline-logs-elk.health"])
     assert adapted["template"]["settings"]["index.lifecycle.name"] == ILM_POLICY
     engine.lifecycle = False
-    assert "template" not in engine.adapt_index_template(index_templates()["elk-pipeline-logs"])
+    assert "settings" not in engine.adapt_index_template(index_templates()["elk-pipeline-logs-elk.health"])["template"]
 
 
 async def test_retention_setting_is_the_ilm_delete_age() -> None:
@@ -60,5 +91,5 @@ async def test_retention_setting_is_the_ilm_delete_age() -> None:
         await engine.close()
     ilm = next(body for _, path, body in sent if path.startswith("/_ilm/policy/"))
     assert ilm["policy"]["phases"]["delete"]["min_age"] == "7d"
-    settings = next(body for _, path, body in sent if path == "/_component_template/elk-pipeline-settings")
+    settings = next(body for _, path, body in sent if path == f"/_component_template/{COMPONENT_SETTINGS}")
     assert settings["template"]["settings"]["index.number_of_replicas"] == 0

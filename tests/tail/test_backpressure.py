@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from stack.localstack import Config, down, up
 from tests.tail.conftest import delivered, exactly_once, records, running, settings, until
 
@@ -20,6 +22,7 @@ def _write(path: Path, tag: str, n: int) -> list[str]:
     return lines
 
 
+@pytest.mark.slow  # a broker stop and start: 40-120 s on a loaded machine
 async def test_kafka_away_pauses_reading_within_bounds(kafka_bootstrap: str, topic: str, tmp_path: Path,
                                                       stack_config: Config) -> None:
     log = tmp_path / "app.log"

@@ -159,3 +159,26 @@ async def test_rotated_while_down_is_found_beside_its_old_name(kafka_bootstrap: 
         await until(lambda: delivered(tailer, 11), "11 records")
         await until(lambda: True if len(tailer.tails) == 1 else len(tailer.tails), "the rotated file closed")
     exactly_once(await records(kafka_bootstrap, topic, 21), first + unread + new)
+
+
+async def test_long_lines_in_pieces_and_oversized_records_cut(kafka_bootstrap: str, topic: str,
+                                                             tmp_path: Path) -> None:
+    """A line longer than max_line_bytes ships in pieces, whether the reader sees it whole or in parts;
+    a piece whose JSON would not fit a Kafka batch (control characters escape to six bytes each) is
+    cut, marked, and still shipped."""
+    log = tmp_path / "big.log"
+    long_line = "".join(chr(ord("a") + i % 26) for i in range(300_000))
+    escapes = "\x01" * 400_000
+    write(log, [long_line, escapes, "after"])
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(log)], "format": "raw",
+                                                             "multiline": {"mode": "off"}}],
+                   max_line_bytes=256 * 1024)
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 5), "5 records")
+    recs = await records(kafka_bootstrap, topic, 5)
+    messages = [r["message"] for r in recs]
+    assert "".join(messages[:2]) == long_line and len(messages[0]) == 256 * 1024
+    marker = " [cut by elk-tail: too large for a Kafka record]"
+    assert messages[2].endswith(marker) and set(messages[2].removesuffix(marker)) == {"\x01"}
+    assert messages[3] == "\x01" * (400_000 - 256 * 1024)  # fits: whole
+    assert messages[4] == "after"
