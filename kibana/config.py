@@ -62,7 +62,8 @@ class KibanaSettings(BaseSettings):
         one_source(self.webhook_password, self.webhook_password_file, "KIBANA_WEBHOOK_PASSWORD")
         has_basic = self.username is not None or self.password is not None or self.password_file is not None
         if has_basic and (self.api_key or self.api_key_file):
-            raise ValueError("use basic auth (KIBANA_USERNAME/PASSWORD) or an API key (KIBANA_API_KEY), not both")
+            raise ValueError(
+                "use a user name and password (KIBANA_USERNAME/PASSWORD) or an API key (KIBANA_API_KEY), not both")
         if (self.password or self.password_file) and not self.username:
             raise ValueError("KIBANA_PASSWORD needs KIBANA_USERNAME")
         return self

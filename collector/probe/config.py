@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collector.contract.settings import kafka_bootstrap_field
 from collector.contract.streams import TOPIC_HEALTH
 
 _INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -19,10 +19,7 @@ _INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 class ProbeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROBE_")
 
-    kafka_bootstrap_servers: str = Field(
-        default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        description="Kafka bootstrap servers (fallback: KAFKA_BOOTSTRAP_SERVERS).",
-    )
+    kafka_bootstrap_servers: str = kafka_bootstrap_field("PROBE_", "Kafka bootstrap servers.")
     topic: str = Field(TOPIC_HEALTH, description="Topic for probe results.")
     targets: str = Field("", description="Comma list of instance=url, e.g. api-service-1=http://h:3000/health.")
     targets_file: Path | None = Field(None, description="JSON or TOML file: {targets = {instance = url}}.")

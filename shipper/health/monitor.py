@@ -23,10 +23,13 @@ from collector.contract.promtext import metric, single
 from collector.contract.streams import (
     DATASET_ALERTS,
     DATASET_HEALTH,
+    LOGS,
     OWN_WRITER,
     TOPIC_HEALTH,
     TOPIC_LOGS,
     TOPIC_METRICS,
+    data_stream_name,
+    data_stream_pattern,
     sanitize_namespace,
 )
 from collector.contract.timefmt import format_epoch, parse_epoch
@@ -140,9 +143,10 @@ class HealthMonitor:
 
     async def _write(self, engine: SearchEngine, docs: list[Doc]) -> None:
         lines = bytearray()
+        index = data_stream_name(LOGS, DATASET_ALERTS, self.namespace)
         for doc_id, doc in docs:
             doc["event"]["provider"] = OWN_WRITER  # what the restore queries ask for
-            lines += orjson.dumps({"create": {"_index": f"logs-{DATASET_ALERTS}-{self.namespace}", "_id": doc_id}})
+            lines += orjson.dumps({"create": {"_index": index, "_id": doc_id}})
             lines += b"\n" + orjson.dumps(doc) + b"\n"
         await engine.bulk(bytes(lines))  # an event already there (409) is what we wanted
         await engine.request("POST", f"/logs-{DATASET_ALERTS}-{self.namespace},logs-{DATASET_HEALTH}-"
@@ -183,11 +187,11 @@ class HealthMonitor:
     async def _restore(self, engine: SearchEngine, health: Any, streams: Any, keys: Any) -> None:
         await engine.request("POST", f"/logs-{DATASET_ALERTS}-{self.namespace},logs-{DATASET_HEALTH}-"
                                      f"{self.namespace}/_refresh?ignore_unavailable=true")
-        result = await engine.search(f"logs-{DATASET_HEALTH}-{self.namespace}", restore_query())
+        result = await engine.search(data_stream_name(LOGS, DATASET_HEALTH, self.namespace), restore_query())
         transitions = list(reversed(result.get("hits", {}).get("hits", [])))
-        result = await engine.search(f"logs-{DATASET_ALERTS}-{self.namespace}", alerts.restore_query())
+        result = await engine.search(data_stream_name(LOGS, DATASET_ALERTS, self.namespace), alerts.restore_query())
         alert_hits = result.get("hits", {}).get("hits", [])
-        result = await engine.search(f"logs-*-{self.namespace}", last_seen_query())
+        result = await engine.search(data_stream_pattern(LOGS, "*", self.namespace), last_seen_query())
         # Applied only once all three answered, so a retry never restores half twice.
         apply_hits(self.state, transitions, time.time(), health)
         restored = self.book.restore(alert_hits, keys)
