@@ -1,9 +1,9 @@
 """Kafka topics, datasets and data-stream naming (`{type}-{dataset}-{namespace}`).
 
 Rules from Elastic's data stream naming scheme (ecs.md in shared/reference): dataset and
-namespace are lower-case, without `-` and the characters index names forbid
-(`\\ / * ? " < > | , # :` and space); dataset at most 100 and namespace at most 100 bytes, so the
-whole name, with the `.ds-...-yyyy.mm.dd-000001` backing-index decoration, stays under the
+namespace are lower-case, without `-`, the characters index names forbid
+(`\\ / * ? " < > | , # :`), white space and control characters; dataset and namespace at most
+100 bytes each, so the whole name, with the `.ds-...-yyyy.mm.dd-000001` backing-index decoration, stays under the
 engines' 255-byte limit on index names.
 """
 
@@ -37,7 +37,7 @@ OWN_WRITER_FIELD = "event.provider"
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
 
-_DISALLOWED = re.compile(r'[\\/*?"<>| ,#:\-]+')
+_DISALLOWED = re.compile(r'[\\/*?"<>|,#:\-\s\x00-\x1f\x7f]+')
 MAX_PART_BYTES = 100
 
 

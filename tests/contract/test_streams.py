@@ -22,6 +22,8 @@ TABLE = [
     (("logs", "", ""), "logs-generic-default"),
     (("logs", "***", "#"), "logs-generic-default"),
     (("logs", 'a\\b/c*d?e"f<g>h|i,j#k:l', "x"), "logs-a_b_c_d_e_f_g_h_i_j_k_l-x"),
+    (("logs", "\x00\t*", "\x7f"), "logs-generic-default"),  # control characters and white space are no names
+    (("logs", "a\tb\nc\x00d", "x\ry"), "logs-a_b_c_d-x_y"),
 ]
 
 
@@ -35,6 +37,12 @@ def test_parts_fit_in_bytes(name: str) -> None:
     assert 0 < len(sanitize_dataset(name).encode()) <= MAX_PART_BYTES
     assert 0 < len(sanitize_namespace(name).encode()) <= MAX_PART_BYTES
     assert len(data_stream_name("metrics", name, name).encode()) + len(".ds--2026.12.02-000001") <= 255
+
+
+@pytest.mark.parametrize("name", ["\x00\t*", " a b ", "-x-", "ü" * 120, "A.B", "a\u2028b"])
+def test_sanitizing_is_idempotent(name: str) -> None:
+    assert sanitize_dataset(sanitize_dataset(name)) == sanitize_dataset(name)
+    assert sanitize_namespace(sanitize_namespace(name)) == sanitize_namespace(name)
 
 
 def test_patterns_and_own_datasets() -> None:
