@@ -9,6 +9,7 @@ import signal
 import orjson
 import pytest
 
+from shipper.templates import TOTAL_FIELDS_LIMIT
 from stack.localstack import Config, down, up
 from tests.shipper.harness import Run, count, create_topic, ids_in, log_record, produce, stop, wait_count
 
@@ -123,7 +124,7 @@ async def test_poison_records_of_every_kind(run: Run) -> None:
         orjson.dumps({"message": "x" * (5 * 1024 * 1024), "service": {"name": "api-service"}}),
         log_record(54, conflict="then a string"),
         orjson.dumps({"service": {"name": "api-service"}, "event": {"id": "rec-55"},
-                      **{f"field_{i}": i for i in range(2000)}}),
+                      **{f"field_{i}": i for i in range(TOTAL_FIELDS_LIMIT + 100)}}),  # over the mapping limit
     ]
     await produce(run.bootstrap, run.logs_topic, good + indexed_oddities[:-1])
     await produce(run.bootstrap, run.logs_topic, [indexed_oddities[-1]])
