@@ -41,6 +41,9 @@ from typing import Any
 
 import orjson
 
+from collector.contract.streams import LOGS, data_stream_name
+from collector.contract.timefmt import format_ts, now_iso
+
 N_DEFAULT = 1_000_000
 GEN_VERSION = "v1"
 CONTENDERS = ("ceiling", "rsyslog", "naive", "ours", "ours-alt")
@@ -148,7 +151,7 @@ def generate(n: int, seed: int = 42) -> Iterator[tuple[bytes, bytes]]:
             fields["context"] = {"tenant": f"t-{rnd.randint(1, 40)}", "region": rnd.choice(["eu-west-1", "us-east-1"])}
         record = build(static, rnd.choice(loggers), level, message, fields)
         ts = start + timedelta(milliseconds=i * step_ms)
-        record["@timestamp"] = ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+        record["@timestamp"] = format_ts(ts)
         yield static.service_name.encode(), orjson.dumps(record)
 
 
@@ -343,9 +346,9 @@ async def worker_naive(kafka: str, search: str, topic: str, group: str, n: int) 
         seen = 0
         async for message in consumer:
             doc = json.loads(message.value)
-            service = doc.get("service", {}).get("name", "unknown").replace("-", "_")
-            doc.setdefault("event", {})["ingested"] = datetime.now(UTC).isoformat()
-            yield {"_op_type": "create", "_index": f"logs-{service}-{ns}", "_source": doc}
+            service = doc.get("service", {}).get("name", "unknown")
+            doc.setdefault("event", {})["ingested"] = now_iso()
+            yield {"_op_type": "create", "_index": data_stream_name(LOGS, service, ns), "_source": doc}
             seen += 1
             if seen >= n:
                 return
