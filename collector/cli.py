@@ -125,39 +125,34 @@ def tail() -> int:
 
 def serve() -> int:
     """The ingest API under uvicorn (one worker; run more containers to scale), settings from INGEST_*."""
-    from collector.extras import require
-
-    require("the ingest API (collector serve)")
-    import uvicorn
-
-    import collector
-    from collector.ingest.app import create_app
-    from collector.ingest.config import IngestSettings
-
-    settings = _start("serve", IngestSettings, "INGEST_", "elk-ingest")
-    if settings is None:
-        return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
-                log_config=collector.uvicorn_log_config(), server_header=False)
-    return 0
+    return _http_service("serve", "the ingest API (collector serve)", "collector.ingest", "IngestSettings",
+                         "elk-ingest", "host", "port")
 
 
 def otlp() -> int:
     """The OTLP/HTTP intake under uvicorn, settings from INGEST_* (shared with `serve`) and INGEST_OTLP_*."""
+    return _http_service("otlp", "the OTLP intake (collector otlp)", "collector.otlp", "OtlpSettings",
+                         "elk-otlp", "otlp_host", "otlp_port")
+
+
+def _http_service(command: str, what: str, package: str, settings_name: str, service: str,
+                  host_field: str, port_field: str) -> int:
+    """One of the HTTP services: its extra checked, its settings read (2 when invalid), then uvicorn."""
+    import importlib
+
     from collector.extras import require
 
-    require("the OTLP intake (collector otlp)")
+    require(what)
     import uvicorn
 
     import collector
-    from collector.otlp.app import create_app
-    from collector.otlp.config import OtlpSettings
 
-    settings = _start("otlp", OtlpSettings, "INGEST_", "elk-otlp")
+    settings = _start(command, getattr(importlib.import_module(f"{package}.config"), settings_name), "INGEST_",
+                      service)
     if settings is None:
         return 2
-    uvicorn.run(create_app(settings), host=settings.otlp_host, port=settings.otlp_port,
+    app = importlib.import_module(f"{package}.app").create_app(settings)
+    uvicorn.run(app, host=getattr(settings, host_field), port=getattr(settings, port_field),
                 limit_concurrency=settings.limit_concurrency, access_log=settings.access_log,
                 log_config=collector.uvicorn_log_config(), server_header=False)
     return 0

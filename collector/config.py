@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from collector.contract.levels import normalize_level
-from collector.contract.settings import kafka_bootstrap_field, one_source, read_secret, with_config_file
+from collector.contract.settings import FileSettings, kafka_bootstrap_field, one_source, read_secret
 from collector.contract.streams import TOPIC_LOGS, TOPIC_METRICS
 
 OUTPUTS = ("stdout", "kafka", "http", "memory")
@@ -29,7 +29,7 @@ def _split(value: object) -> object:
     return value
 
 
-class CollectorSettings(BaseSettings):
+class CollectorSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="COLLECTOR_", extra="forbid")
 
     service: str = Field("app", min_length=1, description="service.name of every record (e.g. api-service)")
@@ -70,17 +70,6 @@ class CollectorSettings(BaseSettings):
     metrics_interval: float = Field(10.0, ge=0, description="seconds between metric emissions; 0 disables")
 
     _split_lists = field_validator("outputs", "redact_keys", mode="before")(classmethod(lambda cls, v: _split(v)))
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return with_config_file(settings_cls, init_settings, env_settings)
 
     @field_validator("level", mode="before")
     @classmethod

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from collector.contract.settings import kafka_bootstrap_field, one_source, read_secret, with_config_file
+from collector.contract.settings import FileSettings, kafka_bootstrap_field, one_source, read_secret
 from collector.contract.streams import DEFAULT_NAMESPACE, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 from shipper.context import TopicRoles
 from shipper.health.config import HealthSettings
@@ -18,7 +18,7 @@ def _topics(value: str) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
-class ShipperSettings(BaseSettings):
+class ShipperSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="SHIPPER_", env_nested_delimiter="__", extra="ignore")
 
     kafka_bootstrap_servers: str = kafka_bootstrap_field("SHIPPER_")
@@ -97,17 +97,6 @@ class ShipperSettings(BaseSettings):
         if both:
             raise ValueError(f"topics {sorted(both)} are in both SHIPPER_METRICS_TOPICS and SHIPPER_HEALTH_TOPICS")
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return with_config_file(settings_cls, init_settings, env_settings)
 
     @property
     def topic_list(self) -> list[str]:

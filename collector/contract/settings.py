@@ -81,6 +81,21 @@ def with_config_file(
     return init_settings, env_settings, ConfigFileSource(settings_cls)
 
 
+class FileSettings(BaseSettings):
+    """A settings model that also reads `<env_prefix>CONFIG_FILE` (after the environment, which wins)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return with_config_file(settings_cls, init_settings, env_settings)
+
+
 def describe_error(exc: ValidationError, prefix: str, nested_delimiter: str = "__") -> str:
     """`SHIPPER_TOPICS: at least one topic; SHIPPER_HEALTH__WEBHOOK_URL: ...` (no pydantic jargon)."""
     problems = []

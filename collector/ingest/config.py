@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from collector.contract.settings import kafka_bootstrap_field, with_config_file
+from collector.contract.settings import FileSettings, kafka_bootstrap_field
 from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address uvicorn binds to (0.0.0.0 in a container).")
@@ -89,17 +89,6 @@ class IngestSettings(BaseSettings):
                 raise ValueError(f"token hash for {service!r} is not 64 hex digits (a SHA-256 digest)")
             out[service] = digest
         return out
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return with_config_file(settings_cls, init_settings, env_settings)
 
     @model_validator(mode="after")
     def _topics_differ(self) -> IngestSettings:

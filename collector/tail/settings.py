@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from collector.contract.settings import kafka_bootstrap_field, with_config_file
+from collector.contract.settings import FileSettings, kafka_bootstrap_field
 from collector.contract.streams import TOPIC_LOGS
 
 Format = Literal["auto", "raw", "ecs", "pino", "bunyan", "winston", "json", "nginx", "nginx_json", "nginx_error",
@@ -65,16 +65,8 @@ class FileInput(BaseModel):
         return value
 
 
-class TailSettings(BaseSettings):
+class TailSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="TAIL_", env_nested_delimiter="__")
-
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return with_config_file(settings_cls, init_settings, env_settings)
 
     kafka_bootstrap_servers: str = kafka_bootstrap_field("TAIL_")
     topic: str = Field(TOPIC_LOGS, description="Kafka topic for the records (the shipper's logs topic).")

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from collector.contract.settings import (
+    FileSettings,
     describe_error,
     kafka_bootstrap_field,
     load_config_file,
     read_secret,
-    with_config_file,
 )
 
 
-class Demo(BaseSettings):
+class Demo(FileSettings):
     model_config = SettingsConfigDict(env_prefix="DEMO_", env_nested_delimiter="__", extra="ignore")
     kafka_bootstrap_servers: str = kafka_bootstrap_field("DEMO_")
     topics: str = Field("a")
@@ -29,17 +29,6 @@ class Demo(BaseSettings):
         if not value.strip():
             raise ValueError("at least one topic")
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return with_config_file(settings_cls, init_settings, env_settings)
 
 
 def test_secret_from_value_or_file(tmp_path: Path) -> None:
