@@ -107,6 +107,8 @@ async def alert_docs(search_url: str, namespace: str, **terms: str) -> list[dict
     filters = [{"term": {k.replace("__", "."): v}} for k, v in terms.items()]
     body = {"size": 500, "sort": [{"@timestamp": "asc"}], "query": {"bool": {"filter": filters}}}
     async with httpx.AsyncClient() as client:
+        # what the shipper wrote just before it stopped is there, but searchable only after a refresh
+        await client.post(f"{search_url}/logs-elk.alerts-{namespace}/_refresh?ignore_unavailable=true")
         r = await client.post(f"{search_url}/logs-elk.alerts-{namespace}/_search?ignore_unavailable=true", json=body)
         return [h["_source"] for h in r.json().get("hits", {}).get("hits", [])]
 
