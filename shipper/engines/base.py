@@ -155,8 +155,13 @@ class SearchEngine(ABC):
                 raise
             for entry in found.get("index_templates", []):
                 if (entry.get("index_template", {}).get("_meta") or {}).get("managed_by") == MANAGED_BY:
-                    await self.request("DELETE", f"/_index_template/{name}")
-                    removed.append(name)
+                    try:
+                        await self.request("DELETE", f"/_index_template/{name}")
+                        removed.append(name)
+                    except EngineRejected as exc:
+                        if exc.status != 400:
+                            raise
+                        await self._narrow_in_use(name, entry["index_template"])
         for name in components:
             try:
                 await self.request("DELETE", f"/_component_template/{name}")
@@ -164,6 +169,24 @@ class SearchEngine(ABC):
             except EngineRejected as exc:  # absent (404), or still used by a template someone else put (400)
                 log.info("former component template left in place", template=name, status=exc.status)
         return removed
+
+    async def _narrow_in_use(self, name: str, template: dict[str, Any]) -> None:
+        """A former broad template that existing data streams still use cannot be deleted (both engines
+        refuse); it is narrowed to exactly those streams instead, so it stops taking over anyone else's
+        new streams while ours keep a template until they are deleted."""
+        streams = await self.request("GET", "/_data_stream")
+        using = sorted(d["name"] for d in streams.get("data_streams", []) if d.get("template") == name)
+        if not using:
+            log.warning("former template could not be removed", template=name)
+            return
+        narrowed = {**template, "index_patterns": using,
+                    "_meta": {**(template.get("_meta") or {}), "narrowed_to_existing_streams": True}}
+        try:
+            await self.request("PUT", f"/_index_template/{name}", narrowed)
+        except EngineRejected as exc:  # setup goes on: the per-dataset templates win for new streams anyway
+            log.warning("former template in use left as it was", template=name, status=exc.status)
+            return
+        log.info("former template narrowed to the streams that still use it", template=name, streams=len(using))
 
     def adapt_index_template(self, body: dict[str, Any]) -> dict[str, Any]:
         return body

@@ -222,6 +222,32 @@ async def test_setup_removes_only_our_former_broad_templates(search_url: str, cl
         await engine.close()
 
 
+async def test_a_former_template_still_in_use_is_narrowed_not_a_setup_failure(
+    search_url: str, client: AsyncOpenSearch, unique: str
+) -> None:
+    # an upgraded cluster: the old broad template (ours) is used by streams written before the upgrade,
+    # so the engine refuses to delete it; setup narrows it to those streams and goes on
+    legacy, stream, other = f"zz-legacy-{unique}", f"inuse{unique}-api_service-default", f"inuse{unique}-theirs-x"
+    await client.indices.put_index_template(name=legacy, body={
+        "index_patterns": [f"inuse{unique}-*-*"], "data_stream": {}, "priority": 1,
+        "_meta": {"managed_by": "elk-pipeline"}})
+    await client.indices.create_data_stream(name=stream)
+    engine = await install(ShipperSettings(search_url=search_url))
+    try:
+        assert await engine.remove_legacy_templates([legacy], components=[]) == []
+        left = (await client.indices.get_index_template(name=legacy))["index_templates"][0]["index_template"]
+        assert left["index_patterns"] == [stream]
+        assert (await client.indices.get_data_stream(name=stream))["data_streams"][0]["template"] == legacy
+        # a new stream of someone else's is no longer caught by it
+        await client.index(index=other, body={"@timestamp": "2026-12-02T00:00:00.000Z"}, op_type="create")
+        assert not (await client.indices.get_data_stream(name=other, ignore=[404])).get("data_streams")
+    finally:
+        await client.indices.delete_data_stream(name=stream, ignore=[404])
+        await client.indices.delete(index=other, ignore=[404])
+        await client.indices.delete_index_template(name=legacy, ignore=[404])
+        await engine.close()
+
+
 # ---- the Elasticsearch imitation, on the wire
 
 async def test_elasticsearch_gets_the_ecs_types(es_url: str) -> None:  # noqa: F811
