@@ -72,8 +72,6 @@ def _start(command: str, settings_cls: Any, prefix: str, service: str) -> Any:
 
 def probe() -> int:
     """The health prober, settings from PROBE_*; SIGTERM ends it after the current round."""
-    import asyncio
-    import signal
 
     from collector.extras import require
 
@@ -85,22 +83,12 @@ def probe() -> int:
     if settings is None:
         return 2
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(main())
-    return 0
+    return _until_signal(lambda stop: run(settings, stop))
 
 
 def tail() -> int:
     """The log tailer, settings from TAIL_* (and TAIL_CONFIG_FILE); SIGTERM stops after the in-flight
     records were acknowledged and the positions written."""
-    import asyncio
-    import signal
 
     from collector.extras import require
 
@@ -112,12 +100,20 @@ def tail() -> int:
     if settings is None:
         return 2
 
+    return _until_signal(lambda stop: Tailer(settings).run(stop))
+
+
+def _until_signal(service: Any) -> int:
+    """Run `service(stop)` until SIGTERM or SIGINT sets `stop`."""
+    import asyncio
+    import signal
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Tailer(settings).run(stop)
+        await service(stop)
 
     asyncio.run(main())
     return 0
