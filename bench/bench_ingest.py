@@ -5,6 +5,11 @@ producer settings, same batches, same concurrency).
 
     .venv/bin/python -m bench.bench_ingest                 # 200k records, 4 requests in flight
     .venv/bin/python -m bench.bench_ingest --records 50000 --concurrency 2
+    .venv/bin/python -m bench.bench_ingest --alt-tree /tmp/before   # also the API of another source tree
+
+`--alt-tree` runs a second API from a copy of the repository (e.g. `git archive` of an older commit)
+in the same rounds, in alternating order, so a change is compared with its baseline under the same
+load: on a shared machine, per-round ratios mean more than absolute figures.
 
 The broker is KAFKA_BOOTSTRAP_SERVERS, else the local stack's $STACK_DIR/env (`make stack-up`).
 """
@@ -138,13 +143,13 @@ async def through_api(url: str, bodies: list[bytes], concurrency: int) -> tuple[
 
 
 def start_server(bs: str, topic: str, port: int, command: str = "serve",
-                 port_var: str = "INGEST_PORT") -> subprocess.Popen[bytes]:
+                 port_var: str = "INGEST_PORT", tree: Path = REPO) -> subprocess.Popen[bytes]:
     """`collector serve` (or `collector otlp`, port in INGEST_OTLP_PORT) with a throwaway token."""
     env = {**os.environ, "INGEST_KAFKA_BOOTSTRAP_SERVERS": bs, port_var: str(port),
            "INGEST_TOPIC_LOGS": topic, "INGEST_TOPIC_METRICS": topic + "-m", "INGEST_TOPIC_HEALTH": topic + "-h",
            "INGEST_TOKENS": orjson.dumps({"api-service": hashlib.sha256(TOKEN.encode()).hexdigest()}).decode(),
            "COLLECTOR_OUTPUTS": "stdout", "COLLECTOR_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", command], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", command], cwd=tree, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -163,6 +168,7 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4, help="batches in flight at once (both sides)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each side counts")
+    parser.add_argument("--alt-tree", type=Path, help="also run the API of this source tree, in the same rounds")
     args = parser.parse_args()
     bs = bootstrap()
     records = make_records(args.records)
@@ -172,32 +178,46 @@ async def main() -> None:
     print(f"broker {bs}; {len(records)} records of ~{sum(map(len, records)) // len(records)} bytes in "
           f"{len(batches)} NDJSON batches of {args.batch}; {args.concurrency} in flight; {os.cpu_count()} CPUs")
     api_topic = f"bench-ingest-api-{run}"
-    port = free_port()
-    server = start_server(bs, api_topic, port)
-    best_api = best_send = best_batch = 0.0
-    sent_api = 0
+    servers = {"api": (api_topic, free_port(), REPO)}
+    if args.alt_tree:
+        servers["alt"] = (f"bench-ingest-alt-{run}", free_port(), args.alt_tree.resolve())
+    procs = {name: start_server(bs, topic, port, tree=tree) for name, (topic, port, tree) in servers.items()}
+    best = {"send": 0.0, "batch": 0.0, "api": 0.0, "alt": 0.0}
+    sent = {"api": 0, "alt": 0}
     try:
         for round_ in range(args.rounds):
-            c1 = await ceiling(bs, batches, args.concurrency, f"bench-ingest-send-{run}-{round_}", False)
-            c2 = await ceiling(bs, batches, args.concurrency, f"bench-ingest-batch-{run}-{round_}", True)
-            a, n = await through_api(f"http://127.0.0.1:{port}", bodies, args.concurrency)
-            sent_api += n
-            print(f"round {round_ + 1}: aiokafka send() {c1:,.0f} rec/s   aiokafka send_batch() {c2:,.0f} rec/s   "
-                  f"ingest API {a:,.0f} rec/s   (this round: {a / c1:.2f} of send(), {a / c2:.2f} of send_batch())")
-            best_send, best_batch = max(best_send, c1), max(best_batch, c2)
-            best_api = max(best_api, a)
+            rate: dict[str, float] = {}
+            rate["send"] = await ceiling(bs, batches, args.concurrency, f"bench-ingest-send-{run}-{round_}", False)
+            rate["batch"] = await ceiling(bs, batches, args.concurrency, f"bench-ingest-batch-{run}-{round_}", True)
+            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+            for name in order:
+                rate[name], n = await through_api(f"http://127.0.0.1:{servers[name][1]}", bodies, args.concurrency)
+                sent[name] += n
+            line = (f"round {round_ + 1}: aiokafka send() {rate['send']:,.0f} rec/s   aiokafka send_batch() "
+                    f"{rate['batch']:,.0f} rec/s   ingest API {rate['api']:,.0f} rec/s   (this round: "
+                    f"{rate['api'] / rate['send']:.2f} of send(), {rate['api'] / rate['batch']:.2f} of send_batch())")
+            if "alt" in rate:
+                line += f"   alt-tree API {rate['alt']:,.0f} rec/s (API / alt-tree: {rate['api'] / rate['alt']:.2f})"
+            print(line, flush=True)
+            for name, value in rate.items():
+                best[name] = max(best[name], value)
     finally:
-        server.terminate()
-        server.wait(15)
-    in_kafka = await _end_offsets(bs, api_topic)
-    print(f"\naiokafka send() per record:      {best_send:,.0f} records/s")
-    print(f"aiokafka send_batch() per batch: {best_batch:,.0f} records/s")
-    print(f"ingest API (1 uvicorn worker):   {best_api:,.0f} records/s")
-    for name, base in (("send() per record", best_send), ("send_batch()", best_batch)):
-        ratio = best_api / base
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(15)
+    print(f"\naiokafka send() per record:      {best['send']:,.0f} records/s")
+    print(f"aiokafka send_batch() per batch: {best['batch']:,.0f} records/s")
+    print(f"ingest API (1 uvicorn worker):   {best['api']:,.0f} records/s")
+    for name, base in (("send() per record", best["send"]), ("send_batch()", best["batch"])):
+        ratio = best["api"] / base
         print(f"ratio vs {name}: {ratio:.2f} (target >= 0.50: {'met' if ratio >= 0.5 else 'missed'})")
-    print(f"records accepted by the API: {sent_api}; in its Kafka topic: {in_kafka}"
-          f" ({'equal' if in_kafka == sent_api else 'MISMATCH'})")
+    if "alt" in servers:
+        print(f"alt-tree API ({servers['alt'][2]}): {best['alt']:,.0f} records/s; "
+              f"API / alt-tree best to best: {best['api'] / best['alt']:.2f}")
+    for name, (topic, _port, _tree) in servers.items():
+        in_kafka = await _end_offsets(bs, topic)
+        print(f"records accepted by the {name}: {sent[name]}; in its Kafka topic: {in_kafka}"
+              f" ({'equal' if in_kafka == sent[name] else 'MISMATCH'})")
 
 
 if __name__ == "__main__":

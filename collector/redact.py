@@ -129,27 +129,7 @@ class Redactor:
             done = self.text_cache.get(value)
             return done if done is not None else self.text(value)
         if vtype is dict:
-            keys = self._key_cache
-            texts = self.text_cache
-            out = {}
-            for k, v in value.items():
-                if type(k) is not str:
-                    k = safe_text(k)
-                secret = keys.get(k)
-                if secret is None:
-                    secret = self.key_is_secret(k)
-                if secret:
-                    out[k] = REDACTED
-                    continue
-                t = type(v)
-                if t is str:
-                    done = texts.get(v)
-                    out[k] = done if done is not None else self.text(v)
-                elif t is int or t is float or t is bool or v is None:
-                    out[k] = v
-                else:
-                    out[k] = self.deep(v)
-            return out
+            return self.copy_dict(value)
         if isinstance(value, list | tuple | set | frozenset):
             return [self.deep(v) for v in value]
         if isinstance(value, str):
@@ -159,3 +139,32 @@ class Redactor:
         if value is None or isinstance(value, _PLAIN):
             return value
         return self.text(safe_text(value))
+
+    def copy_dict(self, value: dict[Any, Any]) -> dict[str, Any]:
+        """A copy of a dict with its contents redacted (`deep` for a value known to be a dict; a
+        plain copy when redaction is off)."""
+        if not self.enabled:
+            return dict(value)
+        keys = self._key_cache
+        texts = self.text_cache
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            secret = keys.get(k)
+            if secret is None:  # not seen yet, or not a string (only str keys are remembered)
+                if type(k) is not str:
+                    k = safe_text(k)
+                secret = self.key_is_secret(k)
+            if secret:
+                out[k] = REDACTED
+                continue
+            t = type(v)
+            if t is str:
+                done = texts.get(v)
+                out[k] = done if done is not None else self.text(v)
+            elif t is int or t is float or t is bool or v is None:
+                out[k] = v
+            elif t is dict:
+                out[k] = self.copy_dict(v)
+            else:
+                out[k] = self.deep(v)
+        return out

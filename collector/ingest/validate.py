@@ -89,6 +89,7 @@ class Shaper:
         self.redactor = redactor
         self.default_environment = default_environment
         self._dataset: dict[str, str] = {}
+        self._label_names: dict[str, tuple[str, bool]] = {}
 
     def dataset(self, service: str) -> str:
         ds = self._dataset.get(service)
@@ -97,6 +98,14 @@ class Shaper:
             if len(self._dataset) < 10_000:
                 self._dataset[service] = ds
         return ds
+
+    def _label_name(self, key: str) -> tuple[str, bool]:
+        """(the label's name, "" when it cannot be one; whether its value is secret), remembered:
+        label keys repeat on every record of a client."""
+        known = (key.replace(".", "_") if key.strip(". ") else "", self.redactor.key_is_secret(key))
+        if len(self._label_names) < 10_000:  # bounded: keys are the client's
+            self._label_names[key] = known
+        return known
 
     # ------------------------------------------------------------------ the three kinds
 
@@ -159,12 +168,12 @@ class Shaper:
         for key, value in raw.items():
             if "." in key and key not in _SPEC_TOP:
                 _set_dotted(fields, key, value)
-            elif key in fields and type(fields[key]) is dict and type(value) is dict:
-                fields[key] = _merged(fields[key], value, key)
-            elif key in fields:
-                raise Reject(f"{key}: given both as a value and as dotted fields")
-            else:
+            elif key not in fields:
                 fields[key] = value
+            elif type(fields[key]) is dict and type(value) is dict:
+                fields[key] = _merged(fields[key], value, key)
+            else:
+                raise Reject(f"{key}: given both as a value and as dotted fields")
 
         ts = fields.pop("@timestamp", None)
         if ts is None:
@@ -204,7 +213,7 @@ class Shaper:
 
         rec: Record = {"@timestamp": timestamp, "log.level": level, "message": message, "ecs.version": ECS_VERSION}
         if log is not None:
-            log_out = red.deep(log) if red.enabled else dict(log)  # a copy either way
+            log_out = red.copy_dict(log)
             log_out.pop("level", None)
             if log_out:
                 rec["log"] = log_out
@@ -248,7 +257,7 @@ class Shaper:
             return forced
         if type(event) is not dict:
             raise Reject("event: expected an object")
-        out = self.redactor.deep(event) if self.redactor.enabled else dict(event)  # event.original is text
+        out = self.redactor.copy_dict(event)  # event.original is text
         out.pop("dataset", None)
         duration = out.get("duration")
         if duration is not None and (type(duration) is not int or duration < 0):
@@ -270,14 +279,21 @@ class Shaper:
             if type(given_labels) is not dict:
                 raise Reject("labels: expected an object")
             labels = {}
+            names = self._label_names
+            texts = red.text_cache
             for key, value in given_labels.items():
-                secret = red.key_is_secret(key)
-                if type(value) in _SCALARS and key.strip(". "):
+                known = names.get(key)
+                if known is None:
+                    known = self._label_name(key)
+                name, secret = known
+                vtype = type(value)
+                if name and (vtype is str or vtype is int or vtype is float or vtype is bool):
                     if secret:
                         value = REDACTED
-                    elif type(value) is str and red.enabled:
-                        value = red.text(value)
-                    labels[key.replace(".", "_") if "." in key else key] = value
+                    elif vtype is str:
+                        done = texts.get(value)
+                        value = done if done is not None else red.text(value)
+                    labels[name] = value
                 else:
                     if extra is None:
                         extra = {}
@@ -290,7 +306,7 @@ class Shaper:
                         if ident is not None and type(ident) is not str:
                             raise Reject(f"{key}.id: expected a string")
                     # any ECS field can carry a secret (user.password, a DSN in process.command_line)
-                    rec[key] = red.deep(value)
+                    rec[key] = red.copy_dict(value)
                     continue
                 if key == "error" and type(value) is str:  # the seed's {"error": error.message}
                     rec["error"] = {"message": red.text(value) if red.enabled else value}
