@@ -216,7 +216,8 @@ async def main() -> None:
               f"API / alt-tree best to best: {best['api'] / best['alt']:.2f}")
     for name, (topic, _port, _tree) in servers.items():
         in_kafka = await _end_offsets(bs, topic)
-        print(f"records accepted by the {name}: {sent[name]}; in its Kafka topic: {in_kafka}"
+        label = {"api": "API", "alt": "alt-tree API"}[name]
+        print(f"records accepted by the {label}: {sent[name]}; in its Kafka topic: {in_kafka}"
               f" ({'equal' if in_kafka == sent[name] else 'MISMATCH'})")
 
 
