@@ -84,7 +84,8 @@ demo: stack-up
 
 # rsyslog (imkafka -> omelasticsearch) is one of the peers the shipper benchmark runs against
 bench-deps:
-	@command -v rsyslogd >/dev/null && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imkafka.so || \
+	@command -v rsyslogd >/dev/null && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imkafka.so && \
+	  test -e /usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so || \
 	  (apt-get update -qq && apt-get install -y -qq rsyslog-kafka rsyslog-elasticsearch)
 
 bench: stack-up bench-deps test-deps
