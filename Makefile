@@ -31,12 +31,14 @@ system-deps:
 	  (apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven)
 	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
 
-# the OpenTelemetry JS SDK the OTLP intake's tests send with (tests/otlp/node, pinned by its lockfile)
-NODE_DIR := tests/otlp/node
-$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+# npm packages the tests run, pinned by a lockfile beside them (installed again when it changes)
+%/node_modules/.package-lock.json: %/package-lock.json
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
-	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# the OpenTelemetry JS SDK the OTLP intake's tests send with
+NODE_DIR := tests/otlp/node
 
 node-deps: $(NODE_DIR)/node_modules/.package-lock.json
 
@@ -44,11 +46,6 @@ node-deps: $(NODE_DIR)/node_modules/.package-lock.json
 # pino/pino-http (npm, lockfile in tests/tail/node); rsyslog's imfile -> omkafka is its benchmark peer
 TAIL_DEBS := nginx-light postgresql redis-server rsyslog-kafka
 TAIL_NODE_DIR := tests/tail/node
-
-$(TAIL_NODE_DIR)/node_modules/.package-lock.json: $(TAIL_NODE_DIR)/package-lock.json
-	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
-	cd $(TAIL_NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
-	@touch $@
 
 test-deps: $(TAIL_NODE_DIR)/node_modules/.package-lock.json
 	@command -v nginx >/dev/null && command -v redis-server >/dev/null \

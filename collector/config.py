@@ -8,7 +8,6 @@ ingest token) come from the environment or a file, never from code.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from collector.contract.levels import normalize_level
-from collector.contract.settings import FileSettings, kafka_bootstrap_field, one_source, read_secret
+from collector.contract.settings import FileSettings, check_pattern, kafka_bootstrap_field, one_source, read_secret
 from collector.contract.streams import TOPIC_LOGS, TOPIC_METRICS
 
 OUTPUTS = ("stdout", "kafka", "http", "memory")
@@ -105,10 +104,7 @@ class CollectorSettings(FileSettings):
     @classmethod
     def _compilable(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+            check_pattern(pattern, "invalid regular expression")
         return value
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 - secrets come from a variable or from a `*_FILE` variable naming a file (Docker secrets);
 - an optional JSON/TOML config file (named by `<PREFIX>CONFIG_FILE`), env vars win over it;
 - Kafka's address falls back to the shared `KAFKA_BOOTSTRAP_SERVERS`;
+- a regular expression in a setting is compiled when the settings are read, not at first use;
 - a validation error becomes one line that names the variable to fix.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,15 @@ def one_source(value: object, path: object, name: str) -> None:
     """A secret given both ways is a mistake the operator should hear about."""
     if value is not None and path is not None:
         raise ValueError(f"set {name} or {name}_FILE, not both")
+
+
+def check_pattern(pattern: str, what: str = "pattern") -> str:
+    """The pattern itself when it compiles, else ValueError `<what> '<pattern>': <why>`."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r}: {exc}") from None
+    return pattern
 
 
 def kafka_bootstrap_field(prefix: str, description: str = "Kafka brokers, comma-separated host:port.") -> Any:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from collector.contract.settings import FileSettings, kafka_bootstrap_field
+from collector.contract.settings import FileSettings, check_pattern, kafka_bootstrap_field
 from collector.contract.streams import TOPIC_LOGS
 
 Format = Literal["auto", "raw", "ecs", "pino", "bunyan", "winston", "json", "nginx", "nginx_json", "nginx_error",
@@ -38,10 +38,7 @@ class Multiline(BaseModel):
             raise ValueError("multiline mode=pattern needs `start` or `continue`")
         for pattern in (self.start, self.continue_):
             if pattern is not None:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"multiline pattern {pattern!r}: {exc}") from None
+                check_pattern(pattern, "multiline pattern")
         return self
 
 
@@ -108,10 +105,7 @@ class TailSettings(FileSettings):
     @classmethod
     def _exclude(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r}: {exc}") from None
+            check_pattern(pattern)
         return value
 
     @field_validator("service_map")
@@ -120,10 +114,7 @@ class TailSettings(FileSettings):
         for pattern, service in value.items():
             if not _SERVICE.match(service):
                 raise ValueError(f"service {service!r}: letters, digits, . _ - (at most 128)")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r}: {exc}") from None
+            check_pattern(pattern)
         return value
 
     @model_validator(mode="after")

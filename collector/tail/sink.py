@@ -129,22 +129,7 @@ class KafkaSink:
         return part
 
     def add(self, key: bytes, value: bytes, tail: Any, gen: int, end: int) -> None:
-        assert self.producer is not None
-        current = self.open
-        if not current.records:
-            current.since = time.monotonic()
-        part = self._partition(key)
-        batch = current.batches.get(part)
-        if batch is None:
-            batch = current.batches[part] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            current.sealed.append((part, batch))
-            batch = current.batches[part] = self.producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"a record of {len(value)} bytes is larger than a Kafka batch")
-        current.marks[tail] = (gen, end)
-        current.records += 1
-        current.size += len(value) + len(key) + OVERHEAD
+        self.add_many(key, [value], tail, gen, end, len(value) + len(key) + OVERHEAD)
 
     def add_many(self, key: bytes, values: list[bytes], tail: Any, gen: int, end: int, size: int) -> None:
         """`add` for records of one key and one file in a row (`end`: after the last of them, `size`: as

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from collector.contract.settings import (
     FileSettings,
+    check_pattern,
     describe_error,
     kafka_bootstrap_field,
     load_config_file,
@@ -81,3 +82,19 @@ def test_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         Demo()
     line = describe_error(caught.value, "DEMO_")
     assert "DEMO_TOPICS: at least one topic" in line and "DEMO_PORT: " in line and "Value error" not in line
+
+
+@pytest.mark.parametrize(("pattern", "what", "error"), [
+    (r"^\s+at ", "pattern", None),
+    ("api-.*", "multiline pattern", None),
+    ("(unclosed", "pattern", "pattern '(unclosed': missing ), unterminated subpattern at position 0"),
+    ("[z-a]", "invalid regular expression",
+     "invalid regular expression '[z-a]': bad character range z-a at position 1"),
+])
+def test_check_pattern(pattern: str, what: str, error: str | None) -> None:
+    if error is None:
+        assert check_pattern(pattern, what) == pattern
+    else:
+        with pytest.raises(ValueError) as caught:
+            check_pattern(pattern, what)
+        assert str(caught.value) == error

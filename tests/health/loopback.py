@@ -102,15 +102,26 @@ class WebhookReceiver(_Server):
         return [r for r in self.received if r.path.startswith(path)]
 
 
-async def alert_docs(search_url: str, namespace: str, **terms: str) -> list[dict[str, Any]]:
-    """Alert events in logs-elk.alerts-<namespace>, oldest first, filtered by term (dotted field=value)."""
+async def stream_docs(search_url: str, stream: str, **terms: str) -> list[dict[str, Any]]:
+    """Documents of a data stream, oldest first, filtered by term (`event__action="fired"` for
+    event.action). Refreshed first: what the shipper wrote a moment ago (just before it stopped, or
+    just after the webhook it reports went out) is there, but searchable only after a refresh."""
     filters = [{"term": {k.replace("__", "."): v}} for k, v in terms.items()]
     body = {"size": 500, "sort": [{"@timestamp": "asc"}], "query": {"bool": {"filter": filters}}}
     async with httpx.AsyncClient() as client:
-        # what the shipper wrote just before it stopped is there, but searchable only after a refresh
-        await client.post(f"{search_url}/logs-elk.alerts-{namespace}/_refresh?ignore_unavailable=true")
-        r = await client.post(f"{search_url}/logs-elk.alerts-{namespace}/_search?ignore_unavailable=true", json=body)
+        await client.post(f"{search_url}/{stream}/_refresh?ignore_unavailable=true")
+        r = await client.post(f"{search_url}/{stream}/_search?ignore_unavailable=true", json=body)
         return [h["_source"] for h in r.json().get("hits", {}).get("hits", [])]
+
+
+async def alert_docs(search_url: str, namespace: str, **terms: str) -> list[dict[str, Any]]:
+    """Alert events in logs-elk.alerts-<namespace>."""
+    return await stream_docs(search_url, f"logs-elk.alerts-{namespace}", **terms)
+
+
+async def transitions(search_url: str, namespace: str, **terms: str) -> list[dict[str, Any]]:
+    """Health transitions in logs-elk.health-<namespace>."""
+    return await stream_docs(search_url, f"logs-elk.health-{namespace}", event__action="health-transition", **terms)
 
 
 async def wait_progress(measure: Any, target: float, stall_s: float = 30.0, every: float = 0.5) -> float | None:

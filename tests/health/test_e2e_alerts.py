@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,21 +16,20 @@ import orjson
 import pytest
 
 from collector.contract.timefmt import format_epoch as iso
-from collector.probe.config import ProbeSettings
-from collector.probe.prober import run as run_prober
-from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for, wait_progress
-from tests.shipper.harness import Run, count, create_topic, delete_namespace, ops_metrics, produce, stop
+from tests.health.loopback import (
+    FlipService,
+    WebhookReceiver,
+    alert_docs,
+    free_port,
+    transitions,
+    wait_for,
+    wait_progress,
+)
+from tests.shipper.harness import Run, count, create_topic, ops_metrics, produce, stop
 
 pytestmark = pytest.mark.stack
 
 SLACK_PATH = "slack/T000/B000/s3cr3t-token"
-
-
-@pytest.fixture
-def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Path) -> Iterator[Run]:
-    run = Run(kafka_bootstrap, search_url, unique, tmp_path)
-    yield run
-    asyncio.run(delete_namespace(search_url, run.namespace))
 
 
 @pytest.fixture
@@ -87,22 +85,6 @@ class Logger:
         return self.last_sent
 
 
-@pytest.fixture
-async def prober_for(kafka_bootstrap: str) -> AsyncIterator[Any]:
-    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    def start(topic: str, targets: str) -> None:
-        settings = ProbeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, interval_s=2.0,
-                                 timeout_s=1.0, targets=targets)
-        stop_event = asyncio.Event()
-        stops.append((stop_event, asyncio.create_task(run_prober(settings, stop_event))))
-
-    yield start
-    for stop_event, task in stops:
-        stop_event.set()
-        await asyncio.wait_for(task, 10)
-
-
 async def test_unhealthy_alert_fires_and_resolves_within_10s(
     world: Run, receiver: WebhookReceiver, service: FlipService, prober_for: Any
 ) -> None:
@@ -116,7 +98,7 @@ async def test_unhealthy_alert_fires_and_resolves_within_10s(
         prober_for(health_topic, f"api-service-1={service.url}")
 
         async def healthy_seen() -> bool:
-            return bool(await _transitions(world, "healthy"))
+            return bool(await transitions(world.search_url, world.namespace, health__to="healthy"))
 
         assert await wait_for(healthy_seen, 60), "no healthy transition: shipper or prober not running"
 
@@ -374,11 +356,3 @@ def _arrived(receiver: WebhookReceiver, path: str, action: str) -> Any:
             f"[{action.upper()}]") for r in receiver.json_events(path))
     return check
 
-
-async def _transitions(world: Run, to: str) -> list[dict[str, Any]]:
-    body = {"size": 50, "query": {"bool": {"filter": [{"term": {"event.action": "health-transition"}},
-                                                      {"term": {"health.to": to}}]}}}
-    async with httpx.AsyncClient() as client:
-        r = await client.post(f"{world.search_url}/logs-elk.health-{world.namespace}/_search"
-                              "?ignore_unavailable=true", json=body)
-    return [h["_source"] for h in r.json().get("hits", {}).get("hits", [])]

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
 from collector.contract.timefmt import now_iso
 from tests.health.loopback import WebhookReceiver, alert_docs, wait_for
-from tests.shipper.harness import Run, count, create_topic, delete_namespace, stop
+from tests.shipper.harness import Run, count, create_topic, stop
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Path) -> Iterator[Run]:
-    run = Run(kafka_bootstrap, search_url, unique, tmp_path)
-    yield run
-    asyncio.run(delete_namespace(search_url, run.namespace))
 
 
 def access_line(n: int, status: int) -> bytes:

@@ -8,28 +8,18 @@ vouched for it forever) and no unhealthy alert fired."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+import functools
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from collector.contract.timefmt import now_iso
 from collector.probe.prober import removed_doc
-from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, wait_for
-from tests.health.test_e2e_alerts import prober_for  # noqa: F401  (fixture)
-from tests.shipper.harness import Run, create_topic, delete_namespace, ops_metrics, produce, stop
+from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, free_port, transitions, wait_for
+from tests.shipper.harness import Run, create_topic, ops_metrics, produce, stop
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Path) -> Iterator[Run]:
-    run = Run(kafka_bootstrap, search_url, unique, tmp_path)
-    yield run
-    asyncio.run(delete_namespace(search_url, run.namespace))
 
 
 def pushed(service: str, node: str, status: str = "healthy") -> bytes:
@@ -40,22 +30,11 @@ def pushed(service: str, node: str, status: str = "healthy") -> bytes:
                          "health": {"status": status}, "message": f"{node} {status}"})
 
 
-async def transitions(world: Run, **terms: str) -> list[dict[str, Any]]:
-    filters = [{"term": {"event.action": "health-transition"}},
-               *({"term": {k.replace("__", "."): v}} for k, v in terms.items())]
-    body = {"size": 100, "sort": [{"@timestamp": "asc"}], "query": {"bool": {"filter": filters}}}
-    stream = f"{world.search_url}/logs-elk.health-{world.namespace}"
-    async with httpx.AsyncClient() as client:
-        # the webhook can arrive before the transition it reports is searchable
-        await client.post(f"{stream}/_refresh?ignore_unavailable=true")
-        r = await client.post(f"{stream}/_search?ignore_unavailable=true", json=body)
-    return [h["_source"] for h in r.json().get("hits", {}).get("hits", [])]
-
-
 async def test_outage_with_a_vanished_push_only_replica_fires_and_instances_are_capped(
-    world: Run, receiver: WebhookReceiver, prober_for: Any  # noqa: F811
+    world: Run, receiver: WebhookReceiver, prober_for: Any
 ) -> None:
     health_topic = f"health-{world.unique}"
+    found = functools.partial(transitions, world.search_url, world.namespace)
     for topic in (world.logs_topic, health_topic):
         await create_topic(world.bootstrap, topic)
     port = free_port()
@@ -71,7 +50,7 @@ async def test_outage_with_a_vanished_push_only_replica_fires_and_instances_are_
         prober_for(health_topic, f"api-1={one.url},api-2={two.url}")
 
         async def healthy() -> bool:
-            return len(await transitions(world, health__scope="instance", health__to="healthy")) >= 3
+            return len(await found(health__scope="instance", health__to="healthy")) >= 3
 
         assert await wait_for(healthy, 60), "three healthy instances never seen"
         one.healthy = two.healthy = False
@@ -82,13 +61,13 @@ async def test_outage_with_a_vanished_push_only_replica_fires_and_instances_are_
         assert await wait_for(fired, 30) is not None, "no unhealthy alert: the vanished replica still vouches"
 
         async def service_unhealthy() -> bool:
-            service = await transitions(world, health__scope="service")
+            service = await found(health__scope="service")
             return bool(service) and service[-1]["health"]["to"] == "unhealthy"
 
         assert await wait_for(service_unhealthy, 10) is not None
 
         async def expired() -> bool:
-            gone = await transitions(world, service__node__name="api-3", health__to="unknown")
+            gone = await found(service__node__name="api-3", health__to="unknown")
             return len(gone) == 1 and "no result for" in gone[0]["health"]["reason"]
 
         assert await wait_for(expired, 10) is not None, "api-3 never expired"
@@ -105,7 +84,7 @@ async def test_outage_with_a_vanished_push_only_replica_fires_and_instances_are_
         assert await wait_for(resolved, 30) is not None
 
         async def left() -> bool:
-            gone = await transitions(world, service__node__name="api-2", health__to="unknown")
+            gone = await found(service__node__name="api-2", health__to="unknown")
             return [t["health"]["reason"] for t in gone][-1:] == ["removed by its prober"]
 
         # the alert and the transition document go out on separate paths: the document may follow

@@ -11,29 +11,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from collector.probe.config import ProbeSettings
-from collector.probe.prober import run as run_prober
 from tests.health.loopback import FlipService, WebhookReceiver, alert_docs, wait_for
 from tests.health.test_e2e_alerts import Logger
-from tests.shipper.harness import Run, create_topic, delete_namespace, stop
+from tests.shipper.harness import Run, create_topic, stop
 
 pytestmark = pytest.mark.stack
 
 SERVICES = ("alpha", "bravo", "charlie", "delta")
 PARTITIONS = 6
-
-
-@pytest.fixture
-def world(kafka_bootstrap: str, search_url: str, unique: str, tmp_path: Path) -> Iterator[Run]:
-    run = Run(kafka_bootstrap, search_url, unique, tmp_path)
-    yield run
-    asyncio.run(delete_namespace(search_url, run.namespace))
 
 
 @pytest.fixture
@@ -46,30 +36,13 @@ def services() -> Iterator[dict[str, FlipService]]:
         svc.stop()
 
 
-@pytest.fixture
-async def prober(kafka_bootstrap: str) -> AsyncIterator[Any]:
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    def start(topic: str, targets: str) -> None:
-        # a timeout under the interval but generous: these services share the test's busy process
-        settings = ProbeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, interval_s=2.0,
-                                 timeout_s=1.9, targets=targets)
-        event = asyncio.Event()
-        running.append((event, asyncio.create_task(run_prober(settings, event))))
-
-    yield start
-    for event, task in running:
-        event.set()
-        await asyncio.wait_for(task, 10)
-
-
 def events(receiver: WebhookReceiver) -> list[tuple[str, str, str]]:
     return [(r.body["rule"]["id"], r.body["service"]["name"], r.body["event"]["action"])
             for r in receiver.json_events("hook")]
 
 
 async def test_three_replicas_one_fired_and_one_resolved_per_flip(
-    world: Run, receiver: WebhookReceiver, services: dict[str, FlipService], prober: Any
+    world: Run, receiver: WebhookReceiver, services: dict[str, FlipService], prober_for: Any
 ) -> None:
     health_topic = f"health-{world.unique}"
     for topic in (world.logs_topic, health_topic):
@@ -81,7 +54,8 @@ async def test_three_replicas_one_fired_and_one_resolved_per_flip(
     procs: dict[str, subprocess.Popen[bytes]] = {name: world.start_shipper(name, **env) for name in ("a", "b")}
     chatty = Logger(world.bootstrap, world.logs_topic, "chatty")
     chatty.start()
-    prober(health_topic, ",".join(f"{name}-1={svc.url}" for name, svc in services.items()))
+    # a timeout under the interval but generous: these services share the test's busy process
+    prober_for(health_topic, ",".join(f"{name}-1={svc.url}" for name, svc in services.items()), timeout_s=1.9)
     expected: Counter[tuple[str, str, str]] = Counter()
     try:
         async def all_healthy() -> bool:
