@@ -32,12 +32,17 @@ class Failure:
 
 def bulk_body(actions: list[Action]) -> bytes:
     parts: list[bytes | memoryview] = []
+    append = parts.append
+    dumps = orjson.dumps
+    heads: dict[str, bytes] = {}  # a body's few streams: each one's action line prefix serialised once
     for action in actions:
-        parts.append(b'{"create":{"_index":' + orjson.dumps(action.stream) + b',"_id":'
-                     + orjson.dumps(bounded_id(action.doc_id))
-                     + b"}}\n")
-        parts.append(action.source)
-        parts.append(b"\n")
+        stream = action.stream
+        head = heads.get(stream)
+        if head is None:
+            head = heads[stream] = b'{"create":{"_index":' + dumps(stream) + b',"_id":'
+        append(head + dumps(bounded_id(action.doc_id)) + b"}}\n")
+        append(action.source)
+        append(b"\n")
     return b"".join(parts)
 
 

@@ -21,11 +21,11 @@ from shipper.bulk import Action
 from shipper.context import Batch
 from shipper.deadletter import DeadLetter
 from shipper.decode import Rejected, decode
-from shipper.enrich import enrich
+from shipper.fast import enrich_route, enrich_route_general
 from shipper.ids import record_id
 from shipper.monitor import Doc, Monitor, NullMonitor
 from shipper.provenance import Message, Provenance
-from shipper.route import namespace_of, route, stream_name
+from shipper.route import namespace_of, stream_name
 
 
 @dataclass(slots=True)
@@ -52,7 +52,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor) -> Prepared:
+def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: bool = True) -> Prepared:
+    """`fast=False` runs every step of the chain for every record (the general path, which the fast
+    path must match byte for byte: see shipper/fast.py)."""
     out = Prepared()
     actions, dead = out.actions, out.dead
     settings = batch.settings
@@ -61,16 +63,17 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor) -> Prep
     arena = bytearray()
     spans: list[tuple[Action, int, int]] = []
     observe = None if type(monitor) is NullMonitor else monitor.observe
+    transform = enrich_route if fast else enrich_route_general
+    max_bytes = settings.max_record_bytes
     for message in messages:
         raw = message.value
         try:
-            record = decode(raw, settings.max_record_bytes)
+            record = decode(raw, max_bytes)
         except Rejected as exc:
             dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
             continue
         try:
-            record = enrich(record, message, batch)
-            stream = route(record, message, batch)
+            record, stream = transform(record, message, batch)
             start = len(arena)
             arena += orjson.dumps(record)
             origin = Provenance(message, raw, record["service"]["name"])
