@@ -65,17 +65,25 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
     observe = None if type(monitor) is NullMonitor else monitor.observe
     transform = enrich_route if fast else enrich_route_general
     max_bytes = settings.max_record_bytes
+    loads, dumps = orjson.loads, orjson.dumps
     for message in messages:
         raw = message.value
-        try:
-            record = decode(raw, max_bytes)
-        except Rejected as exc:
-            dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
-            continue
+        record: Any = None
+        if raw is not None and len(raw) <= max_bytes:  # decode's common case inline
+            try:
+                record = loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        if type(record) is not dict:
+            try:  # decode again, for the reason
+                record = decode(raw, max_bytes)
+            except Rejected as exc:
+                dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
+                continue
         try:
             record, stream = transform(record, message, batch)
             start = len(arena)
-            arena += orjson.dumps(record)
+            arena += dumps(record)
             origin = Provenance(message, raw, record["service"]["name"])
             action = Action(record_id(record, message), stream, b"", origin)
         except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
@@ -86,7 +94,8 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
         if observe is not None:
             try:
                 docs: list[Doc] = observe(record, message)
-                actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
+                if docs:
+                    actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
             except Exception as exc:
                 out.observe_failures.append(_reason(exc))
     view = memoryview(arena)
