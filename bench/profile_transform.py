@@ -4,6 +4,9 @@ each step of the chain alone. No servers.
 
     .venv/bin/python -m bench.profile_transform                     # 100k records, best of 5
     .venv/bin/python -m bench.profile_transform -n 30000 --rounds 3 --steps
+    # an older tree (its `prepare` has no fast path: both columns are its one path)
+    mkdir /tmp/old && git archive <commit> | tar -x -C /tmp/old && cp bench/profile_transform.py /tmp/old/bench/
+    (cd /tmp/old && PYTHONPATH=. /path/to/.venv/bin/python -m bench.profile_transform)
 
 CPU time (time.process_time_ns) of this process, best round; batches of 5,000 records as the
 shipper's default. `--steps` adds the cost of each step: the chain up to it minus the chain before it.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -54,10 +58,11 @@ def timed(fn: Callable[[], Any]) -> int:
 
 def run_prepare(parts: list[list[Meta]], monitor: Monitor, body: bool, fast: bool = True) -> Callable[[], None]:
     settings = TransformSettings(host_name="bench", state_of=monitor.state_of)
+    path = {"fast": fast} if "fast" in inspect.signature(prepare).parameters else {}
 
     def go() -> None:
         for part in parts:
-            prepared = prepare(part, Batch(settings, datetime.now(UTC)), monitor, fast=fast)
+            prepared = prepare(part, Batch(settings, datetime.now(UTC)), monitor, **path)
             if body:
                 for chunk in chunks(prepared.actions, CHUNK_BYTES):
                     bulk_body(chunk)
