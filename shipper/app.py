@@ -65,12 +65,16 @@ class Shipper:
         return {"service": "elk-shipper", "consuming": self.consuming,
                 "engine": self.engine.name if self.engine else None,
                 "engine_available": bool(self.sink and self.sink.available),
+                # item 429s: the engine sheds load, records wait in Kafka (lag grows) instead of dead letters
+                "engine_overloaded": bool(self.sink and self.sink.overloaded),
                 "consumed": self.stats.consumed, "indexed": self.stats.indexed,
                 "dead_lettered": self.stats.dead_lettered,
                 "lag": sum(self.stats.lag.values())}
 
     async def _waiting(self, seconds: float) -> None:
-        log.warning("engine unavailable; holding the batch and retrying", retry_in_s=round(seconds, 2))
+        overloaded = bool(self.sink and self.sink.overloaded)
+        log.warning("engine overloaded; holding the batch and retrying" if overloaded
+                    else "engine unavailable; holding the batch and retrying", retry_in_s=round(seconds, 2))
         await asyncio.sleep(seconds)
 
     async def _until_stopped(self, awaitable: Any) -> Any:
@@ -130,7 +134,7 @@ class Shipper:
         self.sink = BulkSink(self.engine, self.stats, max_bytes=self.settings.batch_max_bytes,
                              concurrency=self.settings.bulk_concurrency, gzip=self.settings.gzip,
                              retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s,
-                             max_item_retries=self.settings.max_item_retries)
+                             item_retry_s=self.settings.item_retry_s)
         transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
                                       max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
