@@ -34,6 +34,7 @@ from shipper.setup import wait_for_engine
 from shipper.sink import BulkSink
 from shipper.source import KafkaSource
 from shipper.stats import Stats
+from shipper.topic_ids import TopicIds
 from shipper.topics import TopicSetupError, ensure_dead_letter_topic
 
 log = get_logger("shipper")
@@ -45,7 +46,10 @@ class Shipper:
         self.stats = Stats()
         self.stopping = asyncio.Event()
         self.monitor = build_monitor(settings)
-        self.source = KafkaSource(settings, hooks=(self.monitor,))
+        self.producer = DeadLetterProducer(settings)
+        # through the dead-letter producer's connection (it is started before the consumer)
+        self.topic_ids = TopicIds(lambda: self.producer.client.client, settings.retry_initial_s, settings.retry_max_s)
+        self.source = KafkaSource(settings, hooks=(self.topic_ids, self.monitor))
         self.host = socket.gethostname()
         self.engine: SearchEngine | None = None
         self.sink: BulkSink | None = None
@@ -53,7 +57,6 @@ class Shipper:
         self.failed = False
         self.background: Background | None = None
         self.ops = OpsServer(settings.http_host, settings.http_port, self.metrics_text, self.ready, self.detail)
-        self.producer = DeadLetterProducer(settings)
 
     def ready(self) -> bool:
         return self.consuming and self.background is not None and self.background.engine_ok
@@ -106,7 +109,7 @@ class Shipper:
                 await self.producer.stop()
                 with contextlib.suppress(Exception):
                     await self.source.stop()
-                self.source = KafkaSource(self.settings, hooks=(self.monitor,))
+                self.source = KafkaSource(self.settings, hooks=(self.topic_ids, self.monitor))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 delay = min(10.0, delay * 2)
@@ -139,7 +142,7 @@ class Shipper:
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
                                       max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
         pipeline = Pipeline(sink=self.sink, stats=self.stats, settings=transform, monitor=self.monitor,
-                            publish_dead=self.producer.publish, waiting=self._waiting)
+                            publish_dead=self.producer.publish, waiting=self._waiting, topic_ids=self.topic_ids.of)
         self.background = Background(settings=self.settings, stats=self.stats, source=lambda: self.source,
                                      engine=self.engine, monitor=self.monitor, pipeline=pipeline, host=self.host,
                                      consuming=lambda: self.consuming)
