@@ -72,10 +72,11 @@ class ShipperSettings(FileSettings):
     gzip: bool = Field(False, description="Gzip bulk request bodies.")
     retry_initial_s: float = Field(0.2, gt=0, description="First retry delay for 429/5xx/connection errors.")
     retry_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")
-    max_item_retries: int = Field(
-        15, ge=0, le=1000,
-        description="Retries of one record the engine answers with 429/5xx/no status/403, then it is dead-lettered "
-        "(`retries_exhausted`). Whole-request outages are waited out without bound.")
+    item_retry_s: float = Field(
+        300.0, ge=0, le=86400,
+        description="How long one record the engine answers with 5xx/no status/403 is retried (from the first such "
+        "answer), then it is dead-lettered (`retries_exhausted`). Overload (item or request 429) and whole-request "
+        "outages are waited out without bound: Kafka buffers.")
     http_host: str = Field("127.0.0.1", description="Address of the /health and /metrics endpoint.")
     http_port: int = Field(9108, ge=0, le=65535, description="Port of /health and /metrics (0: pick a free one).")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Bound on graceful shutdown after SIGTERM.")

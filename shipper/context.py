@@ -4,7 +4,7 @@ context (the settings plus this batch's `now`, formatted once), made once per ba
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +49,7 @@ class Batch:
     now: datetime
     ingested: str = ""  # `now` in the wire form: event.ingested of every record of the batch
     latest: str = ""  # the latest acceptable @timestamp in the wire form (compares as a string)
+    topic_ids: Mapping[str, str] = field(default_factory=dict)  # Kafka's topic ids (shipper/topic_ids.py)
 
     def __post_init__(self) -> None:
         self.ingested = format_ts(self.now)

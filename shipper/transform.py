@@ -58,6 +58,7 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
     out = Prepared()
     actions, dead = out.actions, out.dead
     settings = batch.settings
+    topic_ids = batch.topic_ids
     # Every serialised record is copied into one arena and the actions keep views of it:
     # orjson's own result keeps ~4 KB of buffer per object alive, 10x the record itself.
     arena = bytearray()
@@ -85,7 +86,7 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
             start = len(arena)
             arena += dumps(record)
             origin = Provenance(message, raw, record["service"]["name"])
-            action = Action(record_id(record, message), stream, b"", origin)
+            action = Action(record_id(record, message, topic_ids.get(message.topic, "")), stream, b"", origin)
         except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
             dead.append(DeadLetter(message, raw, "transform", _reason(exc), "decode"))
             continue

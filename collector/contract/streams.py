@@ -63,6 +63,16 @@ def is_own_dataset(dataset: str) -> bool:
     return dataset.strip().lower().startswith(OWN_DATASET_PREFIX)
 
 
+def is_own_written(source: object) -> bool:
+    """A document the shipper wrote itself: `event.provider` is exactly OWN_WRITER, a plain string.
+    The restore queries ask for the marker with a term query, which also matches an array holding
+    it (`["elk-shipper"]`), so every restored hit is checked with this as well."""
+    if type(source) is not dict:
+        return False
+    event = source.get("event")
+    return type(event) is dict and type(event.get("provider")) is str and event["provider"] == OWN_WRITER
+
+
 def data_stream_name(type_: str, dataset: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     return f"{type_}-{sanitize_dataset(dataset)}-{sanitize_namespace(namespace)}"
 

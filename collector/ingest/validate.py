@@ -1,6 +1,7 @@
 """Shaping one posted record into the ECS document the library emits (docs/ARCHITECTURE.md).
 
-Plain dicts on the hot path. Per record: top-level `@timestamp` (UTC, millisecond `Z` form),
+Plain dicts on the hot path. Per record: top-level `@timestamp` (UTC, millisecond `Z` form; left
+out when the caller gives none: the record's Kafka time stands for it),
 `log.level` (lower-case), `message`, `ecs.version` first; then nested ECS objects. Dotted ECS
 keys (`"service.name"`) are nested; caller fields that are not ECS go under `labels` (scalars)
 or `extra` (anything else), exactly like `collector.record.build`. `service.name` is the
@@ -21,7 +22,7 @@ from collector.contract.health import PROBE_STATUSES, outcome, probe_status, sta
 from collector.contract.levels import INFO, LEVELS, normalize_level
 from collector.contract.names import is_instance_of
 from collector.contract.streams import DATASET_HEALTH, sanitize_dataset
-from collector.contract.timefmt import normalize_ts, now_iso
+from collector.contract.timefmt import normalize_ts
 from collector.redact import REDACTED, Redactor
 
 Record = dict[str, Any]
@@ -180,7 +181,9 @@ class Shaper:
             ts = fields.pop("timestamp", None)
             if ts is None:
                 ts = fields.pop("time", None)
-        timestamp = now_iso() if ts is None else parse_timestamp(ts)
+        # None: no time stamped here, so a client's retry of the same body is the same bytes (and the
+        # same document id, issue 20); the shipper takes the Kafka record's time, set as it is written
+        timestamp = None if ts is None else parse_timestamp(ts)
 
         log = fields.pop("log", None)
         if log is not None and type(log) is not dict:
@@ -212,6 +215,8 @@ class Shaper:
         fields.pop("ecs", None)
 
         rec: Record = {"@timestamp": timestamp, "log.level": level, "message": message, "ecs.version": ECS_VERSION}
+        if timestamp is None:
+            del rec["@timestamp"]
         if log is not None:
             log_out = red.copy_dict(log)
             log_out.pop("level", None)

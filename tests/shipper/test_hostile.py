@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS, is_own_dataset
+from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS, is_own_dataset, is_own_written
 from shipper.context import Batch, TransformSettings
 from shipper.health import build_monitor
 from shipper.health.config import HealthSettings
@@ -94,7 +94,7 @@ def _check_path(messages: list[Msg], fast: bool) -> Any:
             assert doc["@timestamp"] and doc["service"]["name"]
             # only probe results from a health topic reach an own stream, and never the shipper's marker
             assert not is_own_dataset(doc["data_stream"]["dataset"]) or action.origin.origin.topic == TOPIC_HEALTH
-            assert doc["event"].get("provider") != "elk-shipper"
+            assert not is_own_written(doc) and type(doc["event"].get("provider")) in (str, type(None))
             level = (doc.get("log") or {}).get("level") if isinstance(doc.get("log"), dict) else None
             assert level is None or isinstance(level, str)
     return prepared
@@ -111,6 +111,10 @@ EXAMPLES: list[tuple[dict[str, Any], str, list[tuple[str, bytes | None]]]] = [
       "health": "unhealthy"}, TOPIC_HEALTH, []),
     ({"message": "m"}, TOPIC_LOGS, [("host", None), ("service", None), ("environment", None)]),
     ({"message": "m", "data_stream": {"dataset": "elk.alerts"}, "event": {"provider": "elk-shipper"}}, TOPIC_LOGS, []),
+    # issue 20 item 10: the marker in an array (a term query matches it) or an object
+    ({"event": {"action": "health-transition", "provider": ["elk-shipper"]}, "service": {"name": "a"},
+      "health": {"scope": "service", "to": "unhealthy"}}, TOPIC_HEALTH, []),
+    ({"event.provider": {"name": "elk-shipper"}, "message": "m"}, TOPIC_LOGS, []),
 ]
 
 
