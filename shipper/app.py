@@ -24,16 +24,18 @@ from collector.contract.promtext import render
 from shipper.background import Background
 from shipper.config import ShipperSettings
 from shipper.context import TransformSettings
-from shipper.engines.base import EngineUnavailable, SearchEngine
+from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.health import build_monitor
 from shipper.log import get_logger
 from shipper.ops import OpsServer
 from shipper.pipeline import Pipeline
 from shipper.producer import DeadLetterProducer
+from shipper.route import namespace_of
 from shipper.setup import wait_for_engine
 from shipper.sink import BulkSink
 from shipper.source import KafkaSource
 from shipper.stats import Stats
+from shipper.streamcap import StreamCap, existing_streams
 from shipper.topic_ids import TopicIds
 from shipper.topics import TopicSetupError, ensure_dead_letter_topic
 
@@ -57,12 +59,13 @@ class Shipper:
         self.failed = False
         self.background: Background | None = None
         self.ops = OpsServer(settings.http_host, settings.http_port, self.metrics_text, self.ready, self.detail)
+        self.streams = StreamCap(settings.max_streams)
 
     def ready(self) -> bool:
         return self.consuming and self.background is not None and self.background.engine_ok
 
     def metrics_text(self) -> str:
-        return render([*self.stats.prometheus(self.ready()), *self.monitor.metrics()])
+        return render([*self.stats.prometheus(self.ready()), *self.streams.metrics(), *self.monitor.metrics()])
 
     def detail(self) -> dict[str, object]:
         return {"service": "elk-shipper", "consuming": self.consuming,
@@ -140,7 +143,9 @@ class Shipper:
                              item_retry_s=self.settings.item_retry_s)
         transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
-                                      max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
+                                      max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles,
+                                      streams=self.streams)
+        await self._load_streams()
         pipeline = Pipeline(sink=self.sink, stats=self.stats, settings=transform, monitor=self.monitor,
                             publish_dead=self.producer.publish, waiting=self._waiting, topic_ids=self.topic_ids.of)
         self.background = Background(settings=self.settings, stats=self.stats, source=lambda: self.source,
@@ -212,6 +217,16 @@ class Shipper:
         log.info("stopped", consumed=self.stats.consumed, indexed=self.stats.indexed,
                  dead_lettered=self.stats.dead_lettered)
         return 1 if self.failed else 0
+
+    async def _load_streams(self) -> None:
+        """The namespace's existing streams count against the stream cap (shipper/streamcap.py)."""
+        assert self.engine is not None
+        namespace = namespace_of(self.settings.namespace)
+        try:
+            self.streams.load(await existing_streams(self.engine, namespace), namespace)
+        except (EngineUnavailable, EngineRejected) as exc:  # the cap still holds for this process
+            log.warning("existing streams not listed; the stream cap counts this process's only", error=str(exc))
+        log.info("stream cap", streams=self.streams.admitted, max_streams=self.streams.limit)
 
     async def _shutdown(self, bound_s: float) -> None:
         async def close() -> None:

@@ -12,6 +12,7 @@ from collector.contract.settings import FileSettings, kafka_bootstrap_field, one
 from collector.contract.streams import DEFAULT_NAMESPACE, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 from shipper.context import TopicRoles
 from shipper.health.config import HealthSettings
+from shipper.streamcap import DEFAULT_MAX_STREAMS
 
 
 def _topics(value: str) -> list[str]:
@@ -60,6 +61,12 @@ class ShipperSettings(FileSettings):
         default_factory=dict,
         description="JSON: container/instance name or regex -> service name, for records without service.name.",
     )
+    max_streams: int = Field(
+        DEFAULT_MAX_STREAMS, ge=1, le=10000,
+        description="Most service data streams (each with its index template and shards) the shipper creates in "
+        "its namespace, existing ones included; records of a dataset past it go to `logs-overflow-<ns>` / "
+        "`metrics-overflow-<ns>`, counted in shipper_stream_overflow_total and logged once. Mind the cluster's "
+        "cluster.max_shards_per_node (1,000 by default, shared with everything on it).")
     batch_max_records: int = Field(5000, ge=1, description="Records per batch taken from Kafka.")
     batch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024,
                                  description="Bytes per batch taken from Kafka and per bulk request.")

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from collector.contract.streams import DEFAULT_NAMESPACE, TOPIC_HEALTH, TOPIC_METRICS
 from collector.contract.timefmt import format_ts
+from shipper.streamcap import StreamCap
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class TransformSettings:
     max_record_bytes: int = 1024 * 1024
     roles: TopicRoles = field(default_factory=TopicRoles)
     max_future: timedelta = timedelta(days=1)  # a later @timestamp is a producer's clock gone wrong
+    streams: StreamCap = field(default_factory=StreamCap)  # which service streams may be created
     _patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:

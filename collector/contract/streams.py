@@ -36,6 +36,9 @@ OWN_WRITER_FIELD = "event.provider"
 
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
+# The catch-all of the services' streams: where records go once the shipper's cap on streams is
+# reached (shipper/streamcap.py). A service stream like any other (the data views include it).
+DATASET_OVERFLOW = "overflow"
 
 _DISALLOWED = re.compile(r'[\\/*?"<>|,#:\-\s\x00-\x1f\x7f]+')
 MAX_PART_BYTES = 100
