@@ -22,6 +22,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, ResourceMetrics, ScopeMetrics
 
 _LENGTH_DELIMITED = 2
+_START_GROUP = 3
+_END_GROUP = 4
 
 
 class TooMany(Exception):
@@ -29,7 +31,10 @@ class TooMany(Exception):
 
 
 class Truncated(Exception):
-    """The protobuf body ends inside a field (answered 400)."""
+    """The protobuf body ends inside a field, or is no protobuf at all (answered 400)."""
+
+
+_MAX_GROUP_DEPTH = 100  # the protobuf runtimes' own recursion limit
 
 
 @dataclass(frozen=True)
@@ -137,10 +142,42 @@ def _walk(buf: memoryview, pos: int, end: int, levels: tuple[frozenset[int], ...
                     count.add(0, 1)
                     _walk(buf, pos, min(pos + size, end), levels, depth + 1, count)
             pos += size
-        else:  # groups (3, 4) are not in OTLP; anything else is no protobuf: the parser will say so
-            return
+        elif wire == _START_GROUP:
+            # groups are not in OTLP, but the parser steps over an unknown group and reads on:
+            # so must the count, or the fields after a group would go uncounted
+            pos = _skip_group(buf, pos, end, tag >> 3)
+        else:  # an end-group without its start, or wire types 6/7: the parser would refuse it too
+            raise Truncated(f"wire type {wire} is not valid here")
         if pos > end:
             raise Truncated("a field runs past the end of the body")
+
+
+def _skip_group(buf: memoryview, pos: int, end: int, number: int) -> int:
+    """The position after the end-group tag matching `number` (nested groups included)."""
+    open_groups = [number]
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        wire = tag & 7
+        if wire == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == _LENGTH_DELIMITED:
+            size, pos = _varint(buf, pos, end)
+            pos += size
+        elif wire == _START_GROUP:
+            if len(open_groups) >= _MAX_GROUP_DEPTH:
+                raise Truncated("groups nested too deeply")
+            open_groups.append(tag >> 3)
+        elif wire == _END_GROUP and tag >> 3 == open_groups[-1]:
+            open_groups.pop()
+            if not open_groups:
+                return pos
+        else:
+            raise Truncated(f"wire type {wire} is not valid here")
+    raise Truncated("a group runs past the end of the body")
 
 
 def count_json(doc: Any, path: Path, limit: int) -> int:

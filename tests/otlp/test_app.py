@@ -152,3 +152,14 @@ async def test_empty_request_is_success_with_nothing_produced(otlp: Otlp) -> Non
     resp = await otlp.post("/v1/logs", b"")
     assert resp.status_code == 200
     assert ExportLogsServiceResponse.FromString(resp.content) == ExportLogsServiceResponse()
+
+
+async def test_a_group_before_the_records_does_not_skip_the_limit(otlp: Otlp) -> None:
+    """The parser steps over an unknown group and reads on: so does the count (413, nothing produced)."""
+    from tests.otlp.test_bound import _group, records_behind
+
+    body = records_behind(_group(15), otlp.settings.max_records + 1)
+    resp = await otlp.post("/v1/logs", body)
+    assert resp.status_code == 413
+    resp = await otlp.post("/v1/logs", gzip.compress(body), **{"Content-Encoding": "gzip"})
+    assert resp.status_code == 413

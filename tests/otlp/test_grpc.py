@@ -72,3 +72,10 @@ async def test_refusals_are_status_codes(export: Any) -> None:
     every_one_bad = logs_request([record("big", big=["x" * 1000] * 20)])
     assert await code_of(export(every_one_bad)) == grpc.StatusCode.INVALID_ARGUMENT
     assert await code_of(export.raw(b"\x0a\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_group_before_the_records_does_not_skip_the_limit(export: Any) -> None:
+    from tests.otlp.test_bound import _group, records_behind
+
+    body = records_behind(_group(15), 101)
+    assert await code_of(export.raw(body)) == grpc.StatusCode.RESOURCE_EXHAUSTED
