@@ -135,15 +135,21 @@ class KafkaGate:
         self._reopen_at = time.monotonic() + self.retry_after
         self._probing = False
 
-    def _admit(self, nbytes: int) -> bool:
-        """Raises Unavailable or returns whether this request is the half-open probe."""
-        probe = False
+    def refuse_if_down(self) -> None:
+        """Unavailable while Kafka is known to be down and it is not yet time to probe: callers ask
+        before they read or parse a body, so a client retrying through an outage costs nothing."""
         if self.state == "down":
             now = time.monotonic()
             if self._probing or now < self._reopen_at:
                 wait = max(1, round(self._reopen_at - now)) if not self._probing else self.retry_after
                 raise Unavailable("Kafka is unavailable; retry later", min(wait, self.retry_after))
-            self._probing = probe = True
+
+    def _admit(self, nbytes: int) -> bool:
+        """Raises Unavailable or returns whether this request is the half-open probe."""
+        self.refuse_if_down()
+        probe = self.state == "down"
+        if probe:
+            self._probing = True
         return probe
 
     async def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:

@@ -41,11 +41,12 @@ def _export(intake: Intake, signal: Signal) -> Any:
         try:
             metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
             service = intake.service(metadata.get("authorization"))
+            intake.refuse_if_down()
             hold = intake.busy.hold()
             try:
                 hold.grow(len(request))
                 intake.stats.body_bytes += len(request)
-                response = await intake.export(signal, request, decode.PROTOBUF, service)
+                response = await intake.export(signal, request, decode.PROTOBUF, service, hold)
             finally:
                 hold.release()
             status = 200
@@ -62,8 +63,11 @@ def _export(intake: Intake, signal: Signal) -> Any:
 
 async def start(intake: Intake, host: str, port: int) -> aio.Server:
     """The gRPC server, listening; `await server.stop(grace)` ends it."""
+    # each call holds its whole message before the handler runs: the number of calls is the bound
+    # (past it grpcio answers RESOURCE_EXHAUSTED, which OTLP exporters retry with backoff)
     server = aio.server(options=[("grpc.max_receive_message_length", intake.settings.max_body_bytes),
-                                 ("grpc.so_reuseport", 0)])
+                                 ("grpc.so_reuseport", 0)],
+                        maximum_concurrent_rpcs=intake.settings.otlp_grpc_max_calls)
     server.add_generic_rpc_handlers(tuple(
         grpc.method_handlers_generic_handler(name, {"Export": _export(intake, signal)}) for name, signal in SERVICES))
     try:

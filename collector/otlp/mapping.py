@@ -38,6 +38,9 @@ _SEVERITY = (DEBUG, DEBUG, INFO, WARNING, ERROR, CRITICAL)
 MAX_TEXT = 32_768  # the ingest API's cut for `message`
 MAX_LABEL_CHARS = 1024  # keyword fields ignore longer values (ECS `ignore_above: 1024`)
 MAX_KEY_CHARS = 256
+# an array or kvlist attribute bigger than this (encoded) keeps its first entries up to it, and the
+# record says so in `labels.otel_cut_attributes`: resource attributes are copied into every record
+MAX_VALUE_BYTES = 16 * 1024
 DEFAULT_MAX_ATTRIBUTES = 128
 _UNKNOWN_SERVICE = "unknown_service"  # the SDKs' default service.name (`unknown_service:node`, ...)
 
@@ -122,8 +125,36 @@ def any_value(value: Any) -> Any:
     return None
 
 
-def attributes(kvs: Any) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+def cut_value(value: Any) -> Any:
+    """An array or kvlist AnyValue over MAX_VALUE_BYTES: its first entries that fit, as plain data
+    (an entry too big on its own is left out); other kinds as `any_value`. Sizes are the encoded
+    protobuf's, computed by the runtime without building anything."""
+    kind = value.WhichOneof("value")
+    if kind not in ("array_value", "kvlist_value"):
+        return any_value(value)
+    room = MAX_VALUE_BYTES
+    if kind == "array_value":
+        items: list[Any] = []
+        for item in value.array_value.values:
+            size = item.ByteSize()
+            if size > room:
+                break
+            room -= size
+            items.append(any_value(item))
+        return items
+    pairs: dict[str, Any] = {}
+    for kv in value.kvlist_value.values:
+        size = kv.ByteSize()
+        if size > room:
+            break
+        room -= size
+        pairs[kv.key] = any_value(kv.value)
+    return pairs
+
+
+def attributes(kvs: Any, keys: frozenset[str] | None = None) -> dict[str, Any]:
+    """Attributes as plain data; only `keys` when given (the rest is not converted at all)."""
+    return {kv.key: any_value(kv.value) for kv in kvs if keys is None or kv.key in keys}
 
 
 def level_of(severity_number: int, severity_text: str) -> str:
@@ -216,7 +247,7 @@ class Mapper:
 
     def origin(self, resource: Any, token_service: str) -> Origin:
         """What a Resource (its repeated KeyValue attributes) gives each of its records."""
-        service = service_of_resource(attributes(resource), token_service, self.default_environment)
+        service = service_of_resource(attributes(resource, _SERVICE_KEYS), token_service, self.default_environment)
         fields: Record = {}
         labels: Record = {}
         extra: Record = {}
@@ -256,14 +287,18 @@ class Mapper:
                 value = value.double_value
             elif which is None:
                 continue
-            else:
-                value = any_value(value)
             plan = self._plans.get(key) or self._plan(key)
             if room <= 0 or plan is None:
                 dropped += 1
                 continue
             room -= 1
             path, kind, label, secret = plan
+            if type(value) is not str and type(value) is not int and type(value) is not float:
+                if value.ByteSize() > MAX_VALUE_BYTES:  # an array or kvlist: its first entries, marked
+                    value = cut_value(value)
+                    labels["otel_cut_attributes"] = labels.get("otel_cut_attributes", 0) + 1
+                else:
+                    value = any_value(value)
             vtype = type(value)
             if vtype is kind:
                 assert path is not None

@@ -72,8 +72,8 @@ async def test_gzip_body(otlp: Otlp) -> None:
 
 
 async def test_partial_success_counts_the_records_over_the_size_limit(otlp: Otlp) -> None:
-    big = ["x" * 1000] * (otlp.settings.max_record_bytes // 1000 + 10)  # an array: kept whole under `extra`
-    recs = [record("ok", id="a"), record("big", id="b", big=big), record("ok", id="c")]
+    big = {f"k{i}": "x" * 1000 for i in range(otlp.settings.max_record_bytes // 1000 + 10)}  # labels, each kept
+    recs = [record("ok", id="a"), record("big", id="b", **big), record("ok", id="c")]
     resp = await otlp.post("/v1/logs", logs_request(recs))
     assert resp.status_code == 200
     partial = ExportLogsServiceResponse.FromString(resp.content).partial_success

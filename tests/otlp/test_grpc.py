@@ -53,8 +53,8 @@ async def code_of(coro: Any) -> grpc.StatusCode:
 
 
 async def test_accepted_and_partial_success(export: Any, kafka_bootstrap: str) -> None:
-    big = ["x" * 1000] * 20
-    answer = await export(logs_request([record("ok", id="a"), record("big", id="b", big=big)]))
+    big = {f"k{i}": "x" * 1000 for i in range(20)}
+    answer = await export(logs_request([record("ok", id="a"), record("big", id="b", **big)]))
     assert answer.partial_success.rejected_log_records == 1
     [msg] = await consume(kafka_bootstrap, export.topic, 1)
     assert b'"id":"a"' in msg.value
@@ -69,7 +69,7 @@ async def test_refusals_are_status_codes(export: Any) -> None:
     assert await code_of(export(too_many)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     huge = logs_request([record("x" * 70_000)])
     assert await code_of(export(huge)) == grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC's own size limit
-    every_one_bad = logs_request([record("big", big=["x" * 1000] * 20)])
+    every_one_bad = logs_request([record("big", **{f"k{i}": "x" * 1000 for i in range(20)})])
     assert await code_of(export(every_one_bad)) == grpc.StatusCode.INVALID_ARGUMENT
     assert await code_of(export.raw(b"\x0a\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT
 
