@@ -180,6 +180,41 @@ def _skip_group(buf: memoryview, pos: int, end: int, number: int) -> int:
     raise Truncated("a group runs past the end of the body")
 
 
+def split_protobuf(buf: memoryview, wanted: frozenset[int]) -> tuple[bytes, list[tuple[int, memoryview]]]:
+    """(the message's other fields, re-encoded as they were; [(number, payload)] of the length-delimited
+    fields numbered `wanted`, in order). For rebuilding a request entry by entry; Truncated if cut."""
+    rest = bytearray()
+    children: list[tuple[int, memoryview]] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        start = pos
+        tag, pos = _varint(buf, pos, end)
+        wire = tag & 7
+        if wire == _LENGTH_DELIMITED:
+            size, pos = _varint(buf, pos, end)
+            if pos + size > end:
+                raise Truncated("a field runs past the end of its message")
+            if tag >> 3 in wanted:
+                children.append((tag >> 3, buf[pos:pos + size]))
+                pos += size
+                continue
+            pos += size
+        elif wire == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == _START_GROUP:
+            pos = _skip_group(buf, pos, end, tag >> 3)
+        else:
+            raise Truncated(f"wire type {wire} is not valid here")
+        if pos > end:
+            raise Truncated("a field runs past the end of its message")
+        rest += buf[start:pos]
+    return bytes(rest), children
+
+
 def count_json(doc: Any, path: Path, limit: int) -> int:
     """The same count over a parsed OTLP/JSON document (lists' lengths; odd shapes count 0)."""
     count = _Count(limit)

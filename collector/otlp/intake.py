@@ -147,17 +147,19 @@ class Intake:
         """In a worker thread: the request parsed and mapped; Problem 400/413 when it cannot be."""
         limit = self.settings.max_records
         try:
-            message, _ = decode.parse(body, kind, signal.request_cls, signal.path, limit)
+            parsed = decode.parse(body, kind, signal.request_cls, signal.path, limit)
         except decode.Malformed as exc:
             raise Problem(400, str(exc)) from None
         except bound.TooMany as exc:
             raise Problem(413, f"{signal.what}: {exc}, the limit per request is {limit}") from None
         outcome = Outcome(room)
+        if parsed.rejected:  # entries that could not be decoded: the rest go on (partial_success)
+            outcome.rejected, outcome.reason = parsed.rejected, parsed.reason
         try:
             if signal is LOGS:
-                self._map_logs(outcome, message, service)
+                self._map_logs(outcome, parsed.message, service)
             else:
-                self._map_metrics(outcome, message, service)
+                self._map_metrics(outcome, parsed.message, service)
         except OutputTooLarge:
             raise Problem(413, f"the {signal.what} would be more than {room} bytes once mapped (resource "
                                "attributes are copied into every record): send fewer per request") from None

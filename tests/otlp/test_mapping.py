@@ -123,8 +123,8 @@ def test_event_name_and_observed_time() -> None:
 
 
 def metric_from(json_metric: dict) -> Metric:
-    request, _ = decode.parse(orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [json_metric]}]}]}),
-                              decode.JSON, ExportMetricsServiceRequest, bound.METRICS, 100)
+    request = decode.parse(orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [json_metric]}]}]}),
+                           decode.JSON, ExportMetricsServiceRequest, bound.METRICS, 100).message
     return request.resource_metrics[0].scope_metrics[0].metrics[0]  # type: ignore[attr-defined]
 
 
@@ -185,7 +185,7 @@ def test_json_rules_of_otlp() -> None:
     body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
         "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "severityNumber": 13,
         "timeUnixNano": 1764633600000000000, "futureField": True, "body": {"stringValue": "x"}}]}]}]}
-    request, count = decode.parse(orjson.dumps(body), decode.JSON, ExportLogsServiceRequest, bound.LOGS, 100)
+    request, count, _, _ = decode.parse(orjson.dumps(body), decode.JSON, ExportLogsServiceRequest, bound.LOGS, 100)
     assert count == 1
     lr = request.resource_logs[0].scope_logs[0].log_records[0]  # type: ignore[attr-defined]
     assert lr.trace_id.hex() == "5b8efff798038103d269b633813fc60c" and lr.span_id.hex() == "eee19b7ec3c1b174"
