@@ -26,6 +26,44 @@ from aiokafka.partitioner import DefaultPartitioner
 from collector.ingest.config import IngestSettings
 
 log = logging.getLogger("collector.ingest")
+MAX_PROBE_WAIT_S = 30.0
+# aiokafka's loggers that speak per connection attempt or per failed request
+_AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.client", "aiokafka.conn", "aiokafka.cluster", "aiokafka.producer.sender",
+                     "aiokafka.producer.producer")
+
+
+class OncePerWindow(logging.Filter):
+    """Lets a warning or error through once per `window_s` per message template (debug and info pass):
+    a broker gone away makes aiokafka log the same error per reconnect attempt, 20 a second, until
+    the gate drops the producer; the gate says itself, once, that Kafka is away and once that it is back.
+    Bounded: at most 256 templates remembered (they are aiokafka's, not the network's)."""
+
+    def __init__(self, window_s: float = 60.0, clock: Any = time.monotonic):
+        super().__init__()
+        self.window_s = window_s
+        self.clock = clock
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.msg)
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.window_s:
+            return False
+        if len(self._last) >= 256:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+def quiet_aiokafka() -> None:
+    """Installs one OncePerWindow on each of aiokafka's chatty loggers (idempotent)."""
+    for name in _AIOKAFKA_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OncePerWindow) for f in logger.filters):
+            logger.addFilter(OncePerWindow())
 
 
 class Unavailable(Exception):
@@ -51,6 +89,9 @@ class KafkaGate:
         self.in_flight_records = 0
         self.failures = 0
         self.last_error = ""
+        self._probe_wait = float(self.retry_after)
+        self._closing: set[asyncio.Task[None]] = set()
+        quiet_aiokafka()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,24 +120,48 @@ class KafkaGate:
     async def stop(self) -> None:
         producer, self._producer, self._sender = self._producer, None, None
         if producer is not None:
+            await _quietly_stop(producer)  # flushes what is queued: requests still waiting get their answer
+        if self._closing:
+            await asyncio.gather(*self._closing)
+
+    async def _broker_listens(self) -> str | None:
+        """None when a bootstrap server accepts a TCP connection that is not the client's own; else why.
+
+        Before a producer is made: a producer left reconnecting to a stopped broker logs an error
+        ten times a second; and a broker port inside the ephemeral range with nothing listening
+        can be "connected" to itself (TCP simultaneous open), where the client reads its own
+        requests back as answers. Both are avoided by making no producer until a real peer answers."""
+        reason = "no bootstrap server"
+        for server in self.settings.kafka_bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
             try:
-                await producer.stop()  # flushes what is queued: requests still waiting get their answer
-            except Exception:
-                pass
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)),
+                                                   self.settings.kafka_timeout_s)
+            except (OSError, ValueError, TimeoutError) as exc:
+                reason = f"cannot connect to {server.strip()}: {type(exc).__name__}"
+                continue
+            sock = writer.get_extra_info("socket")
+            itself = sock is not None and sock.getsockname() == sock.getpeername()
+            writer.close()
+            if not itself:
+                return None
+            reason = f"{server.strip()}: the connection reached itself (nothing listens on that port)"
+        return reason
 
     async def _ensure(self) -> BatchSender:
         if self._sender is not None:
             return self._sender
         async with self._start_lock:
             if self._producer is None:
+                absent = await self._broker_listens()
+                if absent is not None:
+                    self._trip(absent)
+                    raise Unavailable("Kafka is unavailable; retry later", self.retry_after)
                 producer = self._new_producer()
                 try:
                     await producer.start()
                 except Exception as exc:
-                    try:
-                        await producer.stop()
-                    except Exception:
-                        pass
+                    await _quietly_stop(producer)
                     self._trip(f"cannot connect to Kafka: {type(exc).__name__}")
                     raise Unavailable("Kafka is unavailable; retry later", self.retry_after) from None
                 self._producer = producer
@@ -127,13 +192,24 @@ class KafkaGate:
     # ------------------------------------------------------------------ the gate
 
     def _trip(self, reason: str) -> None:
+        """Kafka is away: said once per outage; the producer is dropped (its reconnect loop would log
+        an error per attempt) and probes come after a wait that doubles per failed probe, up to
+        MAX_PROBE_WAIT_S; clients are told to come back after at most `retry_after` seconds."""
         if self.state != "down":
-            log.warning("kafka unavailable: %s; answering 503 for %ss", reason, self.retry_after)
+            log.warning("kafka unavailable: %s; answering 503 until it is back", reason)
+            self._probe_wait = self.retry_after
+        elif self._probing:  # a failed probe; other requests failing in the same outage change nothing
+            self._probe_wait = min(self._probe_wait * 2, max(MAX_PROBE_WAIT_S, self.retry_after))
         self.state = "down"
         self.failures += 1
         self.last_error = reason
-        self._reopen_at = time.monotonic() + self.retry_after
+        self._reopen_at = time.monotonic() + self._probe_wait
         self._probing = False
+        producer, self._producer, self._sender = self._producer, None, None
+        if producer is not None:
+            task = asyncio.get_running_loop().create_task(_quietly_stop(producer))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def refuse_if_down(self) -> None:
         """Unavailable while Kafka is known to be down and it is not yet time to probe: callers ask
@@ -181,6 +257,13 @@ class KafkaGate:
                 self._probing = False
             self.in_flight_bytes -= nbytes
             self.in_flight_records -= len(records)
+
+
+async def _quietly_stop(producer: Any) -> None:
+    try:
+        await producer.stop()
+    except Exception:  # stopping a producer whose broker is gone: nothing more to do
+        pass
 
 
 _PARTITIONER = DefaultPartitioner()
