@@ -79,3 +79,27 @@ async def test_a_group_before_the_records_does_not_skip_the_limit(export: Any) -
 
     body = records_behind(_group(15), 101)
     assert await code_of(export.raw(body)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_unavailable_carries_retry_info(kafka_bootstrap: str, unique: str) -> None:
+    """The HTTP 503's Retry-After, for gRPC clients: in grpc-status-details-bin (a Status with a
+    RetryInfo) and google.rpc.retryinfo-bin (what the Python exporter reads)."""
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+
+    port = free_port()
+    app = create_app(make_settings(kafka_bootstrap, unique, otlp_grpc_port=port, retry_after_s=7))
+    async with app.router.lifespan_context(app), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        app.state.intake.gate._trip("test: broker known to be down")
+        call = channel.unary_unary(METHOD)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(logs_request([record()]).SerializeToString(),
+                       metadata=(("authorization", f"Bearer {API_TOKEN}"),), timeout=30)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    trailers = dict(info.value.trailing_metadata())
+    assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 7
+    status = Status.FromString(trailers["grpc-status-details-bin"])
+    assert status.code == 14
+    [detail] = status.details
+    unpacked = RetryInfo()
+    assert detail.Unpack(unpacked) and unpacked.retry_delay.seconds == 7
