@@ -85,7 +85,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     gate = KafkaGate(settings)
     auth = Authenticator(settings)
-    shaper = Shaper(Redactor(settings.redact), settings.default_environment)
+    shaper = Shaper(Redactor(settings.redact), settings.default_environment, auth.services)
     stats = IngestStats()
     busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, parsed, shaped or produced right now
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-shape")  # CPU-bound: two at a time

@@ -36,7 +36,7 @@ from collector.ingest.metrics import IngestStats
 from collector.ingest.producer import KafkaGate, Unavailable
 from collector.otlp import bound, decode
 from collector.otlp.config import OtlpSettings
-from collector.otlp.mapping import Mapper, Origin, OtherService, Rejected, timestamp
+from collector.otlp.mapping import Mapper, Origin, OtherService, Rejected
 from collector.otlp.metrics import points
 from collector.redact import Redactor
 
@@ -89,7 +89,8 @@ class Intake:
         self.settings = settings
         self.gate = KafkaGate(settings)
         self.auth = Authenticator(settings)
-        self.mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes)
+        self.mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes,
+                             self.auth.services)
         self.stats = IngestStats()
         self.busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, mapped or produced right now
         # parsing and mapping: off the event loop, at most two at a time (CPU-bound: more would only
@@ -214,7 +215,7 @@ class Intake:
                             outcome.reject(str(values))
                             continue
                         try:
-                            ts = timestamp(point.time_unix_nano)
-                            self._add(outcome, key, self.mapper.metric_doc(origin, ts, values, point.attributes))
+                            doc = self.mapper.metric_doc(origin, point.time_unix_nano, values, point.attributes)
+                            self._add(outcome, key, doc)
                         except _SHAPE_ERRORS:
                             outcome.reject(f"{metric.name}: a data point could not be mapped")

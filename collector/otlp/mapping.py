@@ -19,6 +19,8 @@ Everything else: scalar attributes -> `labels` (dots as `_`, like the library), 
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +28,9 @@ import orjson
 
 from collector.contract.ecs import ECS_VERSION
 from collector.contract.levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, normalize_level
-from collector.contract.names import is_instance_of, split_instance
+from collector.contract.names import is_instance_of, other_service_named, split_instance
 from collector.contract.streams import sanitize_dataset
-from collector.contract.timefmt import format_epoch_ms, now_iso
+from collector.contract.timefmt import ORIGINAL_LABEL, OUT_OF_RANGE_LABEL, format_epoch_ms, now_iso, plausible_wire
 from collector.redact import REDACTED, Redactor
 
 Record = dict[str, Any]
@@ -43,6 +45,8 @@ MAX_KEY_CHARS = 256
 MAX_VALUE_BYTES = 16 * 1024
 DEFAULT_MAX_ATTRIBUTES = 128
 _UNKNOWN_SERVICE = "unknown_service"  # the SDKs' default service.name (`unknown_service:node`, ...)
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # OTLP/JSON's spelling
 
 # semantic-convention attribute -> (ECS path, expected type); old names (before semconv 1.21) too
 _ATTRIBUTES: dict[str, tuple[tuple[str, ...], type]] = {
@@ -113,7 +117,8 @@ def any_value(value: Any) -> Any:
     if kind == "int_value":
         return value.int_value
     if kind == "double_value":
-        return value.double_value
+        number = value.double_value
+        return number if math.isfinite(number) else _NON_FINITE[str(number)]  # JSON has no NaN: not null
     if kind == "bool_value":
         return value.bool_value
     if kind == "kvlist_value":
@@ -168,22 +173,37 @@ def level_of(severity_number: int, severity_text: str) -> str:
     return INFO
 
 
-def timestamp(time_unix_nano: int, observed_unix_nano: int = 0) -> str:
-    """`time_unix_nano`, else the observed time, else now (the data model's order)."""
+def timestamp(time_unix_nano: int, observed_unix_nano: int = 0, labels: Record | None = None) -> str:
+    """`time_unix_nano`, else the observed time, else now (the data model's order). A time outside
+    the plausible window (contract timefmt: 1 ns is 1970, 2^64-1 is 2554) becomes now, the sent
+    nanoseconds kept in `labels` with the mark."""
     nanos = time_unix_nano or observed_unix_nano
-    return millis_text(nanos // 1_000_000) if nanos else now_iso()
+    if not nanos:
+        return now_iso()
+    text = millis_text(nanos // 1_000_000)
+    if plausible_wire(text):
+        return text
+    if labels is not None:
+        labels[ORIGINAL_LABEL] = str(nanos)
+        labels[OUT_OF_RANGE_LABEL] = True
+    return now_iso()
 
 
 _MS_TEXT: dict[int, str] = {}
 
 
 def millis_text(ms: int) -> str:
-    """format_epoch_ms, remembered: a request's records mostly share their milliseconds."""
+    """format_epoch_ms, remembered: a request's records mostly share their milliseconds. Past
+    what datetime can hold (year 9999), the last millisecond it can."""
     text = _MS_TEXT.get(ms)
     if text is None:
         if len(_MS_TEXT) >= 4096:
             _MS_TEXT.clear()
-        text = _MS_TEXT[ms] = format_epoch_ms(ms)
+        try:
+            text = format_epoch_ms(ms)
+        except (OverflowError, OSError, ValueError):
+            text = "9999-12-31T23:59:59.999Z"
+        _MS_TEXT[ms] = text
     return text
 
 
@@ -209,9 +229,11 @@ class Origin:
     dropped: int
 
 
-def service_of_resource(attrs: dict[str, Any], token_service: str, default_environment: str = "") -> Record:
+def service_of_resource(attrs: dict[str, Any], token_service: str, default_environment: str = "",
+                        known: Iterable[str] = ()) -> Record:
     """`service` for a resource: the token decides the name. A resource naming another service is
-    refused (OtherService); an instance name (`api-service-1`) or `service.instance.id` is the node."""
+    refused (OtherService); an instance name (`api-service-1`) or `service.instance.id` is the node,
+    unless it names an instance of another of the `known` services (refused the same way)."""
     service: Record = {"name": token_service}
     claimed = attrs.get("service.name")
     node: Any = None
@@ -229,6 +251,8 @@ def service_of_resource(attrs: dict[str, Any], token_service: str, default_envir
         service["environment"] = default_environment
     instance = attrs.get("service.instance.id")
     if type(instance) is str and instance:
+        if not is_instance_of(instance, token_service) and other_service_named(instance, token_service, known):
+            raise OtherService(instance)
         node = instance
     if node is not None:
         service["node"] = {"name": node[:MAX_LABEL_CHARS]}
@@ -239,15 +263,17 @@ class Mapper:
     """Builds ECS documents from OTLP messages for one token's service. Holds no request state."""
 
     def __init__(self, redactor: Redactor, default_environment: str = "",
-                 max_attributes: int = DEFAULT_MAX_ATTRIBUTES):
+                 max_attributes: int = DEFAULT_MAX_ATTRIBUTES, known_services: Callable[[], Iterable[str]] = tuple):
         self.red = redactor
+        self.known_services = known_services  # every service a token exists for (the node-name rule)
         self.default_environment = default_environment
         self.max_attributes = max_attributes
         self._plans: dict[str, Any] = {}
 
     def origin(self, resource: Any, token_service: str) -> Origin:
         """What a Resource (its repeated KeyValue attributes) gives each of its records."""
-        service = service_of_resource(attributes(resource, _SERVICE_KEYS), token_service, self.default_environment)
+        service = service_of_resource(attributes(resource, _SERVICE_KEYS), token_service, self.default_environment,
+                                      self.known_services())
         fields: Record = {}
         labels: Record = {}
         extra: Record = {}
@@ -285,6 +311,9 @@ class Mapper:
                 value = value.int_value
             elif which == "double_value":
                 value = value.double_value
+                if not math.isfinite(value):  # JSON would write null: counted as left out instead
+                    dropped += 1
+                    continue
             elif which is None:
                 continue
             plan = self._plans.get(key) or self._plan(key)
@@ -333,8 +362,9 @@ class Mapper:
         number = lr.severity_number
         observed = lr.observed_time_unix_nano
         nanos = lr.time_unix_nano
+        marks: Record = {}
         rec: Record = {
-            "@timestamp": timestamp(nanos, observed),
+            "@timestamp": timestamp(nanos, observed, marks),
             "log.level": _SEVERITY[(number - 1) >> 2] if 0 < number <= 24 else level_of(0, lr.severity_text),
             "message": red.text(message) if red.enabled else message,
             "ecs.version": ECS_VERSION,
@@ -370,6 +400,8 @@ class Mapper:
             rec.update(fields)
         if dropped:
             labels["otel_dropped_attributes"] = dropped
+        if marks:
+            labels.update(marks)
         if labels:
             rec["labels"] = labels
         if extra:
@@ -378,10 +410,12 @@ class Mapper:
 
     # ------------------------------------------------------------------------------------ metrics
 
-    def metric_doc(self, origin: Origin, ts: str, metric: Record, point_attrs: Any) -> Record:
+    def metric_doc(self, origin: Origin, time_unix_nano: int, metric: Record, point_attrs: Any) -> Record:
         """One data point as the library's metric document (`metric.*` from `collector.otlp.metrics`)."""
+        marks: Record = {}
         rec: Record = {
-            "@timestamp": ts, "log.level": INFO, "message": f"metric {metric['name']}", "ecs.version": ECS_VERSION,
+            "@timestamp": timestamp(time_unix_nano, 0, marks), "log.level": INFO,
+            "message": f"metric {metric['name']}", "ecs.version": ECS_VERSION,
             "service": origin.service, "event": {"kind": "metric", "dataset": origin.dataset},
         }
         fields = _copy(origin.fields) if origin.fields else {}
@@ -394,6 +428,8 @@ class Mapper:
         rec["metric"] = metric
         if dropped:
             labels["otel_dropped_attributes"] = dropped
+        if marks:
+            labels.update(marks)
         if labels:
             rec["labels"] = labels
         if extra:

@@ -197,3 +197,36 @@ def test_json_rules_of_otlp() -> None:
     assert decode.media_type("application/json; charset=utf-8") == decode.JSON
     assert decode.media_type("text/plain") is None
 
+
+
+@pytest.mark.parametrize("nanos", [2**64 - 1, 1])
+def test_an_implausible_time_becomes_the_receive_time_with_the_original_kept(nanos: int) -> None:
+    from collector.contract.timefmt import now_iso
+
+    lr = record("t")
+    lr.time_unix_nano = nanos
+    before = now_iso()
+    doc = mapped(lr)
+    assert before <= doc["@timestamp"] <= now_iso()
+    assert doc["labels"]["original_timestamp"] == str(nanos) and doc["labels"]["timestamp_out_of_range"] is True
+    point = Mapper(Redactor()).metric_doc(Mapper(Redactor()).origin([], "api-service"), nanos,
+                                          {"name": "m", "type": "gauge", "value": 1}, [])
+    assert before <= point["@timestamp"] and point["labels"]["original_timestamp"] == str(nanos)
+    assert "labels" not in mapped(record("fine")) or "original_timestamp" not in mapped(record("fine"))["labels"]
+
+
+def test_a_non_finite_attribute_is_counted_not_nulled() -> None:
+    doc = mapped(record("n", ratio=float("nan"), big=float("inf"), ok=1.5, nested=[1.0, float("nan")]))
+    assert doc["labels"]["ok"] == 1.5 and "ratio" not in doc["labels"] and "big" not in doc["labels"]
+    assert doc["labels"]["otel_dropped_attributes"] == 2
+    assert doc["extra"]["nested"] == [1.0, "NaN"]
+
+
+def test_a_node_name_of_another_known_service_is_refused() -> None:
+    known = ["api-service", "auth-service"]
+    with pytest.raises(OtherService):
+        service_of_resource({"service.instance.id": "auth-service-1"}, "api-service", known=known)
+    assert service_of_resource({"service.instance.id": "pod-7f9c"}, "api-service", known=known)["node"] == \
+        {"name": "pod-7f9c"}
+    assert service_of_resource({"service.instance.id": "api-service-3"}, "api-service", known=known)["node"] == \
+        {"name": "api-service-3"}
