@@ -5,6 +5,7 @@ records are built (a body of millions of tiny records is refused without materia
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import zlib
@@ -89,7 +90,8 @@ async def read(chunks: AsyncIterator[bytes], hold: Hold, limit: int, declared: s
         parts.append(chunk)
     body = b"".join(parts)
     if encoding in ("gzip", "x-gzip"):
-        body = gunzip(body, limit)
+        hold.resize(min(limit, len(body) * 4))  # a guess held while it inflates, corrected after
+        body = await asyncio.to_thread(gunzip, body, limit)  # up to `limit` of CPU work: off the event loop
         hold.resize(len(body))
     return body, size
 
