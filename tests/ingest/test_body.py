@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.ingest.app import create_app
 from collector.ingest.body import Problem, array_items
@@ -172,3 +174,22 @@ def test_many_gzip_members_cost_linear_work(monkeypatch: pytest.MonkeyPatch, mem
     data = gzip.compress(b"x" * 100) * members
     assert bodies.gunzip(data, 10 << 20) == b"x" * 100 * members
     assert _Counting.fed <= 4 * len(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(st.binary(max_size=200), min_size=1, max_size=30), tail=st.binary(max_size=8),
+       empty_members=st.integers(0, 500))
+def test_gunzip_reads_every_member_in_linear_work(parts: list[bytes], tail: bytes, empty_members: int) -> None:
+    """Hostile gzip bodies (many members, empty ones, garbage after them): the members' data or a
+    4xx, never anything else, and never more input handed to zlib than a few times the body."""
+    from collector.ingest import body as bodies
+
+    data = b"".join(gzip.compress(p) for p in parts) + gzip.compress(b"") * empty_members + tail
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bodies.zlib, "decompressobj", _Counting)
+        _Counting.fed = 0
+        try:
+            assert bodies.gunzip(data, 1 << 20) == b"".join(parts)
+        except Problem as problem:
+            assert tail and problem.status == 400
+        assert _Counting.fed <= 4 * len(data) + 64

@@ -101,3 +101,77 @@ def _big_as_text(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
     return value
+
+
+# hostile protobuf: the path's fields (resource_logs 1 > scope_logs 2 > log_records 2) mixed with
+# unknown fields of every wire type, groups (nested, empty, or hiding path-numbered fields), records
+# nested deeper than the parser allows and non-UTF-8 strings
+def _tag(number: int, wire: int) -> bytes:
+    return bytes([number << 3 | wire]) if number < 16 else bytes([(number << 3 | wire) & 0x7F | 0x80, number >> 4])
+
+
+def _ld(number: int, payload: bytes) -> bytes:
+    size, out = len(payload), bytearray(_tag(number, 2))
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        out.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes(out) + payload
+
+
+unknown_field = st.one_of(
+    st.builds(lambda n, v: _tag(n, 0) + bytes([v & 0x7F]), st.integers(10, 30), st.integers(0, 127)),
+    st.builds(lambda n: _tag(n, 1) + b"\0" * 8, st.integers(10, 30)),
+    st.builds(lambda n: _tag(n, 5) + b"\0" * 4, st.integers(10, 30)),
+    st.builds(lambda n, p: _ld(n, p), st.integers(10, 30), st.binary(max_size=8)),
+)
+
+
+def _with_groups(fields: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    group = st.builds(lambda n, inner: _tag(n, 3) + inner + _tag(n, 4), st.integers(1, 20),
+                      st.lists(fields, max_size=3).map(b"".join))
+    return st.lists(st.one_of(fields, group, unknown_field), max_size=6).map(b"".join)
+
+
+hostile_record = st.one_of(
+    st.just(b""),
+    st.just(b"\x2a\x02\xff\xfe"),  # a non-UTF-8 string where severity_text is
+    st.integers(1, 45).map(lambda depth: _deep(depth)),
+    _with_groups(st.just(_ld(5, _ld(1, b"x")))),  # a body beside unknown fields and groups
+)
+
+
+def _deep(depth: int) -> bytes:
+    value = _ld(1, b"bottom")
+    for _ in range(depth):
+        value = _ld(6, _ld(1, _ld(1, b"k") + _ld(2, value)))
+    return _ld(6, _ld(1, b"nest") + _ld(2, value))
+
+
+hostile_scope = _with_groups(hostile_record.map(lambda r: _ld(2, r)))
+hostile_resource = _with_groups(hostile_scope.map(lambda s: _ld(2, s)))
+hostile_logs = st.lists(_with_groups(hostile_resource.map(lambda r: _ld(1, r))), max_size=4).map(b"".join)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=hostile_logs, limit=st.integers(0, 12))
+def test_hostile_protobuf_never_passes_the_record_limit(body: bytes, limit: int) -> None:
+    """Whatever the bytes: the request handed on holds at most `limit` records, counted in
+    `records` with the bad ones; or the body is refused (Malformed, TooMany). Nothing else raises."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from collector.otlp import bound, decode
+
+    try:
+        parsed = decode.parse(body, decode.PROTOBUF, ExportLogsServiceRequest, bound.LOGS, limit)
+    except (decode.Malformed, bound.TooMany):
+        return
+    kept = sum(len(sl.log_records) for rl in parsed.message.resource_logs for sl in rl.scope_logs)
+    assert kept + parsed.rejected <= parsed.records <= limit
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=hostile_logs)
+def test_hostile_protobuf_at_the_app(client: Any, body: bytes) -> None:
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/x-protobuf"}
+    check(client("/v1/logs", content=body, headers=headers))
