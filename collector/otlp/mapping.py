@@ -79,16 +79,47 @@ _ATTRIBUTES: dict[str, tuple[tuple[str, ...], type]] = {
     "code.file.path": (("log", "origin", "file", "name"), str),
     "code.lineno": (("log", "origin", "file", "line"), int),
     "code.line.number": (("log", "origin", "file", "line"), int),
-    # resource attributes (they describe the process; mapped the same way wherever they appear)
+    # older HTTP names (semantic-conventions docs/non-normative/http-migration.md: what each became)
+    "http.scheme": (("url", "scheme"), str),
+    "http.client_ip": (("client", "address"), str),
+    "net.peer.ip": (("client", "ip"), str),
+    "net.host.name": (("server", "address"), str),
+    "net.host.port": (("server", "port"), int),
+    "http.flavor": (("http", "version"), str),
+    "network.protocol.version": (("http", "version"), str),
+    "http.request_content_length": (("http", "request", "body", "bytes"), int),
+    "http.response_content_length": (("http", "response", "body", "bytes"), int),
+    # resource attributes (they describe the process; mapped the same way wherever they appear):
+    # Elasticsearch's otel-data plugin, semconv-resource-to-ecs@mappings, and the ECS alignment table
     "host.name": (("host", "name"), str),
     "host.arch": (("host", "architecture"), str),
     "os.type": (("host", "os", "platform"), str),
+    "os.name": (("host", "os", "name"), str),
+    "os.description": (("host", "os", "full"), str),
+    "os.version": (("host", "os", "version"), str),
     "process.pid": (("process", "pid"), int),
+    "process.executable.path": (("process", "executable"), str),
     "container.id": (("container", "id"), str),
     "container.name": (("container", "name"), str),
+    "container.image.name": (("container", "image", "name"), str),
+    "container.image.tags": (("container", "image", "tag"), list),
     "cloud.provider": (("cloud", "provider"), str),
     "cloud.region": (("cloud", "region"), str),
+    "cloud.availability_zone": (("cloud", "availability_zone"), str),
+    "cloud.account.id": (("cloud", "account", "id"), str),
+    "cloud.platform": (("cloud", "service", "name"), str),
+    "k8s.namespace.name": (("kubernetes", "namespace"), str),
+    **{f"k8s.{kind}.{part}": (("kubernetes", kind, part), str) for kind, part in (
+        ("pod", "name"), ("pod", "uid"), ("node", "name"), ("node", "uid"), ("node", "hostname"),
+        ("deployment", "name"), ("container", "name"), ("cronjob", "name"), ("job", "name"),
+        ("statefulset", "name"), ("daemonset", "name"), ("replicaset", "name"))},
+    # `service.*` of the document: merged into the resource's `service` (Mapper.origin)
+    "telemetry.sdk.language": (("service", "language", "name"), str),
+    "process.runtime.name": (("service", "runtime", "name"), str),
+    "process.runtime.version": (("service", "runtime", "version"), str),
 }
+# http.target is a path with its query: split into url.path and url.query (http-migration.md)
+_TARGET = "http.target"
 # resource attributes that make up `service` (handled by `service_of_resource`)
 _SERVICE_KEYS = frozenset({"service.name", "service.version", "service.instance.id", "deployment.environment",
                            "deployment.environment.name"})
@@ -278,6 +309,9 @@ class Mapper:
         labels: Record = {}
         extra: Record = {}
         dropped = self.spread(resource, fields, labels, extra, self.max_attributes, _SERVICE_KEYS)
+        more = fields.pop("service", None)
+        if more:  # language and runtime: beside the name the token decided
+            service.update(more)
         return Origin(service, sanitize_dataset(token_service), fields, labels, extra, dropped)
 
     def _plan(self, key: str) -> tuple[tuple[str, ...] | None, type | None, str, bool] | None:
@@ -322,6 +356,12 @@ class Mapper:
                 continue
             room -= 1
             path, kind, label, secret = plan
+            if key == _TARGET and type(value) is str:
+                url_path, _, query = red.text(value[:MAX_TEXT]).partition("?")
+                _put(fields, ("url", "path"), url_path)
+                if query:
+                    _put(fields, ("url", "query"), query)
+                continue
             if type(value) is not str and type(value) is not int and type(value) is not float:
                 if value.ByteSize() > MAX_VALUE_BYTES:  # an array or kvlist: its first entries, marked
                     value = cut_value(value)
@@ -331,6 +371,8 @@ class Mapper:
             vtype = type(value)
             if vtype is kind:
                 assert path is not None
+                if vtype is list:  # container.image.tags: keep the strings
+                    value = [red.text(v[:MAX_LABEL_CHARS]) for v in value if type(v) is str]
                 _put(fields, path, red.text(value[:MAX_TEXT]) if vtype is str else value)
             elif vtype is str:
                 labels[label] = REDACTED if secret else red.text(value[:MAX_LABEL_CHARS])
@@ -377,6 +419,7 @@ class Mapper:
         if event_name:
             event["action"] = event_name[:MAX_LABEL_CHARS]
         rec["event"] = event
+        flags = lr.flags
         raw = lr.trace_id
         if raw:
             trace_id = hex_id(raw, 16)
@@ -394,6 +437,7 @@ class Mapper:
             dropped += self.spread(kvs, fields, labels, extra, self.max_attributes - len(labels) - len(extra))
         if scope_name:
             _put(fields, ("log", "logger"), scope_name[:MAX_LABEL_CHARS])
+        _merge_service(rec, fields)
         if structured is not None:
             extra["body"] = structured
         if fields:
@@ -402,6 +446,8 @@ class Mapper:
             labels["otel_dropped_attributes"] = dropped
         if marks:
             labels.update(marks)
+        if flags:  # W3C trace flags (bit 0: sampled); ECS has no field for them
+            labels["trace_flags"] = flags
         if labels:
             rec["labels"] = labels
         if extra:
@@ -424,6 +470,7 @@ class Mapper:
         dropped = origin.dropped
         if point_attrs:
             dropped += self.spread(point_attrs, fields, labels, extra, self.max_attributes - len(labels) - len(extra))
+        _merge_service(rec, fields)
         rec.update(fields)
         rec["metric"] = metric
         if dropped:
@@ -435,6 +482,14 @@ class Mapper:
         if extra:
             rec["extra"] = extra
         return rec
+
+
+def _merge_service(rec: Record, fields: Record) -> None:
+    """`service.*` from a record's own attributes (language, runtime) join the resource's `service`
+    instead of replacing it: the name and node stay the token's."""
+    more = fields.pop("service", None)
+    if more:
+        rec["service"] = {**more, **rec["service"]}
 
 
 def _copy(value: Record) -> Record:

@@ -82,8 +82,9 @@ def test_semantic_conventions_to_ecs_and_the_rest_to_labels_or_extra() -> None:
     assert doc["url"] == {"full": "https://u:[REDACTED]@h/p?q=1", "path": "/p"}
     assert doc["client"] == {"address": "10.0.0.1"} and doc["user_agent"] == {"original": "curl/8"}
     assert doc["host"] == {"name": "web-1"} and doc["process"] == {"pid": 12}
-    assert doc["labels"] == {"telemetry_sdk_language": "go", "http_route": "/p/{id}", "retries": 3,
-                             "api_token": "[REDACTED]", "http_status_code": "not-a-number"}
+    assert doc["labels"] == {"http_route": "/p/{id}", "retries": 3, "api_token": "[REDACTED]",
+                             "http_status_code": "not-a-number"}
+    assert doc["service"]["language"] == {"name": "go"}  # Elastic's service.language.name
     assert doc["extra"] == {"tags": ["a", "b"]}
     assert doc["log"] == {"logger": "scope"}
 
@@ -230,3 +231,37 @@ def test_a_node_name_of_another_known_service_is_refused() -> None:
         {"name": "pod-7f9c"}
     assert service_of_resource({"service.instance.id": "api-service-3"}, "api-service", known=known)["node"] == \
         {"name": "api-service-3"}
+
+
+def test_resource_and_older_http_names_map_as_elastic_maps_them() -> None:
+    """Elasticsearch's otel-data plugin (semconv-resource-to-ecs@mappings) for the resource; the
+    semantic conventions' HTTP migration guide for the older attribute names."""
+    resource = {
+        "service.name": "api-service", "os.type": "linux", "os.name": "Debian", "os.version": "12",
+        "os.description": "Debian GNU/Linux 12", "process.executable.path": "/usr/bin/python3",
+        "k8s.pod.name": "api-7f9c", "k8s.pod.uid": "u-1", "k8s.namespace.name": "shop", "k8s.node.name": "n1",
+        "k8s.deployment.name": "api", "cloud.platform": "aws_eks", "container.image.tags": ["1.4", "latest"],
+        "telemetry.sdk.language": "python", "process.runtime.name": "cpython",
+    }
+    lr = record("r", **{"http.target": "/orders?id=7", "http.scheme": "https", "net.peer.ip": "10.0.0.9",
+                        "http.client_ip": "203.0.113.5", "net.host.name": "shop.example", "http.flavor": "1.1",
+                        "http.request_content_length": 42})
+    lr.flags = 1
+    doc = mapped(lr, resource)
+    assert doc["host"]["os"] == {"platform": "linux", "name": "Debian", "version": "12", "full": "Debian GNU/Linux 12"}
+    assert doc["process"] == {"executable": "/usr/bin/python3"}
+    assert doc["kubernetes"] == {"pod": {"name": "api-7f9c", "uid": "u-1"}, "namespace": "shop",
+                                 "node": {"name": "n1"}, "deployment": {"name": "api"}}
+    assert doc["cloud"] == {"service": {"name": "aws_eks"}}
+    assert doc["container"] == {"image": {"tag": ["1.4", "latest"]}}
+    assert doc["service"] == {"name": "api-service", "language": {"name": "python"}, "runtime": {"name": "cpython"}}
+    assert doc["url"] == {"path": "/orders", "query": "id=7", "scheme": "https"}
+    assert doc["client"] == {"ip": "10.0.0.9", "address": "203.0.113.5"}
+    assert doc["server"] == {"address": "shop.example"}
+    assert doc["http"] == {"version": "1.1", "request": {"body": {"bytes": 42}}}
+    assert doc["labels"] == {"trace_flags": 1}
+
+
+def test_a_record_attribute_cannot_replace_the_service() -> None:
+    doc = mapped(record("r", **{"telemetry.sdk.language": "go"}))
+    assert doc["service"] == {"name": "api-service", "language": {"name": "go"}}
