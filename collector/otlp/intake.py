@@ -37,7 +37,7 @@ from collector.ingest.producer import KafkaGate, Unavailable
 from collector.otlp import bound, decode
 from collector.otlp.config import OtlpSettings
 from collector.otlp.mapping import Mapper, Origin, OtherService, Rejected
-from collector.otlp.metrics import points
+from collector.otlp.metrics import Series, points
 from collector.redact import Redactor
 
 _SHAPE_ERRORS = (RecursionError, TypeError, ValueError, OverflowError, orjson.JSONEncodeError)
@@ -92,6 +92,7 @@ class Intake:
         self.mapper = Mapper(Redactor(settings.redact), settings.default_environment, settings.otlp_max_attributes,
                              self.auth.services)
         self.stats = IngestStats()
+        self.series = Series()  # cumulative <-> per-interval metric values (collector.otlp.metrics)
         self.busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, mapped or produced right now
         # parsing and mapping: off the event loop, at most two at a time (CPU-bound: more would only
         # hold more requests' objects at once)
@@ -208,14 +209,17 @@ class Intake:
             origin = self._origin(outcome, rm.resource, service)
             if origin is None:
                 continue
+            # a series: this resource (its service and node, its attributes) x metric x point attributes
+            scope = (service, origin.service.get("node", {}).get("name"), rm.resource.SerializeToString())
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    for point, values in points(metric):
+                    for point, values, start in points(metric, self.series, scope):
                         if isinstance(values, Rejected):
                             outcome.reject(str(values))
                             continue
                         try:
-                            doc = self.mapper.metric_doc(origin, point.time_unix_nano, values, point.attributes)
+                            doc = self.mapper.metric_doc(origin, point.time_unix_nano, values, point.attributes,
+                                                         start)
                             self._add(outcome, key, doc)
                         except _SHAPE_ERRORS:
                             outcome.reject(f"{metric.name}: a data point could not be mapped")

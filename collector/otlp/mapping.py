@@ -456,13 +456,18 @@ class Mapper:
 
     # ------------------------------------------------------------------------------------ metrics
 
-    def metric_doc(self, origin: Origin, time_unix_nano: int, metric: Record, point_attrs: Any) -> Record:
-        """One data point as the library's metric document (`metric.*` from `collector.otlp.metrics`)."""
+    def metric_doc(self, origin: Origin, time_unix_nano: int, metric: Record, point_attrs: Any,
+                   start_unix_nano: int = 0) -> Record:
+        """One data point as the library's metric document (`metric.*` from `collector.otlp.metrics`);
+        `event.start` is where the interval of its per-interval values began, when known."""
         marks: Record = {}
+        event: Record = {"kind": "metric", "dataset": origin.dataset}
+        if start_unix_nano and start_unix_nano <= time_unix_nano:
+            event["start"] = millis_text(start_unix_nano // 1_000_000)
         rec: Record = {
             "@timestamp": timestamp(time_unix_nano, 0, marks), "log.level": INFO,
             "message": f"metric {metric['name']}", "ecs.version": ECS_VERSION,
-            "service": origin.service, "event": {"kind": "metric", "dataset": origin.dataset},
+            "service": origin.service, "event": event,
         }
         fields = _copy(origin.fields) if origin.fields else {}
         labels = dict(origin.labels) if origin.labels else {}

@@ -130,7 +130,7 @@ def metric_from(json_metric: dict) -> Metric:
 
 
 def values(json_metric: dict) -> list[object]:
-    return [v if not isinstance(v, Rejected) else f"rejected: {v}" for _, v in points(metric_from(json_metric))]
+    return [v if not isinstance(v, Rejected) else f"rejected: {v}" for _, v, _ in points(metric_from(json_metric))]
 
 
 def test_gauge_and_sums() -> None:
@@ -140,7 +140,7 @@ def test_gauge_and_sums() -> None:
     cumulative = {"name": "c", "sum": {"isMonotonic": True, "aggregationTemporality": 2, "dataPoints": [{"asInt": 9}]}}
     assert values(cumulative) == [{"name": "c", "type": "counter", "value": 9, "temporality": "cumulative"}]
     delta = {"name": "c", "sum": {"isMonotonic": True, "aggregationTemporality": 1, "dataPoints": [{"asInt": 2}]}}
-    assert values(delta) == [{"name": "c", "type": "counter", "delta": 2, "temporality": "delta"}]
+    assert values(delta) == [{"name": "c", "type": "counter", "delta": 2, "value": 2, "temporality": "delta"}]
     updown = {"name": "u", "sum": {"aggregationTemporality": 2, "dataPoints": [{"asInt": -4}]}}
     assert values(updown) == [{"name": "u", "type": "gauge", "value": -4, "temporality": "cumulative"}]
     stale = {"name": "s", "gauge": {"dataPoints": [{"asInt": 1, "flags": 1}]}}
@@ -265,3 +265,76 @@ def test_resource_and_older_http_names_map_as_elastic_maps_them() -> None:
 def test_a_record_attribute_cannot_replace_the_service() -> None:
     doc = mapped(record("r", **{"telemetry.sdk.language": "go"}))
     assert doc["service"] == {"name": "api-service", "language": {"name": "go"}}
+
+
+def _series_values(json_metrics: list[dict], series: object) -> list[tuple[object, int]]:
+    from collector.otlp.metrics import Series
+
+    assert isinstance(series, Series)
+    return [(v if not isinstance(v, Rejected) else f"rejected: {v}", start)
+            for m in json_metrics for _, v, start in points(metric_from(m), series, ("api-service",))]
+
+
+def _sum(temporality: int, value: int, start: str = "1000", time: str = "2000", monotonic: bool = True) -> dict:
+    return {"name": "c", "sum": {"isMonotonic": monotonic, "aggregationTemporality": temporality, "dataPoints": [
+        {"asInt": value, "startTimeUnixNano": start, "timeUnixNano": time}]}}
+
+
+def test_every_counter_has_value_and_delta_as_the_library_writes_them() -> None:
+    """Delta sums get `value` (the running total, which dashboards read) besides `delta`; cumulative
+    sums get `delta` since their previous point; a restart (new start time) is seen."""
+    from collector.otlp.metrics import Series
+
+    series = Series()
+    got = _series_values([_sum(1, 2, "1000", "2000"), _sum(1, 3, "2000", "3000")], series)
+    assert [(v["value"], v["delta"], start) for v, start in got] == [(2, 2, 1000), (5, 3, 2000)]  # type: ignore[index]
+    got = _series_values([_sum(2, 10, "1000", "2000"), _sum(2, 14, "1000", "3000"), _sum(2, 4, "2500", "4000")],
+                         Series())
+    assert [(v.get("value"), v.get("delta"), v.get("reset"), start) for v, start in got] == [  # type: ignore[union-attr]
+        (10, 10, None, 1000), (14, 4, None, 2000), (4, 4, True, 2500)]
+
+
+def test_unspecified_temporality_is_rejected() -> None:
+    from collector.otlp.metrics import Series
+
+    [(got, _)] = _series_values([_sum(0, 1)], Series())
+    assert isinstance(got, str) and "temporality unspecified" in got
+    hist = {"name": "h", "histogram": {"dataPoints": [{"count": "1", "bucketCounts": ["1"]}]}}
+    [(got, _)] = _series_values([hist], Series())
+    assert isinstance(got, str) and "temporality unspecified" in got
+
+
+def test_a_cumulative_histogram_gives_per_interval_values() -> None:
+    """Its second point's count, sum and quantiles are the new observations only (before, they were
+    over the process's whole life, in the fields the library uses for one interval)."""
+    from collector.otlp.metrics import Series
+
+    def point(time: str, counts: list[int], total: float) -> dict:
+        return {"name": "h", "histogram": {"aggregationTemporality": 2, "dataPoints": [{
+            "startTimeUnixNano": "1000", "timeUnixNano": time, "count": str(sum(counts)), "sum": total,
+            "min": 1, "max": 90, "explicitBounds": [10, 20, 50], "bucketCounts": [str(c) for c in counts]}]}}
+
+    series = Series()
+    [(first, s1), (second, s2)] = _series_values([point("2000", [100, 0, 0, 0], 500.0),
+                                                  point("3000", [100, 0, 0, 10], 1300.0)], series)
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert first["count"] == 100 and s1 == 1000  # its whole life, from its start time
+    assert second["count"] == 10 and second["sum"] == 800.0 and s2 == 2000
+    assert 50 <= second["p50"] <= 90 and "min" not in second and "max" not in second
+    assert len(series) == 1
+
+
+def test_series_memory_is_bounded() -> None:
+    from collector.otlp.metrics import Series
+
+    series = Series(limit=3)
+    for i in range(10):
+        series.step(("s", i), 0, 0, i)
+    assert len(series) == 3 and series.step(("s", 9), 0, 0, 0) == (0, 0, 9) and series.step(("s", 0), 0, 0, 0) is None
+
+
+def test_metric_documents_carry_the_interval_start() -> None:
+    mapper = Mapper(Redactor())
+    doc = mapper.metric_doc(mapper.origin([], "api-service"), 1_764_633_600_000_000_000,
+                            {"name": "m", "type": "counter", "value": 1, "delta": 1}, [], 1_764_633_540_000_000_000)
+    assert doc["event"]["start"] == "2025-12-01T23:59:00.000Z" and doc["@timestamp"] == "2025-12-02T00:00:00.000Z"
