@@ -2,12 +2,16 @@
 
 With the ingest API's rules and its own classes (auth, Kafka gate, limits): bearer token ->
 service (401); the resource may name that service or one of its instances, another service is
-refused (403); at most `INGEST_MAX_RECORDS` log records or data points, counted before the
-request is built (413); decoded with the generated classes (400 when it cannot be); each record
-mapped to the library's ECS document (collector.otlp.mapping), one that cannot be used counted in
-`partial_success` (every one unusable: 400); then every accepted document is produced with
-acks=all and only then the answer goes out. Kafka unavailable: 503 with Retry-After. Refusals are
-`Problem`s with HTTP statuses; each transport says them its own way.
+refused (403); Kafka known to be down: 503 before anything is parsed; at most
+`INGEST_MAX_RECORDS` log records or data points, counted before the request is built (413);
+decoded with the generated classes, entry by entry when the whole does not decode (a record that
+cannot be decoded is rejected, the rest kept; 400 only when the request itself is unusable); each
+record mapped to the library's ECS document (collector.otlp.mapping), one that cannot be used
+counted in `partial_success` (every one unusable: 400); what the request produces is bounded by
+what is left of the in-flight bound (413) and held in it; then every accepted document is produced
+with acks=all and only then the answer goes out. Kafka unavailable: 503 with Retry-After. Parsing
+and mapping run in two worker threads, off the event loop. Refusals are `Problem`s with HTTP
+statuses; each transport says them its own way.
 """
 
 from __future__ import annotations
