@@ -74,6 +74,7 @@ def parse(body: bytes, kind: str, cls: type[Message], path: bound.Path, limit: i
         except (bound.Truncated, *_BAD) as exc:
             raise Malformed(f"body is not a valid {cls.__name__} protobuf message: {exc}"[:300]) from None
         return Parsed(message, count, rejected, "a record could not be decoded (nested too deeply?)")
+    bound.scan_json(body, path, limit)  # TooMany before orjson builds anything (~30 x the body)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -39,6 +39,7 @@ def test_counts_match_the_parsed_message(message: object, path: bound.Path, expe
     assert bound.count_protobuf(body, path, 1000) == expected
     doc = json_format.MessageToDict(message)  # type: ignore[arg-type]
     assert bound.count_json(doc, path, 1000) == expected
+    assert bound.scan_json(orjson.dumps(doc), path, 1000) == expected
     with pytest.raises(bound.TooMany):
         bound.count_protobuf(body, path, expected - 1) if expected else bound.count_json(
             {"resourceLogs": [{}] * 100}, path, 0)
@@ -77,6 +78,25 @@ def test_json_flood_is_refused_before_json_format() -> None:
     with pytest.raises(bound.TooMany):
         decode.parse(body, decode.JSON, ExportLogsServiceRequest, bound.LOGS, 10_000)
     assert time.perf_counter() - t0 < 1.0  # json_format would need seconds for 200k records
+
+
+@pytest.mark.parametrize("body", [
+    b'{"resourceLogs":[' + b"{}," * 3_500_000 + b"{}]}",  # 10 MiB of empty resources
+    b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[' + b"{}," * 3_500_000 + b"{}]}]}]}",  # of empty records
+    b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[' + b"[[[[0]]]]," * 1_000_000 + b"{}]}]}]}",  # of lists
+])
+def test_a_json_flood_is_refused_before_orjson_parses_it(body: bytes) -> None:
+    """orjson would build every `{}` first (10 MiB: ~300 MB, 0.8 s) for the count to say 413."""
+    t0 = time.perf_counter()
+    with pytest.raises(bound.TooMany):
+        decode.parse(body, decode.JSON, ExportLogsServiceRequest, bound.LOGS, 10_000)
+    assert time.perf_counter() - t0 < 0.5
+    tracemalloc.start()
+    with pytest.raises(bound.TooMany):
+        decode.parse(body, decode.JSON, ExportLogsServiceRequest, bound.LOGS, 10_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 @pytest.mark.parametrize("body", [b"\x0a\x05\x12", b"\x0a\xff", b"\x0a\x03\x12\x09\x00"])
