@@ -24,46 +24,9 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from collector.ingest.config import IngestSettings
+from collector.kafka_link import broker_listens, next_wait, quiet_aiokafka
 
 log = logging.getLogger("collector.ingest")
-MAX_PROBE_WAIT_S = 30.0
-# aiokafka's loggers that speak per connection attempt or per failed request
-_AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.client", "aiokafka.conn", "aiokafka.cluster", "aiokafka.producer.sender",
-                     "aiokafka.producer.producer")
-
-
-class OncePerWindow(logging.Filter):
-    """Lets a warning or error through once per `window_s` per message template (debug and info pass):
-    a broker gone away makes aiokafka log the same error per reconnect attempt, 20 a second, until
-    the gate drops the producer; the gate says itself, once, that Kafka is away and once that it is back.
-    Bounded: at most 256 templates remembered (they are aiokafka's, not the network's)."""
-
-    def __init__(self, window_s: float = 60.0, clock: Any = time.monotonic):
-        super().__init__()
-        self.window_s = window_s
-        self.clock = clock
-        self._last: dict[tuple[str, object], float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        key = (record.name, record.msg)
-        now = self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.window_s:
-            return False
-        if len(self._last) >= 256:
-            self._last.clear()
-        self._last[key] = now
-        return True
-
-
-def quiet_aiokafka() -> None:
-    """Installs one OncePerWindow on each of aiokafka's chatty loggers (idempotent)."""
-    for name in _AIOKAFKA_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, OncePerWindow) for f in logger.filters):
-            logger.addFilter(OncePerWindow())
 
 
 class Unavailable(Exception):
@@ -125,28 +88,8 @@ class KafkaGate:
             await asyncio.gather(*self._closing)
 
     async def _broker_listens(self) -> str | None:
-        """None when a bootstrap server accepts a TCP connection that is not the client's own; else why.
-
-        Before a producer is made: a producer left reconnecting to a stopped broker logs an error
-        ten times a second; and a broker port inside the ephemeral range with nothing listening
-        can be "connected" to itself (TCP simultaneous open), where the client reads its own
-        requests back as answers. Both are avoided by making no producer until a real peer answers."""
-        reason = "no bootstrap server"
-        for server in self.settings.kafka_bootstrap_servers.split(","):
-            host, _, port = server.strip().rpartition(":")
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)),
-                                                   self.settings.kafka_timeout_s)
-            except (OSError, ValueError, TimeoutError) as exc:
-                reason = f"cannot connect to {server.strip()}: {type(exc).__name__}"
-                continue
-            sock = writer.get_extra_info("socket")
-            itself = sock is not None and sock.getsockname() == sock.getpeername()
-            writer.close()
-            if not itself:
-                return None
-            reason = f"{server.strip()}: the connection reached itself (nothing listens on that port)"
-        return reason
+        """None when a bootstrap server answers with a real peer; else why (collector.kafka_link)."""
+        return await broker_listens(self.settings.kafka_bootstrap_servers, self.settings.kafka_timeout_s)
 
     async def _ensure(self) -> BatchSender:
         if self._sender is not None:
@@ -194,12 +137,12 @@ class KafkaGate:
     def _trip(self, reason: str) -> None:
         """Kafka is away: said once per outage; the producer is dropped (its reconnect loop would log
         an error per attempt) and probes come after a wait that doubles per failed probe, up to
-        MAX_PROBE_WAIT_S; clients are told to come back after at most `retry_after` seconds."""
+        collector.kafka_link.MAX_WAIT_S; clients are told to come back after at most `retry_after` seconds."""
         if self.state != "down":
             log.warning("kafka unavailable: %s; answering 503 until it is back", reason)
             self._probe_wait = self.retry_after
         elif self._probing:  # a failed probe; other requests failing in the same outage change nothing
-            self._probe_wait = min(self._probe_wait * 2, max(MAX_PROBE_WAIT_S, self.retry_after))
+            self._probe_wait = next_wait(self._probe_wait, self.retry_after)
         self.state = "down"
         self.failures += 1
         self.last_error = reason

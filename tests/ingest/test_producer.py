@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from collector import kafka_link
 from collector.ingest import producer as producer_module
 from collector.ingest.config import IngestSettings
 from collector.ingest.producer import BatchSender, KafkaGate, Unavailable, _fill
@@ -113,7 +114,7 @@ async def test_while_kafka_is_down_no_producer_reconnects_and_probes_back_off(
 
 def test_aiokafka_repeats_pass_once_per_window() -> None:
     clock = [0.0]
-    once = producer_module.OncePerWindow(60, clock=lambda: clock[0])
+    once = kafka_link.OncePerWindow(60, clock=lambda: clock[0])
 
     def rec(msg: str, level: int = logging.ERROR) -> logging.LogRecord:
         return logging.LogRecord("aiokafka", level, __file__, 1, msg, (), None)
