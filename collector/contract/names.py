@@ -9,6 +9,7 @@ A name without a numeric suffix is its own service (and its own single node).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _INSTANCE = re.compile(r"^(?P<service>.*?[^-_])[-_](?P<ordinal>\d+)$")
 
@@ -27,3 +28,16 @@ def service_of(name: str) -> str:
 def is_instance_of(instance: str, service: str) -> bool:
     """True for the service itself and for any of its numbered instances."""
     return instance == service or service_of(instance) == service
+
+
+def other_service_named(node: str, service: str, known: Iterable[str]) -> str | None:
+    """The other service a node name names (`auth-service-1` for a token of `api-service` when
+    `auth-service` is a known service), else None. A node name may be anything (a host, a pod)
+    except an instance of a service other than the writer's."""
+    if is_instance_of(node, service):
+        return None
+    named = service_of(node)
+    for other in known:
+        if other != service and (node == other or named == other):
+            return other
+    return None

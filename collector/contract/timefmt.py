@@ -81,6 +81,37 @@ def parse_epoch(value: Any) -> float | None:
     return parsed.timestamp() if parsed is not None else None
 
 
+# A record's own time is believed within this window around its receipt; outside it (a clock at
+# 1970, an uninitialised 2^64-1 nanoseconds = year 2554) an intake stamps the receive time and keeps
+# the original beside it (`labels.original_timestamp`, `labels.timestamp_out_of_range`). Ten years
+# back covers buffered devices and replays of old logs; one day ahead covers clock skew.
+PLAUSIBLE_PAST_MS = 10 * 366 * 86_400_000
+PLAUSIBLE_AHEAD_MS = 86_400_000
+
+
+ORIGINAL_LABEL = "original_timestamp"  # the sender's time, as sent (text)
+OUT_OF_RANGE_LABEL = "timestamp_out_of_range"  # true: @timestamp is the receive time
+_window: tuple[int, str, str] = (-1, "", "")
+
+
+def plausible_ms(epoch_ms: float, now_ms: float) -> bool:
+    """Whether a record time (epoch milliseconds) is believable for a record received at `now_ms`."""
+    return now_ms - PLAUSIBLE_PAST_MS <= epoch_ms <= now_ms + PLAUSIBLE_AHEAD_MS
+
+
+def plausible_wire(text: str, now_ms: float | None = None) -> bool:
+    """`plausible_ms` for a time already in the wire form: compared as text (the form sorts in time
+    order), the window's edges formatted once a second."""
+    global _window
+    now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+    window = _window
+    if window[0] != now // 1000:
+        window = (now // 1000, format_epoch_ms(now - PLAUSIBLE_PAST_MS), format_epoch_ms(now + PLAUSIBLE_AHEAD_MS))
+        if now_ms is None:
+            _window = window
+    return window[1] <= text <= window[2]
+
+
 def normalize_ts(value: Any) -> str | None:
     """Any accepted time value in the wire form (the common case, already in it, costs one regex)."""
     if type(value) is str and ISO_MS.fullmatch(value):

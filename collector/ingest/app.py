@@ -9,9 +9,12 @@ acknowledged them all (503 + Retry-After otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -82,16 +85,25 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     gate = KafkaGate(settings)
     auth = Authenticator(settings)
-    shaper = Shaper(Redactor(settings.redact), settings.default_environment)
+    shaper = Shaper(Redactor(settings.redact), settings.default_environment, auth.services)
     stats = IngestStats()
     busy = InFlight(settings.max_in_flight_bytes)  # request bytes read, parsed, shaped or produced right now
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-shape")  # CPU-bound: two at a time
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with kafka_lifespan(gate)(app):
+            try:
+                yield
+            finally:
+                pool.shutdown(wait=False)
 
     app = FastAPI(
         title="elk-pipeline ingest API",
         version="1",
         description="HTTP intake for services that cannot use the Python logging library. Records are validated "
                     "into the library's ECS shape and written to Kafka (acks=all) before the 202.",
-        lifespan=kafka_lifespan(gate),
+        lifespan=lifespan,
     )
     app.state.gate = gate
     app.state.stats = stats
@@ -108,34 +120,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                      health: bool) -> Callable[[Request], Any]:
         max_record = settings.max_record_bytes
 
-        async def handler(request: Request) -> Response:
-            status = 500
-            try:
-                response = await _handle(request)
-                status = response.status_code
-                return response
-            except Problem as problem:
-                status = problem.status
-                return _json(problem.status, {"error": problem.message, **problem.extra}, problem.headers)
-            finally:
-                stats.requests[(endpoint, status)] += 1
-
-        async def _handle(request: Request) -> Response:
-            service = auth.service_for(request.headers.get("authorization"))
-            if service is None:
-                raise Problem(401, "a valid bearer token is required (Authorization: Bearer <token>)",
-                              {"WWW-Authenticate": 'Bearer realm="ingest"'})
-            request.state.service = service
-            hold = busy.hold()  # grows chunk by chunk: concurrent requests see each other's bytes as they arrive
-            try:
-                body = await read_body(request, hold)
-                return await _process(request, body)
-            finally:
-                hold.release()
-
-        async def _process(request: Request, body: bytes) -> Response:
-            service = request.state.service
-            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        def shape_all(body: bytes, ctype: str, service: str) -> tuple[list[tuple[bytes, bytes]], list[dict[str, Any]]]:
+            """(Kafka pairs, rejected records by index), in a worker thread; Problem 400/403/413."""
             records, rejected = bodies.parse(body, ctype, settings.max_records)
             failed = {r["index"] for r in rejected}
             out: list[tuple[bytes, bytes]] = []
@@ -173,6 +159,43 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 raise Problem(403, f"this token may write records of service {service!r} only; records "
                                    f"{others[:20]} name {sorted(other_names)[:5]}", extra={"indexes": others[:1000]})
             rejected.sort(key=lambda r: r["index"])
+            return out, rejected
+
+        async def handler(request: Request) -> Response:
+            status = 500
+            try:
+                response = await _handle(request)
+                status = response.status_code
+                return response
+            except Problem as problem:
+                status = problem.status
+                return _json(problem.status, {"error": problem.message, **problem.extra}, problem.headers)
+            finally:
+                stats.requests[(endpoint, status)] += 1
+
+        async def _handle(request: Request) -> Response:
+            service = auth.service_for(request.headers.get("authorization"))
+            if service is None:
+                raise Problem(401, "a valid bearer token is required (Authorization: Bearer <token>)",
+                              {"WWW-Authenticate": 'Bearer realm="ingest"'})
+            request.state.service = service
+            try:
+                gate.refuse_if_down()  # before the body is read: retries through an outage cost nothing
+            except Unavailable as exc:
+                raise Problem(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+            hold = busy.hold()  # grows chunk by chunk: concurrent requests see each other's bytes as they arrive
+            try:
+                body = await read_body(request, hold)
+                return await _process(request, body, hold)
+            finally:
+                hold.release()
+
+        async def _process(request: Request, body: bytes, hold: bodies.Hold) -> Response:
+            service = request.state.service
+            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            # parsing and shaping run in `pool`, off the event loop: /health and other clients go on
+            out, rejected = await asyncio.get_running_loop().run_in_executor(pool, shape_all, body, ctype, service)
+            hold.grow(sum(len(v) for _, v in out))  # the shaped records count in the in-flight bound
             if not out:  # nothing taken: a 2xx would tell the client its records were delivered
                 stats.rejected[endpoint] += len(rejected)
                 raise Problem(400, f"every record was rejected (first: {rejected[0]['reason']})"[:400],

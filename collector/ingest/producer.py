@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from collector.ingest.config import IngestSettings
+from collector.kafka_link import broker_listens, next_wait, quiet_aiokafka
 
 log = logging.getLogger("collector.ingest")
 
@@ -51,6 +52,9 @@ class KafkaGate:
         self.in_flight_records = 0
         self.failures = 0
         self.last_error = ""
+        self._probe_wait = float(self.retry_after)
+        self._closing: set[asyncio.Task[None]] = set()
+        quiet_aiokafka()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,24 +83,28 @@ class KafkaGate:
     async def stop(self) -> None:
         producer, self._producer, self._sender = self._producer, None, None
         if producer is not None:
-            try:
-                await producer.stop()  # flushes what is queued: requests still waiting get their answer
-            except Exception:
-                pass
+            await _quietly_stop(producer)  # flushes what is queued: requests still waiting get their answer
+        if self._closing:
+            await asyncio.gather(*self._closing)
+
+    async def _broker_listens(self) -> str | None:
+        """None when a bootstrap server answers with a real peer; else why (collector.kafka_link)."""
+        return await broker_listens(self.settings.kafka_bootstrap_servers, self.settings.kafka_timeout_s)
 
     async def _ensure(self) -> BatchSender:
         if self._sender is not None:
             return self._sender
         async with self._start_lock:
             if self._producer is None:
+                absent = await self._broker_listens()
+                if absent is not None:
+                    self._trip(absent)
+                    raise Unavailable("Kafka is unavailable; retry later", self.retry_after)
                 producer = self._new_producer()
                 try:
                     await producer.start()
                 except Exception as exc:
-                    try:
-                        await producer.stop()
-                    except Exception:
-                        pass
+                    await _quietly_stop(producer)
                     self._trip(f"cannot connect to Kafka: {type(exc).__name__}")
                     raise Unavailable("Kafka is unavailable; retry later", self.retry_after) from None
                 self._producer = producer
@@ -127,23 +135,40 @@ class KafkaGate:
     # ------------------------------------------------------------------ the gate
 
     def _trip(self, reason: str) -> None:
+        """Kafka is away: said once per outage; the producer is dropped (its reconnect loop would log
+        an error per attempt) and probes come after a wait that doubles per failed probe, up to
+        collector.kafka_link.MAX_WAIT_S; clients are told to come back after at most `retry_after` seconds."""
         if self.state != "down":
-            log.warning("kafka unavailable: %s; answering 503 for %ss", reason, self.retry_after)
+            log.warning("kafka unavailable: %s; answering 503 until it is back", reason)
+            self._probe_wait = self.retry_after
+        elif self._probing:  # a failed probe; other requests failing in the same outage change nothing
+            self._probe_wait = next_wait(self._probe_wait, self.retry_after)
         self.state = "down"
         self.failures += 1
         self.last_error = reason
-        self._reopen_at = time.monotonic() + self.retry_after
+        self._reopen_at = time.monotonic() + self._probe_wait
         self._probing = False
+        producer, self._producer, self._sender = self._producer, None, None
+        if producer is not None:
+            task = asyncio.get_running_loop().create_task(_quietly_stop(producer))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
-    def _admit(self, nbytes: int) -> bool:
-        """Raises Unavailable or returns whether this request is the half-open probe."""
-        probe = False
+    def refuse_if_down(self) -> None:
+        """Unavailable while Kafka is known to be down and it is not yet time to probe: callers ask
+        before they read or parse a body, so a client retrying through an outage costs nothing."""
         if self.state == "down":
             now = time.monotonic()
             if self._probing or now < self._reopen_at:
                 wait = max(1, round(self._reopen_at - now)) if not self._probing else self.retry_after
                 raise Unavailable("Kafka is unavailable; retry later", min(wait, self.retry_after))
-            self._probing = probe = True
+
+    def _admit(self, nbytes: int) -> bool:
+        """Raises Unavailable or returns whether this request is the half-open probe."""
+        self.refuse_if_down()
+        probe = self.state == "down"
+        if probe:
+            self._probing = True
         return probe
 
     async def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -175,6 +200,13 @@ class KafkaGate:
                 self._probing = False
             self.in_flight_bytes -= nbytes
             self.in_flight_records -= len(records)
+
+
+async def _quietly_stop(producer: Any) -> None:
+    try:
+        await producer.stop()
+    except Exception:  # stopping a producer whose broker is gone: nothing more to do
+        pass
 
 
 _PARTITIONER = DefaultPartitioner()

@@ -15,14 +15,15 @@ Common logger shapes are understood: pino (`level` 30, `msg`, `time`), winston/b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from collector.contract.ecs import ECS_VERSION, SPEC_TOP
 from collector.contract.health import PROBE_STATUSES, outcome, probe_status, status_word
 from collector.contract.levels import INFO, LEVELS, normalize_level
-from collector.contract.names import is_instance_of
+from collector.contract.names import is_instance_of, other_service_named
 from collector.contract.streams import DATASET_HEALTH, sanitize_dataset
-from collector.contract.timefmt import normalize_ts
+from collector.contract.timefmt import ORIGINAL_LABEL, OUT_OF_RANGE_LABEL, normalize_ts, plausible_wire
 from collector.redact import REDACTED, Redactor
 
 Record = dict[str, Any]
@@ -63,6 +64,16 @@ def parse_timestamp(value: Any) -> str:
     raise Reject("@timestamp: expected an ISO-8601 string or epoch milliseconds")
 
 
+def _out_of_range(fields: Record, original: Any) -> None:
+    """No time of ours for a record whose own time is outside the plausible window (contract
+    timefmt): the shipper then takes the time Kafka gives the record, i.e. the receive time, and a
+    retry stays the same bytes. The sender's value is kept in `labels`, with the mark."""
+    labels = fields.get("labels")
+    if labels is None or type(labels) is dict:  # anything else is rejected by _rest
+        fields["labels"] = {**(labels or {}), ORIGINAL_LABEL: str(original)[:64], OUT_OF_RANGE_LABEL: True}
+    return None
+
+
 def parse_level(value: Any) -> str:
     level = normalize_level(value)
     if level is not None:
@@ -86,8 +97,10 @@ def _http_ok(http: Any) -> bool:
 class Shaper:
     """Builds ECS records for one token's service. Cheap to create; holds no request state."""
 
-    def __init__(self, redactor: Redactor, default_environment: str = ""):
+    def __init__(self, redactor: Redactor, default_environment: str = "",
+                 known_services: Callable[[], Iterable[str]] = tuple):
         self.redactor = redactor
+        self.known_services = known_services  # every service a token exists for (the node-name rule)
         self.default_environment = default_environment
         self._dataset: dict[str, str] = {}
         self._label_names: dict[str, tuple[str, bool]] = {}
@@ -184,6 +197,8 @@ class Shaper:
         # None: no time stamped here, so a client's retry of the same body is the same bytes (and the
         # same document id, issue 20); the shipper takes the Kafka record's time, set as it is written
         timestamp = None if ts is None else parse_timestamp(ts)
+        if timestamp is not None and not plausible_wire(timestamp):
+            timestamp = _out_of_range(fields, ts)
 
         log = fields.pop("log", None)
         if log is not None and type(log) is not dict:
@@ -250,6 +265,9 @@ class Shaper:
         node = given.get("node")
         if type(node) is dict and type(node.get("name")) is str:
             node_name = node["name"]
+            if not is_instance_of(node_name, service) and \
+                    other_service_named(node_name, service, self.known_services()) is not None:
+                raise OtherService(node_name)  # a node of another service would file this record under it
         elif node is not None and type(node) is not dict:
             raise Reject("service.node: expected an object")
         if node_name is not None:

@@ -43,6 +43,7 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
             finally:
                 if grpc is not None:
                     await grpc.stop(5.0)  # requests under way get their answer, before the producer stops
+                intake.pool.shutdown(wait=False)
 
     app = FastAPI(
         title="elk-pipeline OTLP intake", version="1", lifespan=lifespan,
@@ -75,13 +76,14 @@ def create_app(settings: OtlpSettings | None = None) -> FastAPI:
             service = intake.service(request.headers.get("authorization"))
             if decode.media_type(request.headers.get("content-type", "")) is None:
                 raise Problem(415, "Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)")
+            intake.refuse_if_down()
             hold = intake.busy.hold()  # grows chunk by chunk: concurrent requests see each other's bytes
             try:
                 body, wire = await bodies.read(request.stream(), hold, settings.max_body_bytes,
                                                request.headers.get("content-length"),
                                                request.headers.get("content-encoding", "").strip().lower())
                 stats.body_bytes += wire
-                return answer(kind, 200, await intake.export(signal, body, kind, service))
+                return answer(kind, 200, await intake.export(signal, body, kind, service, hold))
             finally:
                 hold.release()
 

@@ -15,6 +15,11 @@ class OtlpSettings(IngestSettings):
     otlp_grpc_port: int = Field(
         4317, ge=0, le=65535, description="TCP port of OTLP/gRPC (4317 is OTLP's conventional one); 0: no gRPC.",
     )
+    otlp_grpc_max_calls: int = Field(
+        16, gt=0, le=1000,
+        description="Most OTLP/gRPC calls in process at once (each holds up to INGEST_MAX_BODY_BYTES); "
+                    "more are answered RESOURCE_EXHAUSTED by grpcio.",
+    )
     otlp_max_attributes: int = Field(
         DEFAULT_MAX_ATTRIBUTES, gt=0, le=1000,
         description="Most attributes (resource + record) kept per record as ECS fields, labels or extra; "

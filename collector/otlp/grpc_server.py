@@ -5,8 +5,11 @@ The request arrives as bytes (no deserializer), so the record count is checked b
 generated class builds it, exactly as over HTTP; gzip is undone by gRPC itself and
 `grpc.max_receive_message_length` is `INGEST_MAX_BODY_BYTES`. The bearer token comes from the
 `authorization` metadata. Refusals are gRPC status codes as the OTLP specification lists them:
-UNAVAILABLE (retryable: Kafka away, too many bytes in process), INVALID_ARGUMENT,
-UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (without RetryInfo: not retried).
+UNAVAILABLE (retryable: Kafka away, too many bytes in process; with a RetryInfo carrying the
+Retry-After an HTTP client would get), INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
+RESOURCE_EXHAUSTED (too many records or bytes, or too many calls at once; the specification lets
+clients retry it only with a RetryInfo, but the Python OTLP exporter retries it anyway, with backoff:
+docs/otel.md).
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.any_pb2 import Any as Any_
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 from grpc import aio
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
@@ -33,6 +40,22 @@ SERVICES = (
 )
 
 
+def retry_info(code: grpc.StatusCode, problem: Problem) -> tuple[tuple[str, bytes], ...]:
+    """For UNAVAILABLE: the HTTP answer's Retry-After as a google.rpc.RetryInfo, in the two places
+    clients read it: `grpc-status-details-bin` (a google.rpc.Status with the RetryInfo among its
+    details: grpc-go, the OTel Collector, the Java and Go exporters) and `google.rpc.retryinfo-bin`
+    (the RetryInfo alone: what the Python OTLP gRPC exporter reads)."""
+    after = (problem.headers or {}).get("Retry-After", "")
+    if code != grpc.StatusCode.UNAVAILABLE or not after.isdigit():
+        return ()
+    info = RetryInfo(retry_delay=Duration(seconds=int(after)))
+    details = Any_()
+    details.Pack(info)
+    status = Status(code=code.value[0], message=problem.message, details=[details])
+    return (("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", info.SerializeToString()))
+
+
 def _export(intake: Intake, signal: Signal) -> Any:
     label = f"grpc {signal.endpoint}"
 
@@ -41,18 +64,20 @@ def _export(intake: Intake, signal: Signal) -> Any:
         try:
             metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
             service = intake.service(metadata.get("authorization"))
+            intake.refuse_if_down()
             hold = intake.busy.hold()
             try:
                 hold.grow(len(request))
                 intake.stats.body_bytes += len(request)
-                response = await intake.export(signal, request, decode.PROTOBUF, service)
+                response = await intake.export(signal, request, decode.PROTOBUF, service, hold)
             finally:
                 hold.release()
             status = 200
             return response.SerializeToString()
         except Problem as problem:
             status = problem.status
-            await context.abort(STATUS.get(problem.status, grpc.StatusCode.INTERNAL), problem.message)
+            code = STATUS.get(problem.status, grpc.StatusCode.INTERNAL)
+            await context.abort(code, problem.message, retry_info(code, problem))
             raise AssertionError("abort returns by raising") from None
         finally:
             intake.stats.requests[(label, status)] += 1
@@ -62,8 +87,11 @@ def _export(intake: Intake, signal: Signal) -> Any:
 
 async def start(intake: Intake, host: str, port: int) -> aio.Server:
     """The gRPC server, listening; `await server.stop(grace)` ends it."""
+    # each call holds its whole message before the handler runs: the number of calls is the bound
+    # (past it grpcio answers RESOURCE_EXHAUSTED, which OTLP exporters retry with backoff)
     server = aio.server(options=[("grpc.max_receive_message_length", intake.settings.max_body_bytes),
-                                 ("grpc.so_reuseport", 0)])
+                                 ("grpc.so_reuseport", 0)],
+                        maximum_concurrent_rpcs=intake.settings.otlp_grpc_max_calls)
     server.add_generic_rpc_handlers(tuple(
         grpc.method_handlers_generic_handler(name, {"Export": _export(intake, signal)}) for name, signal in SERVICES))
     try:

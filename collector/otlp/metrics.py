@@ -16,6 +16,8 @@ A data point flagged "no recorded value" (a staleness marker) is skipped, not an
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,8 +29,48 @@ _NO_RECORDED_VALUE = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
 QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
 
-def points(metric: Any) -> Iterator[tuple[Any, Values | Rejected]]:
-    """(data point, metric object) for each data point of `metric`; a bad point yields (point, Rejected)."""
+class Series:
+    """What the last point of each cumulative (or delta-summed) series was, so that every document
+    has the library's shape: per-interval values for the interval `event.start` .. `@timestamp`.
+
+    Bounded: at most `limit` series (the least recently seen is forgotten; its next point is then a
+    first point). Per process: with several intake replicas a series should reach one of them
+    (OTLP exporters keep one connection). Shared by the mapping threads, hence the lock."""
+
+    def __init__(self, limit: int = 10_000):
+        self.limit = limit
+        self._last: OrderedDict[tuple[Any, ...], tuple[int, int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def step(self, key: tuple[Any, ...], start: int, now: int, value: Any) -> tuple[int, int, Any] | None:
+        """Remember (start, now, value) for `key`; return what was remembered before, if anything."""
+        with self._lock:
+            last = self._last.pop(key, None)
+            self._last[key] = (start, now, value)
+            if len(self._last) > self.limit:
+                self._last.popitem(last=False)
+            return last
+
+    def accumulate(self, key: tuple[Any, ...], start: int, now: int, amount: float) -> float:
+        """The running total of a delta series after adding `amount`."""
+        with self._lock:
+            last = self._last.pop(key, None)
+            total = amount + (last[2] if last is not None else 0)
+            self._last[key] = (start, now, total)
+            if len(self._last) > self.limit:
+                self._last.popitem(last=False)
+            return total
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
+def points(metric: Any, series: Series | None = None,
+           scope: tuple[Any, ...] = ()) -> Iterator[tuple[Any, Values | Rejected, int]]:
+    """(data point, metric object, start of its interval in ns or 0) for each data point of `metric`;
+    a bad point yields (point, Rejected, 0). `series` (with `scope`, what identifies the resource)
+    turns cumulative values into per-interval ones and delta sums into running totals."""
+    series = series if series is not None else Series(0)
     kind = metric.WhichOneof("data")
     base: Values = {"name": metric.name}
     if metric.unit:
@@ -36,33 +78,63 @@ def points(metric: Any) -> Iterator[tuple[Any, Values | Rejected]]:
     if kind == "gauge":
         for p in metric.gauge.data_points:
             if not p.flags & _NO_RECORDED_VALUE:
-                yield p, _checked(p, {**base, "type": "gauge", "value": _number(p)})
+                yield p, _checked(p, {**base, "type": "gauge", "value": _number(p)}), 0
     elif kind == "sum":
         data = metric.sum
         temporality = _TEMPORALITY.get(data.aggregation_temporality)
         mtype = "counter" if data.is_monotonic else "gauge"
-        field = "delta" if temporality == "delta" else "value"
         for p in data.data_points:
-            if not p.flags & _NO_RECORDED_VALUE:
-                values = {**base, "type": mtype, field: _number(p)}
-                if temporality:
-                    values["temporality"] = temporality
-                yield p, _checked(p, values)
-    elif kind == "histogram":
-        temporality = _TEMPORALITY.get(metric.histogram.aggregation_temporality)
-        for p in metric.histogram.data_points:
-            if not p.flags & _NO_RECORDED_VALUE:
-                yield p, _checked(p, _histogram(base, temporality, p, _explicit_buckets(p)))
-    elif kind == "exponential_histogram":
-        temporality = _TEMPORALITY.get(metric.exponential_histogram.aggregation_temporality)
-        for p in metric.exponential_histogram.data_points:
-            if not p.flags & _NO_RECORDED_VALUE:
-                try:
-                    buckets = _exponential_buckets(p)
-                except OverflowError:
-                    yield p, Rejected(f"{metric.name}: exponential histogram scale out of range")
-                    continue
-                yield p, _checked(p, _histogram(base, temporality, p, buckets))
+            if p.flags & _NO_RECORDED_VALUE:
+                continue
+            if temporality is None:
+                yield p, Rejected(f"{metric.name}: aggregation temporality unspecified (the data model forbids it)"), 0
+                continue
+            number = _number(p)
+            values = {**base, "type": mtype, "temporality": temporality}
+            key = (*scope, metric.name, _attributes_key(p))
+            start = 0
+            if number is None or (type(number) is float and not math.isfinite(number)):
+                values["value"] = number
+            elif temporality == "delta":  # the change; `value` is the running total this intake saw
+                total = series.accumulate(key, p.start_time_unix_nano, p.time_unix_nano, number)
+                values["value"], values["delta"], start = total, number, p.start_time_unix_nano
+            else:  # the running total; `delta` is the change since this series' previous point
+                last = series.step(key, p.start_time_unix_nano, p.time_unix_nano, number)
+                values["value"] = number
+                if last is not None and last[0] == p.start_time_unix_nano and number >= last[2]:
+                    values["delta"], start = number - last[2], last[1]
+                elif p.start_time_unix_nano:  # first point, or restarted: the change since its start
+                    values["delta"], start = number, p.start_time_unix_nano
+                    if last is not None:
+                        values["reset"] = True
+            yield p, _checked(p, values), start
+    elif kind in ("histogram", "exponential_histogram"):
+        data = metric.histogram if kind == "histogram" else metric.exponential_histogram
+        temporality = _TEMPORALITY.get(data.aggregation_temporality)
+        for p in data.data_points:
+            if p.flags & _NO_RECORDED_VALUE:
+                continue
+            if temporality is None:
+                yield p, Rejected(f"{metric.name}: aggregation temporality unspecified (the data model forbids it)"), 0
+                continue
+            try:
+                buckets = _explicit_buckets(p) if kind == "histogram" else _exponential_buckets(p)
+            except OverflowError:
+                yield p, Rejected(f"{metric.name}: exponential histogram scale out of range"), 0
+                continue
+            if temporality == "delta":
+                yield p, _checked(p, _histogram(base, temporality, p, buckets)), p.start_time_unix_nano
+                continue
+            key = (*scope, metric.name, _attributes_key(p))
+            state = (p.count, p.sum if p.HasField("sum") else None, buckets)
+            last = series.step(key, p.start_time_unix_nano, p.time_unix_nano, state)
+            interval = _interval(last, p.start_time_unix_nano, state)
+            if interval is None:  # first point of the series (or restarted): its whole life so far
+                yield p, _checked(p, _histogram(base, temporality, p, buckets)), p.start_time_unix_nano
+            else:
+                count, total_sum, diff = interval
+                assert last is not None
+                yield p, _checked(p, _interval_histogram(base, count, total_sum, diff)), last[1]
     elif kind == "summary":
         for p in metric.summary.data_points:
             if not p.flags & _NO_RECORDED_VALUE:
@@ -71,9 +143,48 @@ def points(metric: Any) -> Iterator[tuple[Any, Values | Rejected]]:
                     for name, wanted in (("min", 0.0), ("max", 1.0), *QUANTILES):
                         if abs(q.quantile - wanted) < 1e-9:
                             values[name] = q.value
-                yield p, _checked(p, values)
+                yield p, _checked(p, values), p.start_time_unix_nano
     else:
-        yield metric, Rejected(f"{metric.name or '(no name)'}: a metric without data")
+        yield metric, Rejected(f"{metric.name or '(no name)'}: a metric without data"), 0
+
+
+def _attributes_key(p: Any) -> tuple[bytes, ...]:
+    return tuple(sorted(kv.SerializeToString() for kv in p.attributes))
+
+
+def _interval(last: tuple[int, int, Any] | None, start: int,
+              total: tuple[int, float | None, list[tuple[float, float, int]]]
+              ) -> tuple[int, float | None, list[tuple[float, float, int]]] | None:
+    """(count, sum, buckets) since the series' previous point; None when there is none to compare
+    with (first point, a restart: another start time or fewer observations, other buckets)."""
+    if last is None or last[0] != start:
+        return None
+    count, total_sum, buckets = total
+    before_count, before_sum, before = last[2]
+    if count < before_count or len(before) != len(buckets):
+        return None
+    diff = []
+    for (lo, hi, c), (lo0, hi0, c0) in zip(buckets, before, strict=True):
+        if (lo, hi) != (lo0, hi0) or c < c0:
+            return None
+        diff.append((lo, hi, c - c0))
+    moved = None if total_sum is None or before_sum is None else total_sum - before_sum
+    return count - before_count, moved, diff
+
+
+def _interval_histogram(base: Values, count: int, total_sum: float | None,
+                        buckets: list[tuple[float, float, int]]) -> Values:
+    """A cumulative histogram's interval: count, sum and quantiles of the new observations (the
+    point's min and max are over its whole life, so they are not the interval's and are left out)."""
+    values: Values = {**base, "type": "histogram", "temporality": "cumulative", "count": count}
+    if total_sum is not None:
+        values["sum"] = total_sum
+    if count:
+        for name, q in QUANTILES:
+            estimate = quantile(buckets, q)
+            if estimate is not None:
+                values[name] = estimate
+    return values
 
 
 def _number(p: Any) -> float | int | None:

@@ -5,12 +5,16 @@ Records are sent in rounds: a round is every batch open at the moment it is seal
 say, per file, the end of the last record in it; rounds are settled strictly in order, so when a
 round is settled every record before those ends has been acknowledged, and the marks may go to the
 registry. A failed round fails everything after it too: the caller rewinds the files.
+
+While Kafka is away the sink follows the intakes' rule (collector.kafka_link): `start` makes no
+producer until a bootstrap server answers with a real peer (never its own connection), refuses at
+once (KafkaAway, no network) until a wait that doubles per failed try (0.5 s up to 30 s) has
+passed, and says once that Kafka is away and once that it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,11 +23,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-# aiokafka logs every refused connection at error level; the service reports the outage itself
-for _name in ("aiokafka", "kafka"):
-    logging.getLogger(_name).setLevel(logging.CRITICAL)
+import collector
+from collector.kafka_link import broker_listens, next_wait, quiet_aiokafka
+
+log = collector.get_logger("collector.tail")
 
 MAX_ROUNDS = 6
+FIRST_WAIT_S = 0.5  # after the first failed try while Kafka is away; doubles per failed try
 OVERHEAD = 70  # what a record takes in a batch besides its key and value (counted against the bound)
 
 
@@ -50,9 +56,14 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class KafkaAway(Exception):
+    """Kafka is away: no producer was made (the reason says why, or how long until the next try)."""
+
+
 class KafkaSink:
     def __init__(self, bootstrap: str, topic: str, linger_ms: int = 20, request_timeout_s: float = 15.0,
-                 batch_bytes: int = 1 << 20, compression: str = "zstd", connections: int = 3):
+                 batch_bytes: int = 1 << 20, compression: str = "zstd", connections: int = 3,
+                 clock: Any = time.monotonic):
         self.bootstrap = bootstrap
         self.topic = topic
         self.linger_s = linger_ms / 1000
@@ -71,6 +82,11 @@ class KafkaSink:
         self.inflight_bytes = 0
         self.delivered = 0
         self._part_cache: dict[bytes, int] = {}
+        self.clock = clock
+        self.away: str | None = None  # why Kafka is away, while it is
+        self.wait_s = FIRST_WAIT_S
+        self.retry_at = 0.0
+        quiet_aiokafka()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
@@ -80,7 +96,14 @@ class KafkaSink:
 
     async def start(self) -> None:
         """`connections` producers: aiokafka has one request in flight per broker connection, so
-        rounds take turns over several to keep the broker busy (like librdkafka's pipelining)."""
+        rounds take turns over several to keep the broker busy (like librdkafka's pipelining).
+        KafkaAway while Kafka is away (module docstring)."""
+        if self.away is not None and self.clock() < self.retry_at:
+            raise KafkaAway(f"{self.away}; next try in {self.retry_at - self.clock():.1f} s")
+        absent = await broker_listens(self.bootstrap, self.request_timeout_s)
+        if absent is not None:
+            self._failed(absent)
+            raise KafkaAway(absent)
         producers = [self._new_producer() for _ in range(self.connections)]
         try:
             for producer in producers:
@@ -88,13 +111,30 @@ class KafkaSink:
             self.partitions = sorted(await producers[0].partitions_for(self.topic))
             for producer in producers[1:]:
                 await producer.partitions_for(self.topic)
-        except BaseException:
+        except BaseException as exc:
             for producer in producers:
-                await producer.stop()
+                try:
+                    await producer.stop()
+                except Exception:  # stopping a producer whose broker is gone: nothing more to do
+                    pass
+            if isinstance(exc, Exception):
+                self._failed(f"{type(exc).__name__}: {exc}"[:200])
             raise
+        if self.away is not None:
+            log.warning("kafka available again", topic=self.topic)
+            self.away = None
         self.producers = producers
         self.producer = producers[0]
         self._part_cache.clear()
+
+    def _failed(self, reason: str) -> None:
+        if self.away is None:
+            log.warning("kafka unavailable; reading paused until it is back", reason=reason)
+            self.wait_s = FIRST_WAIT_S
+        else:
+            self.wait_s = next_wait(self.wait_s, FIRST_WAIT_S)
+        self.away = reason
+        self.retry_at = self.clock() + self.wait_s
 
     async def stop(self) -> None:
         """Drops what is open or in flight (the caller rewinds to what was acknowledged)."""

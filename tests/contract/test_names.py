@@ -37,3 +37,18 @@ def test_split_instance(name: str, expected: tuple[str, str]) -> None:
 ])
 def test_is_instance_of(instance: str, service: str, expected: bool) -> None:
     assert is_instance_of(instance, service) is expected
+
+
+@pytest.mark.parametrize(("node", "named"), [
+    ("api-service-1", None),  # the writer's own instance
+    ("api-service", None),
+    ("vm", None),  # a host
+    ("web-3", None),  # an instance of no known service
+    ("auth-service-1", "auth-service"),
+    ("auth_service_2", None),  # another spelling is another name
+    ("auth-service", "auth-service"),
+])
+def test_a_node_name_may_not_name_another_service(node: str, named: str | None) -> None:
+    from collector.contract.names import other_service_named
+
+    assert other_service_named(node, "api-service", ["api-service", "auth-service"]) == named

@@ -65,3 +65,30 @@ def test_epoch_and_now_use_the_wire_form() -> None:
     assert format_epoch(0) == "1970-01-01T00:00:00.000Z"
     assert format_epoch(1.9995) == "1970-01-01T00:00:01.999Z"
     assert ISO_MS.fullmatch(now_iso())
+
+
+NOW_MS = 1_764_633_600_000  # 2025-12-02
+
+
+@pytest.mark.parametrize(("epoch_ms", "ok"), [
+    (NOW_MS, True),
+    (NOW_MS - 400 * 86_400_000, True),  # a buffered device, a replay
+    (NOW_MS + 3_600_000, True),  # clock skew
+    (0, False),  # 1 ns, 1970
+    ((2**64 - 1) // 1_000_000, False),  # uninitialised: year 2554
+    (NOW_MS + 2 * 86_400_000, False),
+    (NOW_MS - 9 * 365 * 86_400_000, True),
+    (NOW_MS - 11 * 366 * 86_400_000, False),
+])
+def test_plausible_record_times(epoch_ms: int, ok: bool) -> None:
+    from collector.contract.timefmt import plausible_ms
+
+    assert plausible_ms(epoch_ms, NOW_MS) is ok
+
+
+@pytest.mark.parametrize(("epoch_ms", "ok"), [(NOW_MS, True), (0, False), (NOW_MS + 2 * 86_400_000, False),
+                                              (NOW_MS - 400 * 86_400_000, True)])
+def test_plausible_wire_agrees_with_plausible_ms(epoch_ms: int, ok: bool) -> None:
+    from collector.contract.timefmt import format_epoch_ms, plausible_wire
+
+    assert plausible_wire(format_epoch_ms(epoch_ms), NOW_MS) is ok

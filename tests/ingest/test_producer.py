@@ -4,12 +4,17 @@ size needs, every one delivered once, in order, on the partition `send()` would 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from collector.ingest.producer import BatchSender, _fill
+from collector import kafka_link
+from collector.ingest import producer as producer_module
+from collector.ingest.config import IngestSettings
+from collector.ingest.producer import BatchSender, KafkaGate, Unavailable, _fill
 from tests.kafka_io import consume
 
 pytestmark = pytest.mark.stack
@@ -50,3 +55,73 @@ async def test_many_batches_deliver_every_record_once_in_order(kafka_bootstrap: 
     got = await consume(kafka_bootstrap, topic, 1001)
     assert [m.value for m in got] == [b"first", *(v for _, v in records)]
     assert {m.key for m in got} == {b"api-service"}
+
+
+def _self_connected() -> socket.socket:
+    """A TCP socket connected to itself (simultaneous open): what a client can get from a port in the
+    ephemeral range that nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.connect(sock.getsockname())
+    assert sock.getsockname() == sock.getpeername()
+    return sock
+
+
+async def test_a_self_connection_is_not_taken_for_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[object] = []
+    real_open = asyncio.open_connection
+
+    async def open_itself(host: str, port: int, **kw: object) -> object:
+        return await real_open(sock=_self_connected())
+
+    gate = KafkaGate(IngestSettings(kafka_bootstrap_servers="127.0.0.1:40000", tokens={}, kafka_timeout_s=2))
+    monkeypatch.setattr(gate, "_new_producer", lambda: made.append(1))
+    monkeypatch.setattr(producer_module.asyncio, "open_connection", open_itself)
+    with pytest.raises(Unavailable):
+        await gate._ensure()
+    assert gate.state == "down" and "itself" in gate.last_error and not made
+
+
+async def test_while_kafka_is_down_no_producer_reconnects_and_probes_back_off(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A stopped broker (a port nothing listens on): one warning for the outage, no producer kept
+    reconnecting (aiokafka logs an error per attempt), each failed probe waits twice as long."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    gate = KafkaGate(IngestSettings(kafka_bootstrap_servers=f"127.0.0.1:{port}", tokens={}, kafka_timeout_s=2,
+                                    retry_after_s=1))
+    clock = [1000.0]
+    monkeypatch.setattr(producer_module.time, "monotonic", lambda: clock[0])
+    caplog.set_level(logging.INFO)
+    await gate.start()
+    assert gate.state == "down" and gate._producer is None
+    waits = []
+    for _ in range(7):
+        waits.append(gate._reopen_at - clock[0])
+        with pytest.raises(Unavailable):
+            await gate.produce("t", [(b"k", b"v")])  # before the probe time: refused at once
+        clock[0] = gate._reopen_at
+        with pytest.raises(Unavailable):
+            await gate.produce("t", [(b"k", b"v")])  # the probe, failing
+        assert gate._producer is None
+    assert waits == [1, 2, 4, 8, 16, 30, 30]
+    unavailable = [r for r in caplog.records if "kafka unavailable" in r.getMessage()]
+    assert len(unavailable) == 1
+    assert not [r for r in caplog.records if r.name.startswith("aiokafka")]
+    await gate.stop()
+
+
+def test_aiokafka_repeats_pass_once_per_window() -> None:
+    clock = [0.0]
+    once = kafka_link.OncePerWindow(60, clock=lambda: clock[0])
+
+    def rec(msg: str, level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", level, __file__, 1, msg, (), None)
+
+    assert once.filter(rec("Unable connect to node with id %s: %s"))
+    assert not any(once.filter(rec("Unable connect to node with id %s: %s")) for _ in range(1000))
+    assert once.filter(rec("Unable to update metadata from %s"))  # another message
+    assert once.filter(rec("Initiating connection", logging.DEBUG))  # below warning: never held back
+    clock[0] = 60.0
+    assert once.filter(rec("Unable connect to node with id %s: %s"))

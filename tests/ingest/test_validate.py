@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 import collector
+import collector.contract.timefmt
 from collector.contract.ecs import ECS_VERSION
 from collector.ingest.validate import OtherService, Reject, Shaper, parse_level, parse_timestamp
 from collector.redact import REDACTED, Redactor
@@ -248,3 +249,23 @@ def test_every_ecs_field_copied_from_a_request_is_redacted(shaper: Shaper) -> No
 def test_a_timestamp_that_overflows_in_utc_is_a_rejection(shaper: Shaper, value: str) -> None:
     with pytest.raises(Reject, match="@timestamp"):
         shaper.log({"message": "x", "@timestamp": value}, SVC)
+
+
+@pytest.mark.parametrize("sent", ["1970-01-01T00:00:00.000Z", 1, "2554-07-21T23:34:33.709Z", "0001-01-01T00:00:00Z"])
+def test_an_implausible_time_becomes_the_receive_time_with_the_original_kept(shaper: Shaper, sent: object) -> None:
+    rec = shaper.log({"@timestamp": sent, "message": "m", "labels": {"k": 1}}, SVC)
+    # no time of ours: the shipper takes Kafka's (the receive time), and a retry is the same bytes
+    assert rec.get("@timestamp") is None
+    assert rec == shaper.log({"@timestamp": sent, "message": "m", "labels": {"k": 1}}, SVC)
+    assert rec["labels"] == {"k": 1, "original_timestamp": str(sent), "timestamp_out_of_range": True}
+    ok = shaper.log({"@timestamp": "2026-01-02T03:04:05.000Z", "message": "m"}, SVC)
+    assert ok["@timestamp"] == "2026-01-02T03:04:05.000Z" and "labels" not in ok
+
+
+def test_a_node_name_of_another_known_service_is_refused() -> None:
+    shaper = Shaper(Redactor(True), known_services=lambda: ["api-service", "auth-service"])
+    with pytest.raises(OtherService):
+        shaper.log({"message": "m", "service": {"node": {"name": "auth-service-1"}}}, SVC)
+    for node in ("api-service-2", "vm", "web-3"):
+        assert shaper.log({"message": "m", "service": {"node": {"name": node}}}, SVC)["service"]["node"] == \
+            {"name": node}

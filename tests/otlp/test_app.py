@@ -72,8 +72,8 @@ async def test_gzip_body(otlp: Otlp) -> None:
 
 
 async def test_partial_success_counts_the_records_over_the_size_limit(otlp: Otlp) -> None:
-    big = ["x" * 1000] * (otlp.settings.max_record_bytes // 1000 + 10)  # an array: kept whole under `extra`
-    recs = [record("ok", id="a"), record("big", id="b", big=big), record("ok", id="c")]
+    big = {f"k{i}": "x" * 1000 for i in range(otlp.settings.max_record_bytes // 1000 + 10)}  # labels, each kept
+    recs = [record("ok", id="a"), record("big", id="b", **big), record("ok", id="c")]
     resp = await otlp.post("/v1/logs", logs_request(recs))
     assert resp.status_code == 200
     partial = ExportLogsServiceResponse.FromString(resp.content).partial_success
@@ -152,3 +152,62 @@ async def test_empty_request_is_success_with_nothing_produced(otlp: Otlp) -> Non
     resp = await otlp.post("/v1/logs", b"")
     assert resp.status_code == 200
     assert ExportLogsServiceResponse.FromString(resp.content) == ExportLogsServiceResponse()
+
+
+async def test_a_group_before_the_records_does_not_skip_the_limit(otlp: Otlp) -> None:
+    """The parser steps over an unknown group and reads on: so does the count (413, nothing produced)."""
+    from tests.otlp.test_bound import _group, records_behind
+
+    body = records_behind(_group(15), otlp.settings.max_records + 1)
+    resp = await otlp.post("/v1/logs", body)
+    assert resp.status_code == 413
+    resp = await otlp.post("/v1/logs", gzip.compress(body), **{"Content-Encoding": "gzip"})
+    assert resp.status_code == 413
+
+
+def deep_kvlist_attribute(depth: int) -> bytes:
+    """A LogRecord `attributes` field holding kvlists nested `depth` deep, encoded by hand (the
+    generated classes refuse to build what they could not parse)."""
+    from tests.otlp.test_bound import _ld
+
+    value = _ld(0x0A, b"bottom")  # AnyValue.string_value
+    for _ in range(depth):
+        value = _ld(0x32, _ld(0x0A, _ld(0x0A, b"k") + _ld(0x12, value)))  # kvlist_value.values[KeyValue]
+    return _ld(0x32, _ld(0x0A, b"nest") + _ld(0x12, value))  # LogRecord.attributes (field 6)
+
+
+def deep_json(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"stringValue": "bottom"}
+    for _ in range(depth):
+        value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+async def test_one_record_nested_too_deeply_costs_that_record_only(otlp: Otlp) -> None:
+    from tests.otlp.test_bound import _ld
+
+    bad = record("deep", id="bad").SerializeToString() + deep_kvlist_attribute(33)  # past the parser's limit
+    recs = [record("ok", id="a").SerializeToString(), bad, record("ok", id="c").SerializeToString()]
+    body = _ld(0x0A, _ld(0x12, b"".join(_ld(0x12, r) for r in recs)))  # resource_logs[scope_logs[log_records]]
+    resp = await otlp.post("/v1/logs", body)
+    assert resp.status_code == 200, resp.content
+    partial = ExportLogsServiceResponse.FromString(resp.content).partial_success
+    assert partial.rejected_log_records == 1 and "could not be decoded" in partial.error_message
+    docs = await otlp.read(otlp.settings.topic_logs, 2)
+    assert sorted(d["labels"]["id"] for d in docs) == ["a", "c"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"traceId": "not-hex", "body": {"stringValue": "x"}},
+    {"body": deep_json(40)},  # past json_format's depth, even for the record alone
+])
+async def test_one_bad_json_record_costs_that_record_only(otlp: Otlp, bad: dict[str, object]) -> None:
+    good = [{"body": {"stringValue": "ok"}, "attributes": [{"key": "id", "value": {"stringValue": i}}]}
+            for i in ("a", "c")]
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [good[0], bad, good[1]]}]}]}
+    resp = await otlp.post("/v1/logs", orjson.dumps(body), content_type="application/json")
+    assert resp.status_code == 200, resp.text
+    answer = json_format.ParseDict(resp.json(), ExportLogsServiceResponse())
+    assert answer.partial_success.rejected_log_records == 1
+    docs = await otlp.read(otlp.settings.topic_logs, 2)
+    assert sorted(d["labels"]["id"] for d in docs) == ["a", "c"]

@@ -101,3 +101,186 @@ def _big_as_text(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
     return value
+
+
+# hostile protobuf: the path's fields (resource_logs 1 > scope_logs 2 > log_records 2) mixed with
+# unknown fields of every wire type, groups (nested, empty, or hiding path-numbered fields), records
+# nested deeper than the parser allows and non-UTF-8 strings
+def _tag(number: int, wire: int) -> bytes:
+    return bytes([number << 3 | wire]) if number < 16 else bytes([(number << 3 | wire) & 0x7F | 0x80, number >> 4])
+
+
+def _ld(number: int, payload: bytes) -> bytes:
+    size, out = len(payload), bytearray(_tag(number, 2))
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        out.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes(out) + payload
+
+
+unknown_field = st.one_of(
+    st.builds(lambda n, v: _tag(n, 0) + bytes([v & 0x7F]), st.integers(10, 30), st.integers(0, 127)),
+    st.builds(lambda n: _tag(n, 1) + b"\0" * 8, st.integers(10, 30)),
+    st.builds(lambda n: _tag(n, 5) + b"\0" * 4, st.integers(10, 30)),
+    st.builds(lambda n, p: _ld(n, p), st.integers(10, 30), st.binary(max_size=8)),
+)
+
+
+def _with_groups(fields: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    group = st.builds(lambda n, inner: _tag(n, 3) + inner + _tag(n, 4), st.integers(1, 20),
+                      st.lists(fields, max_size=3).map(b"".join))
+    return st.lists(st.one_of(fields, group, unknown_field), max_size=6).map(b"".join)
+
+
+hostile_record = st.one_of(
+    st.just(b""),
+    st.just(b"\x2a\x02\xff\xfe"),  # a non-UTF-8 string where severity_text is
+    st.integers(1, 45).map(lambda depth: _deep(depth)),
+    _with_groups(st.just(_ld(5, _ld(1, b"x")))),  # a body beside unknown fields and groups
+)
+
+
+def _deep(depth: int) -> bytes:
+    value = _ld(1, b"bottom")
+    for _ in range(depth):
+        value = _ld(6, _ld(1, _ld(1, b"k") + _ld(2, value)))
+    return _ld(6, _ld(1, b"nest") + _ld(2, value))
+
+
+hostile_scope = _with_groups(hostile_record.map(lambda r: _ld(2, r)))
+hostile_resource = _with_groups(hostile_scope.map(lambda s: _ld(2, s)))
+hostile_logs = st.lists(_with_groups(hostile_resource.map(lambda r: _ld(1, r))), max_size=4).map(b"".join)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=hostile_logs, limit=st.integers(0, 12))
+def test_hostile_protobuf_never_passes_the_record_limit(body: bytes, limit: int) -> None:
+    """Whatever the bytes: the request handed on holds at most `limit` records, counted in
+    `records` with the bad ones; or the body is refused (Malformed, TooMany). Nothing else raises."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from collector.otlp import bound, decode
+
+    try:
+        parsed = decode.parse(body, decode.PROTOBUF, ExportLogsServiceRequest, bound.LOGS, limit)
+    except (decode.Malformed, bound.TooMany):
+        return
+    kept = sum(len(sl.log_records) for rl in parsed.message.resource_logs for sl in rl.scope_logs)
+    assert kept + parsed.rejected <= parsed.records <= limit
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=hostile_logs)
+def test_hostile_protobuf_at_the_app(client: Any, body: bytes) -> None:
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/x-protobuf"}
+    check(client("/v1/logs", content=body, headers=headers))
+
+
+# hostile OTLP/JSON: the count is read from the bytes before orjson builds anything (bound.scan_json);
+# whatever the layout (whitespace, escaped keys, snake_case names, unknown keys holding values nested
+# up to and past orjson's depth limit, non-objects where objects belong), it must say what counting the
+# parsed document says, and the request handed on never holds more than the limit
+class _Raw(bytes):
+    """Bytes written as they are (values no JSON encoder writes, like lists nested 1,000 deep)."""
+
+
+def _dump(value: Any, rnd: Any) -> bytes:
+    def space() -> bytes:
+        return rnd.choice([b"", b"", b" ", b"\n\t ", b"\r\n"])
+
+    if isinstance(value, _Raw):
+        return bytes(value)
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            name = orjson.dumps(key)
+            if rnd.random() < 0.2:  # a key spelled with escapes: orjson reads the same name
+                name = b'"' + b"".join(b"\\u%04x" % c if rnd.random() < 0.5 else bytes([c]) for c in name[1:-1]
+                                       if c != 0x5C) + b'"' if b"\\" not in name else name
+            items.append(space() + name + space() + b":" + space() + _dump(item, rnd) + space())
+        return b"{" + b",".join(items) + b"}"
+    if isinstance(value, list):
+        return b"[" + b",".join(space() + _dump(item, rnd) + space() for item in value) + b"]"
+    return orjson.dumps(_big_as_text(value))
+
+
+junk = st.one_of(scalar, st.integers(0, 1100).map(lambda d: _Raw(b"[" * d + b"1" + b"]" * d)),
+                 st.integers(0, 300).map(lambda d: _Raw(b'{"a":' * d + b'"\\"]}["' + b"}" * d)),
+                 st.just(_Raw(b'"logRecords\\":[{},{}]"')), st.lists(st.just({}), max_size=5))
+
+
+def _spoil(strategy: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects of the path given unknown keys with junk, and snake_case twins of their path keys."""
+    def spoil(obj: dict[str, Any], extra: dict[str, Any], snake: bool) -> dict[str, Any]:
+        out = {**extra, **obj}
+        for key in list(obj):
+            twin = "".join("_" + c.lower() if c.isupper() else c for c in key)
+            if snake and twin != key and isinstance(obj[key], list):
+                out[twin] = obj[key]
+        return out
+    return st.builds(spoil, strategy, st.dictionaries(st.sampled_from(["x", "attributes", "resource", "scope", "é"]),
+                                                      junk, max_size=2), st.booleans())
+
+
+hostile_json_logs = _spoil(st.fixed_dictionaries({"resourceLogs": st.lists(st.one_of(junk, _spoil(
+    st.fixed_dictionaries({"scopeLogs": st.lists(st.one_of(junk, _spoil(st.fixed_dictionaries({"logRecords": st.lists(
+        st.one_of(record, junk), max_size=4)}))), max_size=3)}))), max_size=3)}))
+hostile_json_metrics = _spoil(st.fixed_dictionaries({"resourceMetrics": st.lists(_spoil(st.fixed_dictionaries({
+    "scopeMetrics": st.lists(_spoil(st.fixed_dictionaries({"metrics": st.lists(st.one_of(junk, _spoil(metric)),
+                                                                                max_size=3)})), max_size=2)})),
+    max_size=2)}))
+
+
+def _count(count: Any) -> Any:
+    from collector.otlp import bound
+
+    try:
+        return count()
+    except bound.TooMany as exc:
+        return ("TooMany", str(exc))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(doc=st.one_of(hostile_json_logs.map(lambda d: ("logs", d)), hostile_json_metrics.map(lambda d: ("metrics", d))),
+       rnd=st.randoms(use_true_random=False), limit=st.integers(0, 12), cut=st.integers(0, 200))
+def test_hostile_json_is_counted_from_the_bytes_as_after_parsing(doc: tuple[str, dict[str, Any]], rnd: Any,
+                                                                 limit: int, cut: int) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from collector.otlp import bound, decode
+
+    kind, value = doc
+    path, cls = ((bound.LOGS, ExportLogsServiceRequest) if kind == "logs"
+                 else (bound.METRICS, ExportMetricsServiceRequest))
+    body = _dump(value, rnd)
+    for attempt in (body, body[:-cut] if cut else body[:len(body) // 2]):  # whole, and cut short
+        scanned = _count(lambda: bound.scan_json(attempt, path, limit))  # noqa: B023
+        try:
+            parsed_doc = orjson.loads(attempt)
+        except orjson.JSONDecodeError:
+            parsed_doc = None
+        if type(parsed_doc) is dict:  # JSON orjson reads: the same count, or the same refusal
+            assert scanned == _count(lambda: bound.count_json(parsed_doc, path, limit))  # noqa: B023
+        try:
+            parsed = decode.parse(attempt, decode.JSON, cls, path, limit)
+        except (decode.Malformed, bound.TooMany):
+            continue
+        assert parsed.records <= limit
+
+
+def test_a_repeated_path_key_counts_every_time() -> None:
+    """The one place the scan is stricter than the parse: orjson keeps the last of a repeated key."""
+    from collector.otlp import bound
+
+    body = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{},{}],"logRecords":[{}]}]}]}'
+    assert bound.count_json(orjson.loads(body), bound.LOGS, 10) == 1
+    assert bound.scan_json(body, bound.LOGS, 10) == 4
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=hostile_json_logs, rnd=st.randoms(use_true_random=False))
+def test_hostile_json_at_the_app(client: Any, body: dict[str, Any], rnd: Any) -> None:
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    check(client("/v1/logs", content=_dump(body, rnd), headers=headers))

@@ -53,8 +53,8 @@ async def code_of(coro: Any) -> grpc.StatusCode:
 
 
 async def test_accepted_and_partial_success(export: Any, kafka_bootstrap: str) -> None:
-    big = ["x" * 1000] * 20
-    answer = await export(logs_request([record("ok", id="a"), record("big", id="b", big=big)]))
+    big = {f"k{i}": "x" * 1000 for i in range(20)}
+    answer = await export(logs_request([record("ok", id="a"), record("big", id="b", **big)]))
     assert answer.partial_success.rejected_log_records == 1
     [msg] = await consume(kafka_bootstrap, export.topic, 1)
     assert b'"id":"a"' in msg.value
@@ -69,6 +69,37 @@ async def test_refusals_are_status_codes(export: Any) -> None:
     assert await code_of(export(too_many)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     huge = logs_request([record("x" * 70_000)])
     assert await code_of(export(huge)) == grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC's own size limit
-    every_one_bad = logs_request([record("big", big=["x" * 1000] * 20)])
+    every_one_bad = logs_request([record("big", **{f"k{i}": "x" * 1000 for i in range(20)})])
     assert await code_of(export(every_one_bad)) == grpc.StatusCode.INVALID_ARGUMENT
     assert await code_of(export.raw(b"\x0a\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_group_before_the_records_does_not_skip_the_limit(export: Any) -> None:
+    from tests.otlp.test_bound import _group, records_behind
+
+    body = records_behind(_group(15), 101)
+    assert await code_of(export.raw(body)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_unavailable_carries_retry_info(kafka_bootstrap: str, unique: str) -> None:
+    """The HTTP 503's Retry-After, for gRPC clients: in grpc-status-details-bin (a Status with a
+    RetryInfo) and google.rpc.retryinfo-bin (what the Python exporter reads)."""
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+
+    port = free_port()
+    app = create_app(make_settings(kafka_bootstrap, unique, otlp_grpc_port=port, retry_after_s=7))
+    async with app.router.lifespan_context(app), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        app.state.intake.gate._trip("test: broker known to be down")
+        call = channel.unary_unary(METHOD)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(logs_request([record()]).SerializeToString(),
+                       metadata=(("authorization", f"Bearer {API_TOKEN}"),), timeout=30)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    trailers = dict(info.value.trailing_metadata())
+    assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 7
+    status = Status.FromString(trailers["grpc-status-details-bin"])
+    assert status.code == 14
+    [detail] = status.details
+    unpacked = RetryInfo()
+    assert detail.Unpack(unpacked) and unpacked.retry_delay.seconds == 7

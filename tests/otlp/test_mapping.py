@@ -82,8 +82,9 @@ def test_semantic_conventions_to_ecs_and_the_rest_to_labels_or_extra() -> None:
     assert doc["url"] == {"full": "https://u:[REDACTED]@h/p?q=1", "path": "/p"}
     assert doc["client"] == {"address": "10.0.0.1"} and doc["user_agent"] == {"original": "curl/8"}
     assert doc["host"] == {"name": "web-1"} and doc["process"] == {"pid": 12}
-    assert doc["labels"] == {"telemetry_sdk_language": "go", "http_route": "/p/{id}", "retries": 3,
-                             "api_token": "[REDACTED]", "http_status_code": "not-a-number"}
+    assert doc["labels"] == {"http_route": "/p/{id}", "retries": 3, "api_token": "[REDACTED]",
+                             "http_status_code": "not-a-number"}
+    assert doc["service"]["language"] == {"name": "go"}  # Elastic's service.language.name
     assert doc["extra"] == {"tags": ["a", "b"]}
     assert doc["log"] == {"logger": "scope"}
 
@@ -123,13 +124,13 @@ def test_event_name_and_observed_time() -> None:
 
 
 def metric_from(json_metric: dict) -> Metric:
-    request, _ = decode.parse(orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [json_metric]}]}]}),
-                              decode.JSON, ExportMetricsServiceRequest, bound.METRICS, 100)
+    request = decode.parse(orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [json_metric]}]}]}),
+                           decode.JSON, ExportMetricsServiceRequest, bound.METRICS, 100).message
     return request.resource_metrics[0].scope_metrics[0].metrics[0]  # type: ignore[attr-defined]
 
 
 def values(json_metric: dict) -> list[object]:
-    return [v if not isinstance(v, Rejected) else f"rejected: {v}" for _, v in points(metric_from(json_metric))]
+    return [v if not isinstance(v, Rejected) else f"rejected: {v}" for _, v, _ in points(metric_from(json_metric))]
 
 
 def test_gauge_and_sums() -> None:
@@ -139,7 +140,7 @@ def test_gauge_and_sums() -> None:
     cumulative = {"name": "c", "sum": {"isMonotonic": True, "aggregationTemporality": 2, "dataPoints": [{"asInt": 9}]}}
     assert values(cumulative) == [{"name": "c", "type": "counter", "value": 9, "temporality": "cumulative"}]
     delta = {"name": "c", "sum": {"isMonotonic": True, "aggregationTemporality": 1, "dataPoints": [{"asInt": 2}]}}
-    assert values(delta) == [{"name": "c", "type": "counter", "delta": 2, "temporality": "delta"}]
+    assert values(delta) == [{"name": "c", "type": "counter", "delta": 2, "value": 2, "temporality": "delta"}]
     updown = {"name": "u", "sum": {"aggregationTemporality": 2, "dataPoints": [{"asInt": -4}]}}
     assert values(updown) == [{"name": "u", "type": "gauge", "value": -4, "temporality": "cumulative"}]
     stale = {"name": "s", "gauge": {"dataPoints": [{"asInt": 1, "flags": 1}]}}
@@ -185,7 +186,7 @@ def test_json_rules_of_otlp() -> None:
     body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
         "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "severityNumber": 13,
         "timeUnixNano": 1764633600000000000, "futureField": True, "body": {"stringValue": "x"}}]}]}]}
-    request, count = decode.parse(orjson.dumps(body), decode.JSON, ExportLogsServiceRequest, bound.LOGS, 100)
+    request, count, _, _ = decode.parse(orjson.dumps(body), decode.JSON, ExportLogsServiceRequest, bound.LOGS, 100)
     assert count == 1
     lr = request.resource_logs[0].scope_logs[0].log_records[0]  # type: ignore[attr-defined]
     assert lr.trace_id.hex() == "5b8efff798038103d269b633813fc60c" and lr.span_id.hex() == "eee19b7ec3c1b174"
@@ -197,3 +198,143 @@ def test_json_rules_of_otlp() -> None:
     assert decode.media_type("application/json; charset=utf-8") == decode.JSON
     assert decode.media_type("text/plain") is None
 
+
+
+@pytest.mark.parametrize("nanos", [2**64 - 1, 1])
+def test_an_implausible_time_becomes_the_receive_time_with_the_original_kept(nanos: int) -> None:
+    from collector.contract.timefmt import now_iso
+
+    lr = record("t")
+    lr.time_unix_nano = nanos
+    before = now_iso()
+    doc = mapped(lr)
+    assert before <= doc["@timestamp"] <= now_iso()
+    assert doc["labels"]["original_timestamp"] == str(nanos) and doc["labels"]["timestamp_out_of_range"] is True
+    point = Mapper(Redactor()).metric_doc(Mapper(Redactor()).origin([], "api-service"), nanos,
+                                          {"name": "m", "type": "gauge", "value": 1}, [])
+    assert before <= point["@timestamp"] and point["labels"]["original_timestamp"] == str(nanos)
+    assert "labels" not in mapped(record("fine")) or "original_timestamp" not in mapped(record("fine"))["labels"]
+
+
+def test_a_non_finite_attribute_is_counted_not_nulled() -> None:
+    doc = mapped(record("n", ratio=float("nan"), big=float("inf"), ok=1.5, nested=[1.0, float("nan")]))
+    assert doc["labels"]["ok"] == 1.5 and "ratio" not in doc["labels"] and "big" not in doc["labels"]
+    assert doc["labels"]["otel_dropped_attributes"] == 2
+    assert doc["extra"]["nested"] == [1.0, "NaN"]
+
+
+def test_a_node_name_of_another_known_service_is_refused() -> None:
+    known = ["api-service", "auth-service"]
+    with pytest.raises(OtherService):
+        service_of_resource({"service.instance.id": "auth-service-1"}, "api-service", known=known)
+    assert service_of_resource({"service.instance.id": "pod-7f9c"}, "api-service", known=known)["node"] == \
+        {"name": "pod-7f9c"}
+    assert service_of_resource({"service.instance.id": "api-service-3"}, "api-service", known=known)["node"] == \
+        {"name": "api-service-3"}
+
+
+def test_resource_and_older_http_names_map_as_elastic_maps_them() -> None:
+    """Elasticsearch's otel-data plugin (semconv-resource-to-ecs@mappings) for the resource; the
+    semantic conventions' HTTP migration guide for the older attribute names."""
+    resource = {
+        "service.name": "api-service", "os.type": "linux", "os.name": "Debian", "os.version": "12",
+        "os.description": "Debian GNU/Linux 12", "process.executable.path": "/usr/bin/python3",
+        "k8s.pod.name": "api-7f9c", "k8s.pod.uid": "u-1", "k8s.namespace.name": "shop", "k8s.node.name": "n1",
+        "k8s.deployment.name": "api", "cloud.platform": "aws_eks", "container.image.tags": ["1.4", "latest"],
+        "telemetry.sdk.language": "python", "process.runtime.name": "cpython",
+    }
+    lr = record("r", **{"http.target": "/orders?id=7", "http.scheme": "https", "net.peer.ip": "10.0.0.9",
+                        "http.client_ip": "203.0.113.5", "net.host.name": "shop.example", "http.flavor": "1.1",
+                        "http.request_content_length": 42})
+    lr.flags = 1
+    doc = mapped(lr, resource)
+    assert doc["host"]["os"] == {"platform": "linux", "name": "Debian", "version": "12", "full": "Debian GNU/Linux 12"}
+    assert doc["process"] == {"executable": "/usr/bin/python3"}
+    assert doc["kubernetes"] == {"pod": {"name": "api-7f9c", "uid": "u-1"}, "namespace": "shop",
+                                 "node": {"name": "n1"}, "deployment": {"name": "api"}}
+    assert doc["cloud"] == {"service": {"name": "aws_eks"}}
+    assert doc["container"] == {"image": {"tag": ["1.4", "latest"]}}
+    assert doc["service"] == {"name": "api-service", "language": {"name": "python"}, "runtime": {"name": "cpython"}}
+    assert doc["url"] == {"path": "/orders", "query": "id=7", "scheme": "https"}
+    assert doc["client"] == {"ip": "10.0.0.9", "address": "203.0.113.5"}
+    assert doc["server"] == {"address": "shop.example"}
+    assert doc["http"] == {"version": "1.1", "request": {"body": {"bytes": 42}}}
+    assert doc["labels"] == {"trace_flags": 1}
+
+
+def test_a_record_attribute_cannot_replace_the_service() -> None:
+    doc = mapped(record("r", **{"telemetry.sdk.language": "go"}))
+    assert doc["service"] == {"name": "api-service", "language": {"name": "go"}}
+
+
+def _series_values(json_metrics: list[dict], series: object) -> list[tuple[object, int]]:
+    from collector.otlp.metrics import Series
+
+    assert isinstance(series, Series)
+    return [(v if not isinstance(v, Rejected) else f"rejected: {v}", start)
+            for m in json_metrics for _, v, start in points(metric_from(m), series, ("api-service",))]
+
+
+def _sum(temporality: int, value: int, start: str = "1000", time: str = "2000", monotonic: bool = True) -> dict:
+    return {"name": "c", "sum": {"isMonotonic": monotonic, "aggregationTemporality": temporality, "dataPoints": [
+        {"asInt": value, "startTimeUnixNano": start, "timeUnixNano": time}]}}
+
+
+def test_every_counter_has_value_and_delta_as_the_library_writes_them() -> None:
+    """Delta sums get `value` (the running total, which dashboards read) besides `delta`; cumulative
+    sums get `delta` since their previous point; a restart (new start time) is seen."""
+    from collector.otlp.metrics import Series
+
+    series = Series()
+    got = _series_values([_sum(1, 2, "1000", "2000"), _sum(1, 3, "2000", "3000")], series)
+    assert [(v["value"], v["delta"], start) for v, start in got] == [(2, 2, 1000), (5, 3, 2000)]  # type: ignore[index]
+    got = _series_values([_sum(2, 10, "1000", "2000"), _sum(2, 14, "1000", "3000"), _sum(2, 4, "2500", "4000")],
+                         Series())
+    assert [(v.get("value"), v.get("delta"), v.get("reset"), start) for v, start in got] == [  # type: ignore[union-attr]
+        (10, 10, None, 1000), (14, 4, None, 2000), (4, 4, True, 2500)]
+
+
+def test_unspecified_temporality_is_rejected() -> None:
+    from collector.otlp.metrics import Series
+
+    [(got, _)] = _series_values([_sum(0, 1)], Series())
+    assert isinstance(got, str) and "temporality unspecified" in got
+    hist = {"name": "h", "histogram": {"dataPoints": [{"count": "1", "bucketCounts": ["1"]}]}}
+    [(got, _)] = _series_values([hist], Series())
+    assert isinstance(got, str) and "temporality unspecified" in got
+
+
+def test_a_cumulative_histogram_gives_per_interval_values() -> None:
+    """Its second point's count, sum and quantiles are the new observations only (before, they were
+    over the process's whole life, in the fields the library uses for one interval)."""
+    from collector.otlp.metrics import Series
+
+    def point(time: str, counts: list[int], total: float) -> dict:
+        return {"name": "h", "histogram": {"aggregationTemporality": 2, "dataPoints": [{
+            "startTimeUnixNano": "1000", "timeUnixNano": time, "count": str(sum(counts)), "sum": total,
+            "min": 1, "max": 90, "explicitBounds": [10, 20, 50], "bucketCounts": [str(c) for c in counts]}]}}
+
+    series = Series()
+    [(first, s1), (second, s2)] = _series_values([point("2000", [100, 0, 0, 0], 500.0),
+                                                  point("3000", [100, 0, 0, 10], 1300.0)], series)
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert first["count"] == 100 and s1 == 1000  # its whole life, from its start time
+    assert second["count"] == 10 and second["sum"] == 800.0 and s2 == 2000
+    assert 50 <= second["p50"] <= 90 and "min" not in second and "max" not in second
+    assert len(series) == 1
+
+
+def test_series_memory_is_bounded() -> None:
+    from collector.otlp.metrics import Series
+
+    series = Series(limit=3)
+    for i in range(10):
+        series.step(("s", i), 0, 0, i)
+    assert len(series) == 3 and series.step(("s", 9), 0, 0, 0) == (0, 0, 9) and series.step(("s", 0), 0, 0, 0) is None
+
+
+def test_metric_documents_carry_the_interval_start() -> None:
+    mapper = Mapper(Redactor())
+    doc = mapper.metric_doc(mapper.origin([], "api-service"), 1_764_633_600_000_000_000,
+                            {"name": "m", "type": "counter", "value": 1, "delta": 1}, [], 1_764_633_540_000_000_000)
+    assert doc["event"]["start"] == "2025-12-01T23:59:00.000Z" and doc["@timestamp"] == "2025-12-02T00:00:00.000Z"

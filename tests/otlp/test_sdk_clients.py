@@ -131,8 +131,10 @@ async def test_python_and_node_sdks_deliver_logs_and_metrics_end_to_end(world: R
         ids = Counter(d["labels"]["id"] for d in logs)
         assert ids == Counter({f"{p}-{i}": 1 for p, _ in CLIENTS for i in range(LOGS_EACH)})  # exact, no duplicates
         for doc in logs:
-            assert doc["service"] == {"name": "api-service", "version": "2.1.0", "environment": "staging",
-                                      "node": {"name": "api-service-1"}}
+            service = dict(doc["service"])
+            assert service.pop("language")["name"] in ("python", "nodejs")  # telemetry.sdk.language
+            assert service == {"name": "api-service", "version": "2.1.0", "environment": "staging",
+                               "node": {"name": "api-service-1"}}
             assert doc["ecs"]["version"] and doc["data_stream"]["dataset"] == "api_service"
         by_id = {d["labels"]["id"]: d for d in logs}
         py_error = by_id["py-9"]
@@ -160,7 +162,7 @@ async def test_python_and_node_sdks_deliver_logs_and_metrics_end_to_end(world: R
         for prefix, _ in CLIENTS:
             counter, histogram, gauge = (by_series[f"{prefix}-{k}"] for k in kinds)
             assert counter["name"] == "orders.placed" and counter["type"] == "counter" and counter["value"] == 5
-            assert counter["temporality"] == "cumulative"
+            assert counter["temporality"] == "cumulative" and counter["delta"] == 5  # since its start time
             assert histogram["type"] == "histogram" and histogram["count"] == 5
             assert histogram["sum"] == pytest.approx(1.76) and histogram["min"] == 0.01 and histogram["max"] == 1.5
             assert 0.01 <= histogram["p50"] <= histogram["p95"] <= histogram["p99"] <= 1.5
