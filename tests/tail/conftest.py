@@ -21,7 +21,8 @@ from tests.kafka_io import consume
 def settings(bootstrap: str, topic: str, tmp: Path, **kw: Any) -> TailSettings:
     values: dict[str, Any] = {"TAIL_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "topic": topic,
                               "registry_path": tmp / "registry.json", "scan_interval_s": 0.2,
-                              "poll_interval_s": 0.05, "close_inactive_s": 0.5, "registry_flush_s": 0.0}
+                              "poll_interval_s": 0.05, "close_inactive_s": 0.5, "close_renamed_s": 0.5,
+                              "registry_flush_s": 0.0}
     values.update(kw)
     return TailSettings(**values)
 
