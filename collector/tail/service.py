@@ -251,6 +251,7 @@ class Tailer:
         (`requeue`: at once, its turn is over but it has more)."""
         try:
             st = os.fstat(tail.fd)
+            tail.mark()  # the entry's mark must be about its offset when the file is reopened
         except OSError:
             return
         tail.entry.seen = self.clock()
@@ -307,6 +308,10 @@ class Tailer:
             else:
                 tail.entry.seen = self.clock()
                 self.registry.dirty = True
+                try:
+                    tail.mark()
+                except OSError:
+                    pass
             tail.close()
             del self.tails[key]
             self.finished.discard(key)

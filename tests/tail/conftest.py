@@ -28,8 +28,8 @@ def settings(bootstrap: str, topic: str, tmp: Path, **kw: Any) -> TailSettings:
 
 
 @asynccontextmanager
-async def running(cfg: TailSettings) -> AsyncIterator[Tailer]:
-    tailer = Tailer(cfg)
+async def running(cfg: TailSettings, tailer: Tailer | None = None) -> AsyncIterator[Tailer]:
+    tailer = tailer or Tailer(cfg)
     stop = asyncio.Event()
     task = asyncio.create_task(tailer.run(stop))
     try:
