@@ -300,8 +300,11 @@ class Tailer:
             if tail in busy:
                 continue
             deleted = tail.deleted()
+            if self.queue and not deleted:
+                self._park(tail, requeue=False)  # followed beside its old name while it has no slot
+                continue
             quiet_s = self.settings.close_inactive_s if deleted else self.settings.close_renamed_s
-            if now - tail.idle_since < quiet_s and not (self.queue and not deleted):
+            if now - tail.idle_since < quiet_s:
                 continue
             if deleted:
                 self.registry.drop(key)
@@ -415,8 +418,6 @@ class Tailer:
                 self.paused = True
                 self._next = first + i  # this file is the first served once there is room
                 return moved
-            if tail.key in self.finished:
-                continue
             if self.queue and tail.turn >= TURN_BYTES and tail.decoder_idle():
                 continue  # its turn is over: it gives its slot up once what it sent is acknowledged
             try:
@@ -434,6 +435,7 @@ class Tailer:
                 continue
             if lines:
                 moved = True
+                self.finished.discard(tail.key)  # a renamed file its writer still writes to
                 tail.idle_since = now
                 tail.at_eof = False
                 self._lines(tail, lines, now)
@@ -445,7 +447,8 @@ class Tailer:
             joined = tail.joiner.due(now)
             if joined is not None:
                 self._emit(tail, joined)
-            if tail.detached_at is not None and now - tail.idle_since >= self.settings.close_inactive_s:
+            if (tail.detached_at is not None and tail.key not in self.finished
+                    and now - tail.idle_since >= self.settings.close_inactive_s):
                 # renamed or deleted, read to its end and quiet: the last partial line and record go out
                 self._lines(tail, tail.rest_of_file(), now)
                 self._flush_decoder(tail)

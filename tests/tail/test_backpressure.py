@@ -70,7 +70,7 @@ async def test_files_created_and_rotated_while_kafka_is_away(kafka_bootstrap: st
             await until(lambda: True if tailer.sink.producer is None else "connected", "the outage seen")
             for gen in range(3):
                 expected += _write(job, f"job-gen{gen}", 30)
-                await until(lambda: True if len(tailer.tails) == 2 + gen else len(tailer.tails),
+                await until(lambda n=2 + gen: True if len(tailer.tails) == n else len(tailer.tails),
                             f"job.log generation {gen} opened during the outage")
                 if gen < 2:
                     os.rename(job, tmp_path / f"job.log.{gen + 1}")

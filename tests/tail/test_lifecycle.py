@@ -4,6 +4,7 @@ fair serving under backpressure, a registry that cannot be written, rewrites whi
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import resource
@@ -27,6 +28,13 @@ DAY = 86400.0
 def write(path: Path, lines: list[str]) -> None:
     with open(path, "a") as out:
         out.write("".join(f"{line}\n" for line in lines))
+
+
+def rewrite(path: Path, content: list[str]) -> None:
+    """Truncate in place and write anew (the same inode), as copytruncate and report jobs do."""
+    with open(path, "r+") as fh:
+        fh.truncate(0)
+        fh.write("".join(f"{line}\n" for line in content))
 
 
 def lines(tag: str, n: int, start: int = 0) -> list[str]:
@@ -54,7 +62,7 @@ async def test_open_file_entry_survives_a_week(kafka_bootstrap: str, topic: str,
         for day in range(1, 9):  # a line a day, each acknowledged and the registry written that day
             clock.now += DAY
             write(log, lines(f"day{day}", 1))
-            await until(lambda: delivered(tailer, 20 + day), f"day {day}'s record")
+            await until(lambda n=20 + day: delivered(tailer, n), f"day {day}'s record")
             await until(lambda: not tailer.registry.dirty, "the registry written")
     assert len(Registry(tmp_path / "registry.json").entries) == 1
     write(log, lines("after", 3))
@@ -223,9 +231,7 @@ async def test_copytruncate_while_behind(kafka_bootstrap: str, topic: str, tmp_p
     async with running(cfg) as tailer:
         await until(lambda: True if tailer.sink.delivered > 0 else 0, "reading begun")
         shutil.copyfile(log, tmp_path / "app.log.1")
-        with open(log, "r+") as fh:
-            fh.truncate(0)
-            fh.write("".join(f"{line}\n" for line in new))
+        rewrite(log, new)
         tail = next(iter(tailer.tails.values()))
         size = log.stat().st_size
         await until(lambda: True if tail.committed == size and tail.entry.gen == 1 else tail.committed,
@@ -250,13 +256,89 @@ async def test_rewrite_with_the_same_first_line(kafka_bootstrap: str, topic: str
                                                              "multiline": {"mode": "off"}}])
     async with running(cfg) as tailer:
         await until(lambda: delivered(tailer, 41), "41 records")
-        with open(log, "w") as fh:  # truncate and rewrite before the tailer looks: longer than before
-            fh.write("".join(f"{line}\n" for line in [header, *second]))
+        rewrite(log, [header, *second])  # truncated and rewritten before the tailer looks: longer than before
         await until(lambda: delivered(tailer, 102), "102 records")
-    with open(log, "w") as fh:  # rewritten while the tailer is down
-        fh.write("".join(f"{line}\n" for line in [header, *third]))
+    rewrite(log, [header, *third])  # rewritten in place while the tailer is down
     async with running(cfg) as tailer:
         await until(lambda: delivered(tailer, 81), "81 records")
     recs = await records(kafka_bootstrap, topic, 41 + 61 + 81)
     assert sorted(r["message"] for r in recs) == sorted([header, *first, header, *second, header, *third])
     assert len({r["event"]["id"] for r in recs}) == len(recs)
+
+
+# -- 7: Kubernetes' symlinked logs rotated while the tailer is down -------------------------------------
+async def test_symlinked_log_rotated_while_down(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    """/var/log/containers/*.log -> /var/log/pods/<pod>/<container>/0.log; the kubelet renames 0.log
+    to 0.log.<time> and starts a new 0.log: the rotated file is found beside the symlink's target."""
+    pod = tmp_path / "pods" / "shop_api-7d9_0a1b" / "api"
+    pod.mkdir(parents=True)
+    links = tmp_path / "containers"
+    links.mkdir()
+    (links / "api-7d9_shop_api-0a1b.log").symlink_to(pod / "0.log")
+    first, unread, new = lines("first", 10), lines("unread", 7), lines("new", 4)
+    write(pod / "0.log", first)
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(links / "*.log")], "format": "plain"}])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 10), "10 records")
+    write(pod / "0.log", unread)
+    os.rename(pod / "0.log", pod / "0.log.20261206-140000")
+    write(pod / "0.log", new)
+    async with running(cfg) as tailer:
+        recs = await records(kafka_bootstrap, topic, 21)
+    exactly_once(recs, first + unread + new)
+
+
+# -- 9: smaller ------------------------------------------------------------------------------------------
+async def test_glob_matching_the_registry_ships_none_of_it(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    write(app, lines("a", 5))
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(tmp_path / "*")], "format": "plain",
+                                                             "exclude": []}])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 5), "5 records")
+        await until(lambda: (tmp_path / "registry.json").exists(), "the registry written")
+        write(app, lines("b", 5))  # scans go on while these are read and acknowledged
+        await until(lambda: delivered(tailer, 10), "10 records")
+        scanned = {t.path for t in tailer.tails.values()} | {k.path for k in tailer.known.values()}
+    assert scanned == {str(app)}
+    exactly_once(await records(kafka_bootstrap, topic, 10), lines("a", 5) + lines("b", 5))
+
+
+async def test_rotated_file_resumed_only_if_not_excluded(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    """A file excluded since the last run is not resumed through the registry when it was rotated."""
+    app, debug = tmp_path / "app.log", tmp_path / "debug.log"
+    write(app, lines("app", 5))
+    write(debug, lines("debug", 5))
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(tmp_path / "*.log")], "format": "plain"}])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 10), "10 records")
+    write(debug, lines("debug-late", 5))
+    os.rename(debug, tmp_path / "debug.log.1")
+    write(app, lines("app-late", 3))
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(tmp_path / "*.log")], "format": "plain",
+                                                             "exclude": ["debug.log*"]}])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 3), "3 records")
+        assert [t.path for t in tailer.tails.values()] == [str(app)]
+    exactly_once(await records(kafka_bootstrap, topic, 13), lines("app", 5) + lines("debug", 5) + lines("app-late", 3))
+
+
+async def test_renamed_file_kept_open_for_a_slow_writer(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    """A renamed file stays open for close_renamed_s, not close_inactive_s: its writer may write on
+    (nginx before it is told to reopen)."""
+    log = tmp_path / "access.log"
+    write(log, lines("before", 5))
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(log)], "format": "plain"}],
+                   close_inactive_s=0.3, close_renamed_s=30.0)
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 5), "5 records")
+        writer = os.open(log, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.rename(log, tmp_path / "access.log.1")
+            await until(lambda: True if tailer.finished else "reading", "the renamed file read to its end")
+            await asyncio.sleep(1.0)  # over three times close_inactive_s of quiet: the case itself
+            os.write(writer, "".join(f"{line}\n" for line in lines("late", 3)).encode())
+        finally:
+            os.close(writer)
+        await until(lambda: delivered(tailer, 8), "the late lines")
+    exactly_once(await records(kafka_bootstrap, topic, 8), lines("before", 5) + lines("late", 3))
