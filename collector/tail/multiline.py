@@ -11,7 +11,8 @@ Default rules, each from the runtime's own output format:
 - Go (runtime panics): `panic: ...` / `fatal error: ...`, then blank lines, `goroutine N [state]:`,
   `pkg.func(...)` lines and `\\t/path/file.go:12 +0x1d` lines, `created by ...`, `exit status 2`.
 - PostgreSQL: DETAIL, HINT, QUERY, CONTEXT, STATEMENT and LOCATION lines of a message.
-- Any line starting with white space continues the record before it; a JSON line never does.
+- Any line starting with white space continues the record before it; a JSON line never does, and
+  nothing else continues a JSON record (a `Traceback` after it is a record of its own).
 
 A record is cut at `max_lines` / `max_bytes` (the rest starts a new record: nothing is dropped) and
 sent after `timeout_s` without a new line.
@@ -110,6 +111,12 @@ class Joiner:
             if pending is not None and self.state != NONE:
                 pending.held.append((end, text))
                 pending.last_at = now
+            return out
+        if pending is not None and pending.lines[0][:1] == "{" and text[:1] not in (" ", "\t"):
+            # a JSON record is whole: a traceback printed after it (stderr) is a record of its own
+            self._continues(text)
+            out.append(self._finish(pending))
+            self.pending = _Pending(start, end, [text], len(text), attrs, now)
             return out
         if pending is not None and self._continues(text):
             if len(pending.lines) >= self.cfg.max_lines or pending.size + len(text) > self.cfg.max_bytes:

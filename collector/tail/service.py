@@ -34,6 +34,7 @@ import collector
 from collector.tail.docker import JsonFileDecoder
 from collector.tail.inputs import file_source, matches
 from collector.tail.multiline import Joined
+from collector.tail.parsers import times
 from collector.tail.reader import FileTail, Source, head_fingerprint, identity, mark_of
 from collector.tail.record import Builder
 from collector.tail.registry import Entry, Registry
@@ -74,6 +75,7 @@ TRUNCATED = " [cut by elk-tail: too large for a Kafka record]"
 class Tailer:
     def __init__(self, settings: TailSettings, clock: Callable[[], float] = time.time):
         self.settings = settings
+        times.set_zone(settings.timezone)
         self.clock = clock  # wall time of registry stamps (tests inject days)
         self.registry = Registry(settings.registry_path)
         self.tails: dict[str, FileTail] = {}  # open files

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -105,6 +106,18 @@ class TailSettings(FileSettings):
     request_timeout_s: float = Field(15.0, gt=0, description="Kafka delivery timeout; then the unacknowledged "
                                      "records are read again from the files.")
     host_name: str | None = Field(None, description="host.name of every record (default: this machine's name).")
+    timezone: str | None = Field(None, description="IANA zone of times printed without one (Python's asctime, "
+                                 "Redis, nginx's error log), e.g. Europe/Berlin; default: this host's zone.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"timezone {value!r}: not an IANA zone name") from exc
+        return value
 
     @field_validator("docker_exclude")
     @classmethod

@@ -133,3 +133,12 @@ def test_flush_timeout() -> None:
     assert joiner.due(10.4) is None
     done = joiner.due(10.5)
     assert done is not None and (done.start, done.end, done.text) == (0, 6, "first")
+
+
+def test_traceback_after_a_json_line_is_its_own_record() -> None:
+    """A JSON record is whole: the traceback printed after it (on stderr) is not joined into it, so
+    the JSON record keeps its fields; the same for a Java exception."""
+    json_line = '{"level":"error","trace_id":"abc","msg":"payment failed"}'
+    trace = ["Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad"]
+    java = ["java.lang.IllegalStateException: boom", "\tat com.shop.Main.main(Main.java:5)"]
+    assert join([json_line, *trace, json_line, *java]) == [json_line, "\n".join(trace), json_line, "\n".join(java)]
