@@ -30,7 +30,7 @@ from collector.tail.settings import Multiline
 _PY_CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _PY_EXC = re.compile(r"[A-Za-z_][\w.]*(?::|$)")
 _JAVA_EXC = re.compile(r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$)")
-_JAVA_MORE = re.compile(r"(?:Caused by|Suppressed): ")
+_JAVA_MORE = ("Caused by: ", "Suppressed: ")
 _GO_CONT = re.compile(r"goroutine \d+ \[|created by |exit status \d+$|\[signal |[\w./*()\[\]-]+\(.*\)$")
 _PG_CONT = re.compile(_PG_PREFIX + r"(?:DETAIL|HINT|QUERY|CONTEXT|STATEMENT|LOCATION):  ")
 
@@ -97,9 +97,9 @@ class Joiner:
             self.state = GO
             return False
         self.state = NONE
-        if _JAVA_MORE.match(text) or _JAVA_EXC.match(text):
-            return True
-        return first.isdigit() and _PG_CONT.match(text) is not None
+        if first.isdigit():  # most log lines start with a time or an address: only PostgreSQL's continue
+            return text[4:5] == "-" and _PG_CONT.match(text) is not None
+        return first.isalpha() and (text.startswith(_JAVA_MORE) or _JAVA_EXC.match(text) is not None)
 
     def feed(self, start: int, end: int, text: str, attrs: Any, now: float) -> list[Joined]:
         """The records this line completed (usually the one before it)."""

@@ -391,12 +391,19 @@ class Tailer:
         decoder = tail.decoder
         joiner = tail.joiner
         sink = self.sink
-        limit = self.settings.max_inflight_bytes
+        build = self.builder.build
+        max_record = sink.max_record
+        gen = tail.entry.gen
+        room = sink.room(self.settings.max_inflight_bytes)
+        # records of one key in a row go to the sink together (as on the raw path)
+        key0 = b""
+        values: list[bytes] = []
+        size = last = 0
         for start, end, raw in lines:
-            if sink.full(limit):
+            if size >= room:
                 tail.unread(start)  # the bound holds per record, not per chunk read
                 self.paused = True
-                return
+                break
             if decoder is not None:
                 decoded = decoder(start, end, raw)
                 if decoded is None:
@@ -406,7 +413,22 @@ class Tailer:
                 text = raw.decode("utf-8", "replace")
                 attrs = None
             for joined in joiner.feed(start, end, text, attrs, now):
-                self._emit(tail, joined)
+                key, value = build(tail, joined)
+                if len(value) > max_record or (key != key0 and values):
+                    if values:
+                        sink.add_many(key0, values, tail, gen, last, size)
+                        room -= size
+                        values, size = [], 0
+                    if len(value) > max_record:
+                        self._emit(tail, joined)  # cut to fit
+                        room = sink.room(self.settings.max_inflight_bytes)
+                        continue
+                key0 = key
+                values.append(value)
+                size += len(value) + len(key) + OVERHEAD
+                last = joined.end
+        if values:
+            sink.add_many(key0, values, tail, gen, last, size)
 
     def read_some(self, now: float) -> bool:
         """One pass over the files, starting where the last one stopped; True when any had new data."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from collector.contract.levels import NUMERIC, normalize_level
 from collector.contract.timefmt import normalize_ts
-from collector.tail.parsers import nginx
+from collector.tail.parsers import nginx, times
 
 _SCALARS = (str, int, float, bool)
 _TIME_KEYS = ("time", "timestamp", "ts", "@timestamp")
@@ -125,7 +125,8 @@ def _other(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _TIME_KEYS:
         if key in obj:
-            ts = normalize_ts(obj[key])
+            value = obj[key]
+            ts = times.epoch(value) if type(value) in (int, float) else normalize_ts(value)
             if ts is not None:
                 out["@timestamp"] = ts
                 del obj[key]

@@ -14,7 +14,7 @@ from typing import Any
 from collector.contract.levels import ERROR, INFO, WARNING, normalize_level
 from collector.tail.parsers import times
 
-_Q = r'"((?:[^"\\]|\\.)*)"'
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'  # runs of plain characters: not one alternation a character
 _ACCESS = re.compile(r"(\S+) - (\S+) \[([^\]]+)\] " + _Q + r" (\d{3}) (\d+|-)(?: " + _Q + " " + _Q + ")?")
 _REQUEST = re.compile(r"([A-Z]+) (\S+)(?: HTTP/(\d(?:\.\d)?))?$")
 _ERROR = re.compile(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)", re.S)

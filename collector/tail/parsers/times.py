@@ -11,12 +11,30 @@ import functools
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
-from collector.contract.timefmt import format_ts, normalize_ts
+from collector.contract.timefmt import EPOCH_MS_ABOVE, format_ts, normalize_ts
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                        "Dec"), start=1)}
 
 iso = functools.lru_cache(maxsize=4096)(normalize_ts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _epoch_second(second: int) -> str:
+    return format_ts(datetime.fromtimestamp(second, UTC))[:20]
+
+
+def epoch(value: int | float) -> str | None:
+    """Epoch milliseconds (pino) or seconds -> the wire form; the second cached, the millisecond
+    appended (a cache keyed by the millisecond would never hit)."""
+    try:
+        millis = int(value) if value > EPOCH_MS_ABOVE else int(value * 1000)
+        second, milli = divmod(millis, 1000)
+        return _epoch_second(second) + f"{milli:03d}Z"
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 _ZONE: tzinfo | None = None  # None: the host's local zone (the C library's, TZ included)
 
 
