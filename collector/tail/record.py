@@ -78,52 +78,57 @@ class Builder:
         text = joined.text
         if source.fmt == "raw":
             return self.raw(tail, joined)
-        else:
-            try:
-                found = parse(text, source.fmt) if text else None
-            except Exception:  # a parser bug must never cost a line
-                found = None
-            parsed: dict[str, Any] = found if found is not None else unparsed(text)
+        try:
+            found = parse(text, source.fmt) if text else None
+        except Exception:  # a parser bug must never cost a line
+            found = None
+        parsed: dict[str, Any] = found if found is not None else unparsed(text)
         attrs = joined.attrs  # Docker: (stream, time)
         rec: dict[str, Any] = {}
-        if "@timestamp" in parsed:
-            rec["@timestamp"] = parsed.pop("@timestamp")
+        pop = parsed.pop
+        ts = pop("@timestamp", None)
+        if ts is not None:
+            rec["@timestamp"] = ts
         elif attrs is not None and attrs[1]:
             ts = normalize_ts(attrs[1])
             if ts is not None:
                 rec["@timestamp"] = ts
-        if "log.level" in parsed:
-            rec["log.level"] = parsed.pop("log.level")
-        elif source.fmt != "raw" and not (isinstance(parsed.get("log"), dict) and "level" in parsed["log"]):
+        level = pop("log.level", None)
+        log = parsed.get("log")
+        if level is not None:
+            rec["log.level"] = level
+        elif not (type(log) is dict and "level" in log):
             rec["log.level"] = "info"
-        rec["message"] = parsed.pop("message", text)
-        rec["ecs.version"] = parsed.pop("ecs.version", ECS_VERSION)
-        service = _service_name(parsed)
+        rec["message"] = pop("message", text)
+        rec["ecs.version"] = pop("ecs.version", ECS_VERSION)
+        service = _service_name(parsed) if "service" in parsed or "service.name" in parsed else None
         if service is None:
             service = source.service
             rec["service"] = source.service_obj
         rec.update(parsed)
         event = rec.get("event")
-        if not isinstance(event, dict):
-            rec["event"] = event = {} if event is None else {"original": str(event)}
+        if event is None:
+            rec["event"] = event = {}
+        elif type(event) is not dict:
+            rec["event"] = event = {"original": str(event)}
         event["id"] = tail.line_id(joined.start)
-        log = rec.get("log")
         where = {"file": tail.file_obj, "offset": joined.start}
-        if isinstance(log, dict):
+        if type(log) is dict:
             if "level" in log:
                 log["level"] = normalize_level(log["level"]) or log["level"]
             log.update(where)
         else:
             rec["log"] = where
         host = rec.get("host")
-        rec["host"] = {**host, **self.host} if isinstance(host, dict) else self.host
+        rec["host"] = {**host, **self.host} if type(host) is dict else self.host
         if source.static:
             for key, value in source.static.items():
                 rec.setdefault(key, value)
         if attrs is not None:
             labels = rec.get("labels")
-            if not isinstance(labels, dict):
+            if type(labels) is not dict:
                 rec["labels"] = labels = {}
             labels["stream"] = attrs[0]
-        rec.setdefault("agent", AGENT)
+        if "agent" not in rec:
+            rec["agent"] = AGENT
         return (source.key if service is source.service else service.encode()), orjson.dumps(rec)
