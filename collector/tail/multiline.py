@@ -60,6 +60,7 @@ class Joiner:
     def __init__(self, cfg: Multiline):
         self.cfg = cfg
         self.off = cfg.mode == "off"
+        self.default = cfg.mode == "default"
         self.start_re = re.compile(cfg.start) if cfg.mode == "pattern" and cfg.start else None
         self.cont_re = re.compile(cfg.continue_) if cfg.mode == "pattern" and cfg.continue_ else None
         self.pending: _Pending | None = None

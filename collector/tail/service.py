@@ -33,7 +33,7 @@ import orjson
 import collector
 from collector.tail.docker import JsonFileDecoder
 from collector.tail.inputs import file_source, matches
-from collector.tail.multiline import Joined
+from collector.tail.multiline import NONE, Joined
 from collector.tail.parsers import times
 from collector.tail.reader import FileTail, Source, head_fingerprint, identity, mark_of
 from collector.tail.record import Builder
@@ -399,7 +399,10 @@ class Tailer:
         key0 = b""
         values: list[bytes] = []
         size = last = 0
-        for start, end, raw in lines:
+        # a JSON line followed by one that cannot continue it is a record by itself: no joining state
+        json_whole = decoder is None and joiner.default
+        last_index = len(lines) - 1
+        for index, (start, end, raw) in enumerate(lines):
             if size >= room:
                 tail.unread(start)  # the bound holds per record, not per chunk read
                 self.paused = True
@@ -412,7 +415,13 @@ class Tailer:
             else:
                 text = raw.decode("utf-8", "replace")
                 attrs = None
-            for joined in joiner.feed(start, end, text, attrs, now):
+            if (json_whole and raw[:1] == b"{" and joiner.pending is None and index < last_index
+                    and lines[index + 1][2][:1] not in (b" ", b"\t")):
+                joiner.state = NONE
+                records = [Joined(start, end, text, attrs)]
+            else:
+                records = joiner.feed(start, end, text, attrs, now)
+            for joined in records:
                 key, value = build(tail, joined)
                 if len(value) > max_record or (key != key0 and values):
                     if values:
