@@ -399,8 +399,8 @@ class Tailer:
         key0 = b""
         values: list[bytes] = []
         size = last = 0
-        # a JSON line followed by one that cannot continue it is a record by itself: no joining state
-        json_whole = decoder is None and joiner.default
+        # a line followed by one that cannot continue it is a record by itself: no joining state
+        peek = decoder is None and joiner.default
         last_index = len(lines) - 1
         for index, (start, end, raw) in enumerate(lines):
             if size >= room:
@@ -415,8 +415,7 @@ class Tailer:
             else:
                 text = raw.decode("utf-8", "replace")
                 attrs = None
-            if (json_whole and raw[:1] == b"{" and joiner.pending is None and index < last_index
-                    and lines[index + 1][2][:1] not in (b" ", b"\t")):
+            if peek and joiner.pending is None and index < last_index and _whole(raw, lines[index + 1][2]):
                 joiner.state = NONE
                 records = [Joined(start, end, text, attrs)]
             else:
@@ -596,6 +595,25 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+_DIGITS = frozenset(b"0123456789")
+
+
+def _whole(line: bytes, after: bytes) -> bool:
+    """Whether the default multiline rules cannot join `after` to `line` (a shortcut past the joiner
+    for most lines of nginx, pino and the like): `line` is JSON (only an indented line continues
+    it), or starts with a digit (it starts no trace) and `after` is JSON or starts with a digit
+    without PostgreSQL's continuation shape (`YYYY-`)."""
+    first = line[:1]
+    if first != b"{" and (not first or first[0] not in _DIGITS):
+        return False
+    nxt = after[:1]
+    if not nxt:
+        return False
+    if nxt == b"{" or (first == b"{" and nxt not in (b" ", b"\t")):
+        return True  # only an indented line continues a JSON record
+    return nxt[0] in _DIGITS and after[4:5] != b"-"
 
 
 def _changed(known: Known, st: os.stat_result) -> bool:

@@ -3,6 +3,7 @@ Go's panic format, PostgreSQL's DETAIL lines; per-input patterns; bounds and the
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,26 @@ def test_traceback_after_a_json_line_is_its_own_record() -> None:
     trace = ["Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad"]
     java = ["java.lang.IllegalStateException: boom", "\tat com.shop.Main.main(Main.java:5)"]
     assert join([json_line, *trace, json_line, *java]) == [json_line, "\n".join(trace), json_line, "\n".join(java)]
+
+
+def test_the_reader_shortcut_never_splits_what_the_rules_join() -> None:
+    """The tailer skips the joiner for a line the next one cannot continue (`_whole`): wherever it
+    says so, the full rules make that line a record of its own."""
+    from collector.tail.service import _whole
+
+    lines = ['10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+             '::1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+             '{"level":30,"time":1,"msg":"a"}', '{"level":50,"time":2,"msg":"b"}',
+             "Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad",
+             '{"level":30,"msg":"c"}', "    at f (a.js:1:1)", "2026-12-02 10:00:00,250 ERROR app: failed",
+             "java.lang.IllegalStateException: boom", "\tat com.shop.Main.main(Main.java:5)",
+             "2026-12-02 10:00:00.100 UTC [9] ERROR:  duplicate key",
+             "2026-12-02 10:00:00.100 UTC [9] DETAIL:  Key (id)=(1) already exists.",
+             "1:M 02 Dec 2026 10:00:00.123 * Ready", "127.0.0.1 - - [02/Dec/2026:10:00:00 +0000] \"GET /\" 200 1",
+             "panic: boom", "", "goroutine 1 [running]:", "main.main()", '{"msg":"d"}', "{}"]
+    records = join(lines)
+    alone = set(records)
+    for line, after in itertools.pairwise(lines):
+        if _whole(line.encode(), after.encode()):
+            assert line in alone, (line, after)
+    assert any(_whole(a.encode(), b.encode()) for a, b in itertools.pairwise(lines))
