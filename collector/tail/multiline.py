@@ -56,6 +56,25 @@ class _Pending:
     held: list[tuple[int, str]] = field(default_factory=list)  # blank lines that may belong (Python, Go)
 
 
+_DIGITS = frozenset(b"0123456789")
+
+
+def _whole(line: bytes, after: bytes) -> bool:
+    """Whether the default multiline rules cannot join `after` to `line` (a shortcut past the joiner
+    for most lines of nginx, pino and the like): `line` is JSON (only an indented line continues
+    it), or starts with a digit (it starts no trace) and `after` is JSON or starts with a digit
+    without PostgreSQL's continuation shape (`YYYY-`)."""
+    first = line[:1]
+    if first != b"{" and (not first or first[0] not in _DIGITS):
+        return False
+    nxt = after[:1]
+    if not nxt:
+        return False
+    if nxt == b"{" or (first == b"{" and nxt not in (b" ", b"\t")):
+        return True  # only an indented line continues a JSON record
+    return nxt[0] in _DIGITS and after[4:5] != b"-"
+
+
 class Joiner:
     def __init__(self, cfg: Multiline):
         self.cfg = cfg
@@ -101,6 +120,21 @@ class Joiner:
         if first.isdigit():  # most log lines start with a time or an address: only PostgreSQL's continue
             return text[4:5] == "-" and _PG_CONT.match(text) is not None
         return first.isalpha() and (text.startswith(_JAVA_MORE) or _JAVA_EXC.match(text) is not None)
+
+    def alone(self, start: int, end: int, text: str, attrs: Any, raw: bytes, after: bytes) -> list[Joined] | None:
+        """The reader's shortcut past `feed` (None: use `feed`): when `raw` cannot continue what is
+        pending (JSON, or a digit first outside any trace and not PostgreSQL's `YYYY-` shape) and the
+        line `after` it cannot continue it, the records are what is pending and this line."""
+        if not self.default or not _whole(raw, after):
+            return None
+        pending = self.pending
+        if pending is None:
+            self.state = NONE
+            return [Joined(start, end, text, attrs)]
+        if self.state != NONE or (raw[:1] != b"{" and raw[4:5] == b"-"):
+            return None
+        self.pending = None
+        return [self._finish(pending), Joined(start, end, text, attrs)]
 
     def feed(self, start: int, end: int, text: str, attrs: Any, now: float) -> list[Joined]:
         """The records this line completed (usually the one before it)."""

@@ -33,7 +33,7 @@ import orjson
 import collector
 from collector.tail.docker import JsonFileDecoder
 from collector.tail.inputs import file_source, matches
-from collector.tail.multiline import NONE, Joined
+from collector.tail.multiline import Joined
 from collector.tail.parsers import times
 from collector.tail.reader import FileTail, Source, head_fingerprint, identity, mark_of
 from collector.tail.record import Builder
@@ -399,9 +399,9 @@ class Tailer:
         key0 = b""
         values: list[bytes] = []
         size = last = 0
-        # a line followed by one that cannot continue it is a record by itself: no joining state
-        peek = decoder is None and joiner.default
-        last_index = len(lines) - 1
+        # a line followed by one that cannot continue it is a record by itself (Docker lines: the decoder
+        # may change them, so they always go through `feed`)
+        last_index = len(lines) - 1 if decoder is None else -1
         for index, (start, end, raw) in enumerate(lines):
             if size >= room:
                 tail.unread(start)  # the bound holds per record, not per chunk read
@@ -415,10 +415,8 @@ class Tailer:
             else:
                 text = raw.decode("utf-8", "replace")
                 attrs = None
-            if peek and joiner.pending is None and index < last_index and _whole(raw, lines[index + 1][2]):
-                joiner.state = NONE
-                records = [Joined(start, end, text, attrs)]
-            else:
+            records = joiner.alone(start, end, text, attrs, raw, lines[index + 1][2]) if index < last_index else None
+            if records is None:
                 records = joiner.feed(start, end, text, attrs, now)
             for joined in records:
                 key, value = build(tail, joined)
@@ -595,25 +593,6 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:
         pass
-
-
-_DIGITS = frozenset(b"0123456789")
-
-
-def _whole(line: bytes, after: bytes) -> bool:
-    """Whether the default multiline rules cannot join `after` to `line` (a shortcut past the joiner
-    for most lines of nginx, pino and the like): `line` is JSON (only an indented line continues
-    it), or starts with a digit (it starts no trace) and `after` is JSON or starts with a digit
-    without PostgreSQL's continuation shape (`YYYY-`)."""
-    first = line[:1]
-    if first != b"{" and (not first or first[0] not in _DIGITS):
-        return False
-    nxt = after[:1]
-    if not nxt:
-        return False
-    if nxt == b"{" or (first == b"{" and nxt not in (b" ", b"\t")):
-        return True  # only an indented line continues a JSON record
-    return nxt[0] in _DIGITS and after[4:5] != b"-"
 
 
 def _changed(known: Known, st: os.stat_result) -> bool:

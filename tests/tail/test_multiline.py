@@ -3,7 +3,6 @@ Go's panic format, PostgreSQL's DETAIL lines; per-input patterns; bounds and the
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -146,10 +145,8 @@ def test_traceback_after_a_json_line_is_its_own_record() -> None:
 
 
 def test_the_reader_shortcut_never_splits_what_the_rules_join() -> None:
-    """The tailer skips the joiner for a line the next one cannot continue (`_whole`): wherever it
-    says so, the full rules make that line a record of its own."""
-    from collector.tail.service import _whole
-
+    """The tailer skips `feed` for a line the next one cannot continue (`Joiner.alone`): the records
+    are the same as the full rules give."""
     lines = ['10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
              '::1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
              '{"level":30,"time":1,"msg":"a"}', '{"level":50,"time":2,"msg":"b"}',
@@ -159,10 +156,20 @@ def test_the_reader_shortcut_never_splits_what_the_rules_join() -> None:
              "2026-12-02 10:00:00.100 UTC [9] ERROR:  duplicate key",
              "2026-12-02 10:00:00.100 UTC [9] DETAIL:  Key (id)=(1) already exists.",
              "1:M 02 Dec 2026 10:00:00.123 * Ready", "127.0.0.1 - - [02/Dec/2026:10:00:00 +0000] \"GET /\" 200 1",
-             "panic: boom", "", "goroutine 1 [running]:", "main.main()", '{"msg":"d"}', "{}"]
-    records = join(lines)
-    alone = set(records)
-    for line, after in itertools.pairwise(lines):
-        if _whole(line.encode(), after.encode()):
-            assert line in alone, (line, after)
-    assert any(_whole(a.encode(), b.encode()) for a, b in itertools.pairwise(lines))
+             '{"msg":"x"}', "Traceback (most recent call last):", "ValueError: y",
+             "10.0.0.2 - - [02/Dec/2026:10:00:00 +0000] \"GET /\" 200 1", "2026-12-02 10:00:00.100 UTC [9] LOG:  z",
+             "panic: boom", "", "goroutine 1 [running]:", "main.main()", '{"msg":"d"}', "{}", "1:M x", "2:M y"]
+    joiner = Joiner(Multiline())
+    got: list[str] = []
+    shortcuts = 0
+    for index, line in enumerate(lines):
+        after = lines[index + 1].encode() if index + 1 < len(lines) else None
+        records = joiner.alone(0, 1, line, None, line.encode(), after) if after is not None else None
+        if records is not None:
+            shortcuts += 1
+        else:
+            records = joiner.feed(0, 1, line, None, 0.0)
+        got += [j.text for j in records]
+    last = joiner.flush()
+    assert got + ([last.text] if last else []) == join(lines)
+    assert shortcuts >= 6
