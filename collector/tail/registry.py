@@ -61,12 +61,21 @@ class Registry:
         self.problem: str | None = None  # a damaged registry, for the service to log once
         self.save_error: str | None = None  # why the last save failed (None: it did not)
         self.save_failures = 0
+        self.unread: str | None = None  # why the file could not be read at start (then it is not replaced)
         self.load()
 
     def load(self) -> None:
         try:
             data = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
+            self.unread = None
+            return
+        except OSError as exc:
+            # not damage: the file may hold good positions, so it is never overwritten until it could
+            # be read (each save tries again, and merges what it finds)
+            self.unread = f"registry {self.path} could not be read ({exc}); positions start empty and the " \
+                          "file is left as it is until it can be read"
+            self.problem = self.unread
             return
         except orjson.JSONDecodeError as exc:
             # a damaged registry is kept aside for a human; starting over re-sends lines, whose ids collapse
@@ -106,6 +115,16 @@ class Registry:
     def save(self, now: float | None = None, keep: Collection[str] = ()) -> bool:
         """Atomic: a crash leaves either the old file or the new one, never a torn one. Never raises:
         False (and `save_error` set) when the file could not be written; the old one stays."""
+        if self.unread is not None:
+            known = self.entries
+            self.entries = {}
+            self.load()
+            for key, entry in known.items():  # what this run learnt wins over the file's older positions
+                self.entries[key] = entry
+            if self.unread is not None:
+                self.save_error = self.unread
+                self.save_failures += 1
+                return False
         self.forget(time.time() if now is None else now, keep)
         body = orjson.dumps({"version": VERSION, "files": {k: asdict(e) for k, e in self.entries.items()}})
         tmp = self.path.with_name(self.path.name + ".tmp")

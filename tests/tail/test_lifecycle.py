@@ -199,6 +199,24 @@ def test_no_space_at_all_is_reported_not_raised(tmp_path: Path, monkeypatch: pyt
     assert len(Registry(path).entries) == 50
 
 
+def test_unreadable_registry_is_merged_once_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "registry.json"
+    _good_registry(path)
+    real = Path.read_bytes
+
+    def eio(self: Path) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_bytes", eio)
+    reg = Registry(path)
+    assert reg.problem and not reg.entries
+    reg.put("9:9", Entry(path="/var/log/x.log", offset=3, seen=1.0))
+    assert reg.save(now=2.0) is False  # the file may hold good positions: not replaced
+    monkeypatch.setattr(Path, "read_bytes", real)
+    assert reg.save(now=2.0) is True
+    assert len(Registry(path).entries) == 51
+
+
 async def test_registry_that_cannot_be_written_keeps_the_service_running(kafka_bootstrap: str, topic: str,
                                                                           tmp_path: Path) -> None:
     """A real I/O error while running (the registry's directory replaced by a file): the lines still
@@ -341,3 +359,18 @@ async def test_renamed_file_kept_open_for_a_slow_writer(kafka_bootstrap: str, to
             os.close(writer)
         await until(lambda: delivered(tailer, 8), "the late lines")
     exactly_once(await records(kafka_bootstrap, topic, 8), lines("before", 5) + lines("late", 3))
+
+
+async def test_registry_unreadable_at_start_is_neither_fatal_nor_overwritten(kafka_bootstrap: str, topic: str,
+                                                                             tmp_path: Path) -> None:
+    """An I/O error reading the registry (here: a directory in its place) is said, the lines ship,
+    and what is there is not replaced."""
+    log = tmp_path / "app.log"
+    write(log, lines("a", 10))
+    (tmp_path / "registry.json").mkdir()
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(log)]}])
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 10), "10 records")
+        await until(lambda: True if tailer.counters["registry_save_failures"] else 0, "a save tried")
+    assert (tmp_path / "registry.json").is_dir()
+    exactly_once(await records(kafka_bootstrap, topic, 10), lines("a", 10))
