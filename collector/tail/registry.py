@@ -86,7 +86,9 @@ class Registry:
             except OSError:
                 aside = self.path  # left where it is; the first good save replaces it
             self.problem = f"registry {self.path} unreadable ({exc}); moved to {aside}, starting over"
+            self.unread = None
             return
+        self.unread = None
         files = data.get("files") if isinstance(data, dict) and data.get("version") == VERSION else None
         if not isinstance(files, dict):
             return
