@@ -85,6 +85,7 @@ class FileTail:
         self.at_eof = False  # the last read found no new data
         self.file_obj = {"path": entry.path}  # the first name it had: the same bytes after a rename
         self.raw_template: tuple[str, bytes] | None = None  # (for which id prefix, the record template)
+        self.parsed_parts: tuple[str, tuple[str, str, str, str]] | None = None  # the same for parsed records
         # plain shipping: no decoder, no joining, no parsing (the hot path)
         self.fast = decoder is None and source.fmt == "raw" and source.multiline.mode == "off" and not source.static
         self.inflight = 0  # records sent, not yet acknowledged

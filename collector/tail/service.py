@@ -392,6 +392,10 @@ class Tailer:
         joiner = tail.joiner
         sink = self.sink
         build = self.builder.build
+        fast = self.builder.fast
+        # format auto's commonest lines are written straight from their fields (Builder.fast)
+        quick = decoder is None and tail.source.fmt == "auto" and not tail.source.static
+        source_key = tail.source.key
         max_record = sink.max_record
         gen = tail.entry.gen
         room = sink.room(self.settings.max_inflight_bytes)
@@ -419,7 +423,16 @@ class Tailer:
             if records is None:
                 records = joiner.feed(start, end, text, attrs, now)
             for joined in records:
-                key, value = build(tail, joined)
+                value = None
+                if quick:
+                    try:
+                        value = fast(tail, joined.start, joined.text)
+                    except Exception:  # a bug there must never cost a line: the general path decides
+                        value = None
+                if value is None:
+                    key, value = build(tail, joined)
+                else:
+                    key = source_key
                 if len(value) > max_record or (key != key0 and values):
                     if values:
                         sink.add_many(key0, values, tail, gen, last, size)

@@ -46,6 +46,14 @@ def _candidates(text: str) -> tuple[Any, ...]:
     return access
 
 
+def auto_access(text: str) -> bool:
+    """Whether format auto tries the nginx access pattern alone on `text` (the records' fast path)."""
+    return _candidates(text) == _ACCESS_ONLY
+
+
+_ACCESS_ONLY = (nginx.parse_access,)
+
+
 def parse(text: str, fmt: str) -> Parsed | None:
     """ECS fields of `text` in format `fmt` ("auto": detected); None when it is not of that format."""
     if fmt == "auto":

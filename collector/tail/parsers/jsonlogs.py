@@ -22,6 +22,12 @@ _TIME_KEYS = ("time", "timestamp", "ts", "@timestamp")
 _MESSAGE_KEYS = ("msg", "message", "log")
 _ERROR_KEYS = {"type": "type", "name": "type", "message": "message", "stack": "stack_trace", "code": "code"}
 _NUMERIC = sorted(NUMERIC.items())
+# keys that make a JSON line something other than a plain pino line (another format, or a field with
+# its own handling): a line with none of them, besides level, time, msg, pid and hostname, has only
+# labels left (the records' fast path)
+PINO_PLAIN = frozenset({"ecs.version", "ecs", "log.level", "http.request.method", "request_time", "v", "name",
+                        *_TIME_KEYS, *_MESSAGE_KEYS, "severity", "err", "error", "stack", "req", "res",
+                        "responseTime"})
 
 
 def nearest_level(number: int) -> str:
