@@ -136,6 +136,14 @@ class Joiner:
         self.pending = None
         return [self._finish(pending), Joined(start, end, text, attrs)]
 
+    def free(self, raw: bytes, after: bytes) -> bool:
+        """`alone`'s commonest case without the Joined: nothing is pending and neither `raw` nor the
+        line `after` it can be joined to what comes before, so `raw` is a record by itself (True)."""
+        if self.pending is None and self.default and _whole(raw, after):
+            self.state = NONE
+            return True
+        return False
+
     def feed(self, start: int, end: int, text: str, attrs: Any, now: float) -> list[Joined]:
         """The records this line completed (usually the one before it)."""
         if self.off:

@@ -85,7 +85,8 @@ class FileTail:
         self.at_eof = False  # the last read found no new data
         self.file_obj = {"path": entry.path}  # the first name it had: the same bytes after a rename
         self.raw_template: tuple[str, bytes] | None = None  # (for which id prefix, the record template)
-        self.parsed_parts: tuple[str, tuple[str, str, str, str]] | None = None  # the same for parsed records
+        # the same for parsed records: (by which builder, the record's pieces), reset with the id prefix
+        self.parsed_parts: tuple[Any, tuple[str, str, str, str, str, str]] | None = None
         # plain shipping: no decoder, no joining, no parsing (the hot path)
         self.fast = decoder is None and source.fmt == "raw" and source.multiline.mode == "off" and not source.static
         self.inflight = 0  # records sent, not yet acknowledged
@@ -99,6 +100,7 @@ class FileTail:
     def _set_prefix(self) -> None:
         ident = f"{self.key}:{self.entry.fp}:{self.entry.gen}".encode()
         self._prefix = hashlib.blake2b(ident, digest_size=8).hexdigest()
+        self.parsed_parts = None  # its pieces hold the id prefix
 
     def line_id(self, start: int) -> str:
         """Deterministic: the same line of the same file generation always gets the same id (the

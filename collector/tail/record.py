@@ -18,7 +18,7 @@ from collector.contract.timefmt import normalize_ts
 from collector.tail.multiline import Joined
 from collector.tail.parsers import auto_access, parse, unparsed
 from collector.tail.parsers.jsonlogs import PINO_PLAIN
-from collector.tail.parsers.nginx import ACCESS, REQUEST, level_of_status
+from collector.tail.parsers.nginx import ACCESS_PLAIN, level_of_status
 from collector.tail.parsers.times import clf, epoch
 from collector.tail.reader import FileTail
 
@@ -61,20 +61,23 @@ class Builder:
         tail.raw_template = (tail.line_id(0), template)
         return template
 
-    def _parts(self, tail: FileTail) -> tuple[str, str, str, str]:
-        """The constant pieces of a parsed record of `tail` (ecs.version + service, the id prefix, the
-        log.file, host + agent) as JSON text, for the per-format fast paths."""
+    def _parts(self, tail: FileTail) -> tuple[str, str, str, str, str, str]:
+        """The constant pieces of a parsed record of `tail` as JSON text, for the per-format fast paths:
+        ecs.version + service, the id prefix, log.file, host + agent, agent alone, this host's name (for
+        a host object that has a hostname before it). Cached on the tail for its current generation."""
         cached = tail.parsed_parts
-        ident = tail.line_id(0)
-        if cached is not None and cached[0] == ident:
+        if cached is not None and cached[0] is self:
             return cached[1]
+        ident = tail.line_id(0)
         source = tail.source
+        host = orjson.dumps(self.host).decode()
+        agent = ',"agent":' + orjson.dumps(AGENT).decode() + "}"
         parts = (',"ecs.version":' + orjson.dumps(ECS_VERSION).decode() + ',"service":'
                  + orjson.dumps(source.service_obj).decode() + ",",
                  ident[:-1],
                  '"},"log":{"file":' + orjson.dumps(tail.file_obj).decode() + ',"offset":',
-                 '},"host":' + orjson.dumps(self.host).decode() + ',"agent":' + orjson.dumps(AGENT).decode() + "}")
-        tail.parsed_parts = (ident, parts)
+                 '},"host":' + host + agent, "}" + agent, host[1:])
+        tail.parsed_parts = (self, parts)
         return parts
 
     def fast(self, tail: FileTail, start: int, text: str) -> bytes | None:
@@ -85,41 +88,29 @@ class Builder:
         keys the record by the file's service (neither shape names a service)."""
         if text[:1] == "{":
             return self._pino(tail, start, text)
-        if not auto_access(text):
+        # only lines of printable ASCII without a backslash match: the only JSON escaping is then of
+        # `"`, and the fields hold none, so they go in as they are
+        found = ACCESS_PLAIN.fullmatch(text)
+        if found is None or not auto_access(text):
             return None
-        found = ACCESS.match(text)
-        # with no backslash, control or non-ASCII character, the only JSON escaping is of `"`, and the
-        # quoted fields hold none: the fields go in as they are
-        if found is None or not text.isascii() or "\\" in text or not text.isprintable():
-            return None
-        addr, user, when, request, status, size, referrer, agent = found.groups()
-        req = REQUEST.match(request)
+        addr, user, when, method, target, version, status, size, referrer, agent = found.groups()
         ts = clf(when)
-        if req is None or ts is None or '"' in addr or '"' in user:
+        if ts is None:
             return None
         code = int(status)
-        method, target, version = req.groups()
         path, _, query = target.partition("?")
-        head, prefix, where, end = self._parts(tail)
-        out = (f'{{"@timestamp":"{ts}","log.level":"{level_of_status(code)}","message":"'
-               f'{text.replace(_QUOTE, _ESCAPED)}"{head}"source":{{"address":"{addr}"')
-        if addr[0].isdigit() or ":" in addr:
-            out += f',"ip":"{addr}"'
-        if user != "-":
-            out += f'}},"user":{{"name":"{user}"'
-        out += f'}},"http":{{"request":{{"method":"{method}"'
-        if referrer and referrer != "-":
-            out += f',"referrer":"{referrer}"'
-        out += "}"
-        if version:
-            out += f',"version":"{version}"'
-        out += (f',"response":{{"status_code":{code},"body":{{"bytes":{int(size) if size != "-" else 0}}}}}}},'
-                f'"url":{{"original":"{target}","path":"{path}"')
-        if query:
-            out += f',"query":"{query}"'
-        if agent and agent != "-":
-            out += f'}},"user_agent":{{"original":"{agent}"'
-        return f'{out}}},"event":{{"id":"{prefix}{start:x}{where}{start}{end}'.encode()
+        head, prefix, where, end, _, _ = self._parts(tail)
+        ip = f',"ip":"{addr}"' if addr[0].isdigit() or ":" in addr else ""
+        named = f'}},"user":{{"name":"{user}"' if user != "-" else ""
+        ref = f',"referrer":"{referrer}"' if referrer and referrer != "-" else ""
+        ver = f',"version":"{version}"' if version else ""
+        query = f',"query":"{query}"' if query else ""
+        ua = f'}},"user_agent":{{"original":"{agent}"' if agent and agent != "-" else ""
+        return (f'{{"@timestamp":"{ts}","log.level":"{level_of_status(code)}","message":"'
+                f'{text.replace(_QUOTE, _ESCAPED)}"{head}"source":{{"address":"{addr}"{ip}{named}}},'
+                f'"http":{{"request":{{"method":"{method}"{ref}}}{ver},"response":{{"status_code":{code},'
+                f'"body":{{"bytes":{int(size) if size != "-" else 0}}}}}}},"url":{{"original":"{target}",'
+                f'"path":"{path}"{query}{ua}}},"event":{{"id":"{prefix}{start:x}{where}{start}{end}').encode()
 
     def _pino(self, tail: FileTail, start: int, text: str) -> bytes | None:
         """A pino line of level, time (epoch ms), pid, hostname, msg and scalar fields only."""
@@ -129,34 +120,34 @@ class Builder:
             return None
         if type(obj) is not dict:
             return None
-        level = obj.pop("level", None)
+        pop = obj.pop
+        level = pop("level", None)
         name = NUMERIC.get(level) if type(level) is int else None
-        stamp = obj.pop("time", None)
-        msg = obj.pop("msg", None)
-        pid = obj.pop("pid", None)
-        hostname = obj.pop("hostname", None)
+        stamp = pop("time", None)
+        msg = pop("msg", None)
+        pid = pop("pid", None)
+        hostname = pop("hostname", None)
         if (name is None or type(stamp) is not int or type(msg) is not str or type(pid) is not int
                 or type(hostname) is not str or not PINO_PLAIN.isdisjoint(obj)):
             return None
         ts = epoch(stamp)
         if ts is None:
             return None
-        labels: dict[str, Any] = {}
-        for key, value in obj.items():
-            if type(value) in _SCALARS:
-                labels[key.replace(".", "_")] = value
-            elif value is not None:
-                return None  # extra.*: the general path
-        source = tail.source
-        rec: dict[str, Any] = {"@timestamp": ts, "log.level": name, "message": msg, "ecs.version": ECS_VERSION,
-                               "service": source.service_obj, "process": {"pid": pid},
-                               "host": {"hostname": hostname, **self.host}}
-        if labels:
-            rec["labels"] = labels
-        rec["event"] = {"id": tail.line_id(start)}
-        rec["log"] = {"file": tail.file_obj, "offset": start}
-        rec["agent"] = AGENT
-        return orjson.dumps(rec)
+        dumps = orjson.dumps
+        labels = ""
+        if obj:
+            found: dict[str, Any] = {}
+            for key, value in obj.items():
+                if type(value) in _SCALARS:
+                    found[key.replace(".", "_")] = value
+                elif value is not None:
+                    return None  # extra.*: the general path
+            if found:
+                labels = ',"labels":' + dumps(found).decode()
+        head, prefix, where, _, end, host = self._parts(tail)
+        return (f'{{"@timestamp":"{ts}","log.level":"{name}","message":{dumps(msg).decode()}{head}'
+                f'"process":{{"pid":{pid}}},"host":{{"hostname":{dumps(hostname).decode()},{host}{labels},'
+                f'"event":{{"id":"{prefix}{start:x}{where}{start}{end}').encode()
 
     def raw(self, tail: FileTail, joined: Joined) -> tuple[bytes, bytes]:
         """Format `raw`: the text as the message, no parsing (the hot path of plain shipping)."""

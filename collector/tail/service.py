@@ -419,16 +419,31 @@ class Tailer:
             else:
                 text = raw.decode("utf-8", "replace")
                 attrs = None
-            records = joiner.alone(start, end, text, attrs, raw, lines[index + 1][2]) if index < last_index else None
-            if records is None:
-                records = joiner.feed(start, end, text, attrs, now)
+            tried = False  # whether `fast` already had this line (its answer in `value`)
+            value = None
+            if quick and index < last_index and joiner.free(raw, lines[index + 1][2]):
+                try:
+                    value = fast(tail, start, text)
+                except Exception:  # a bug there must never cost a line: the general path decides
+                    value = None
+                if value is not None and key0 == source_key and len(value) <= max_record:
+                    values.append(value)
+                    size += len(value) + len(source_key) + OVERHEAD
+                    last = end
+                    continue
+                records = [Joined(start, end, text, None)]
+                tried = True
+            else:
+                alone = joiner.alone(start, end, text, attrs, raw, lines[index + 1][2]) if index < last_index else None
+                records = alone if alone is not None else joiner.feed(start, end, text, attrs, now)
             for joined in records:
-                value = None
-                if quick:
-                    try:
-                        value = fast(tail, joined.start, joined.text)
-                    except Exception:  # a bug there must never cost a line: the general path decides
-                        value = None
+                if not tried:
+                    value = None
+                    if quick:
+                        try:
+                            value = fast(tail, joined.start, joined.text)
+                        except Exception:  # a bug there must never cost a line: the general path decides
+                            value = None
                 if value is None:
                     key, value = build(tail, joined)
                 else:

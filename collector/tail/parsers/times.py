@@ -19,6 +19,9 @@ _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 iso = functools.lru_cache(maxsize=4096)(normalize_ts)
 
 
+_MILLIS = tuple(f"{milli:03d}Z" for milli in range(1000))
+
+
 @functools.lru_cache(maxsize=1024)
 def _epoch_second(second: int) -> str:
     return format_ts(datetime.fromtimestamp(second, UTC))[:20]
@@ -30,7 +33,7 @@ def epoch(value: int | float) -> str | None:
     try:
         millis = int(value) if value > EPOCH_MS_ABOVE else int(value * 1000)
         second, milli = divmod(millis, 1000)
-        return _epoch_second(second) + f"{milli:03d}Z"
+        return _epoch_second(second) + _MILLIS[milli]
     except (OverflowError, OSError, ValueError):
         return None
 
