@@ -64,14 +64,13 @@ def parse_timestamp(value: Any) -> str:
     raise Reject("@timestamp: expected an ISO-8601 string or epoch milliseconds")
 
 
-def _out_of_range(fields: Record, original: Any) -> None:
-    """No time of ours for a record whose own time is outside the plausible window (contract
-    timefmt): the shipper then takes the time Kafka gives the record, i.e. the receive time, and a
-    retry stays the same bytes. The sender's value is kept in `labels`, with the mark."""
+def _mark_out_of_range(fields: Record, original: Any) -> None:
+    """A record whose own time is outside the plausible window (contract timefmt) is written with no
+    time of ours, so the shipper takes the time Kafka gives it (the receive time) and a retry stays
+    the same bytes; the sender's value is kept in `labels`, with the mark."""
     labels = fields.get("labels")
     if labels is None or type(labels) is dict:  # anything else is rejected by _rest
         fields["labels"] = {**(labels or {}), ORIGINAL_LABEL: str(original)[:64], OUT_OF_RANGE_LABEL: True}
-    return None
 
 
 def parse_level(value: Any) -> str:
@@ -198,7 +197,8 @@ class Shaper:
         # same document id, issue 20); the shipper takes the Kafka record's time, set as it is written
         timestamp = None if ts is None else parse_timestamp(ts)
         if timestamp is not None and not plausible_wire(timestamp):
-            timestamp = _out_of_range(fields, ts)
+            _mark_out_of_range(fields, ts)
+            timestamp = None
 
         log = fields.pop("log", None)
         if log is not None and type(log) is not dict:
