@@ -1,0 +1,111 @@
+"""Our templates and documents in `logsdb` index mode (issue 21, B3), on the stack's Elasticsearch node
+(OpenSearch has no logsdb mode). Elasticsearch 9.x creates `logs-*-*` streams in it by default; here
+the mode comes from the settings component, as a cluster default would put it.
+
+The node assembled from Maven Central lacks the mapper types of Elasticsearch's modules and x-pack
+(docs/ARCHITECTURE.md): those fields are put with the type Elasticsearch documents as their base
+(`match_only_text` -> text, `wildcard`/`constant_keyword` -> keyword, `scaled_float` -> float); every
+other field, the template and the documents are the product's own."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from collector.contract.streams import OWN_WRITER, OWN_WRITER_FIELD
+from collector.contract.timefmt import format_epoch
+from shipper.bulk import Action
+from shipper.config import ShipperSettings
+from shipper.engines.base import SearchEngine
+from shipper.engines.detect import build_engine
+from shipper.engines.elasticsearch import ElasticsearchEngine
+from shipper.health.restore import apply_hits, restore_query
+from shipper.health.state import HealthState, transition
+from shipper.provenance import Meta, Provenance
+from shipper.sink import BulkSink
+from shipper.stats import Stats
+from shipper.templates import COMPONENT_SETTINGS, component_templates, stream_template, stream_template_name
+
+pytestmark = pytest.mark.stack
+
+MISSING_ON_THE_NODE = {"match_only_text": "text", "wildcard": "keyword", "constant_keyword": "keyword",
+                       "scaled_float": "float"}
+
+
+def _node_types(spec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(spec)
+    if out.get("type") in MISSING_ON_THE_NODE:
+        out = {"type": MISSING_ON_THE_NODE[out["type"]], **({"fields": out["fields"]} if "fields" in out else {})}
+    if "fields" in out:
+        out["fields"] = {k: _node_types(v) for k, v in out["fields"].items()}
+    if "properties" in out:
+        out["properties"] = {k: _node_types(v) for k, v in out["properties"].items()}
+    return out
+
+
+async def _templates_in_logsdb_mode(engine: SearchEngine, dataset: str) -> None:
+    """Setup's components and the stream's template, as the sink would put it, in the node's types."""
+    for name, body in component_templates("elasticsearch", (8, 17), replicas=0).items():
+        body = copy.deepcopy(body)
+        mappings = body["template"].get("mappings")
+        if mappings:
+            mappings["properties"] = {k: _node_types(v) for k, v in mappings["properties"].items()}
+        if name == COMPONENT_SETTINGS:
+            body["template"]["settings"]["index.mode"] = "logsdb"
+        await engine.request("PUT", f"/_component_template/{name}", body)
+    template = copy.deepcopy(stream_template("logs", dataset))
+    template["template"]["mappings"]["properties"] = {
+        k: _node_types(v) for k, v in template["template"]["mappings"]["properties"].items()}
+    name = stream_template_name("logs", dataset)
+    await engine.request("PUT", f"/_index_template/{name}", engine.adapt_index_template(template))
+    engine.prepared.add(name)
+
+
+def _action(n: int, stream: str, doc: dict[str, Any]) -> Action:
+    return Action(f"ldb-{n}", stream, orjson.dumps(doc), Provenance(Meta("t", 0, n, 0), b"", "a"))
+
+
+async def test_our_streams_work_in_logsdb_mode(elasticsearch_url: str, unique: str) -> None:
+    engine = build_engine(ShipperSettings(search_url=elasticsearch_url), "elasticsearch")
+    assert isinstance(engine, ElasticsearchEngine)
+    engine.lifecycle = False  # the node has no ILM (install_templates finds that out on a real server)
+    stream = f"logs-ldb{unique}-default"
+    now = time.time()
+    try:
+        await _templates_in_logsdb_mode(engine, f"ldb{unique}")
+        health = []
+        for n, (to, node) in enumerate((("down", "a"), ("up", "a"), ("down", "b"))):
+            doc = transition("instance", "api", node, "up", to, "probe", now + n, 1.0, "t")
+            doc.pop("_id"), doc.pop("when")
+            doc["@timestamp"] = format_epoch(now + n)
+            doc["event"][OWN_WRITER_FIELD.split(".")[1]] = OWN_WRITER
+            health.append(_action(n, stream, doc))
+        records = [  # dotted and nested names, a keyword array out of order, no host.name on one
+            _action(10, stream, {"@timestamp": format_epoch(now), "host.name": "h2", "log.level": "info",
+                                 "message": "dotted", "tags": ["b", "a", "b"]}),
+            _action(11, stream, {"@timestamp": format_epoch(now), "host": {"name": "h1"}, "message": "nested"}),
+            _action(12, stream, {"@timestamp": format_epoch(now), "message": "no host"}),
+        ]
+        stats = Stats()
+        sink = BulkSink(engine, stats, max_bytes=1 << 20, concurrency=1, retry_initial_s=0.01, retry_max_s=0.02)
+        assert await sink.write([*health, *records]) == []
+        assert stats.indexed == 6
+        settings = await engine.request("GET", f"/{stream}/_settings?flat_settings=true")
+        assert {s["settings"]["index.mode"] for s in settings.values()} == {"logsdb"}
+        mapping = next(iter((await engine.request("GET", f"/{stream}/_mapping")).values()))["mappings"]
+        assert mapping["properties"]["host"]["properties"]["name"]["type"] == "keyword"
+        assert mapping["properties"]["@timestamp"]["type"] == "date"
+        await engine.request("POST", f"/{stream}/_refresh")
+        # health is restored from what logsdb gives back (synthetic _source), newest first as at start
+        found = await engine.search(stream, restore_query())
+        state = HealthState()
+        apply_hits(state, list(reversed(found["hits"]["hits"])), now + 10)
+        assert {n: state.instance("api", n).state for n in ("a", "b")} == {"a": "up", "b": "down"}  # type: ignore[union-attr]
+        hits = (await engine.search(stream, {"size": 10, "query": {"term": {"host.name": "h2"}}}))["hits"]["hits"]
+        assert [h["_source"]["message"] for h in hits] == ["dotted"]
+    finally:  # the node cannot delete data streams (no data stream APIs); it starts empty every time
+        await engine.close()
