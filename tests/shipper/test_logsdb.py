@@ -2,14 +2,11 @@
 (OpenSearch has no logsdb mode). Elasticsearch 9.x creates `logs-*-*` streams in it by default; here
 the mode comes from the settings component, as a cluster default would put it.
 
-The node assembled from Maven Central lacks the mapper types of Elasticsearch's modules and x-pack
-(docs/ARCHITECTURE.md): those fields are put with the type Elasticsearch documents as their base
-(`match_only_text` -> text, `wildcard`/`constant_keyword` -> keyword, `scaled_float` -> float); every
-other field, the template and the documents are the product's own."""
+The node lacks some mapper types: tests/shipper/es_node.py puts those fields as their base types; every
+other field, the templates and the documents are the product's own."""
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -19,64 +16,24 @@ import pytest
 from collector.contract.streams import OWN_WRITER, OWN_WRITER_FIELD
 from collector.contract.timefmt import format_epoch
 from shipper.bulk import Action
-from shipper.config import ShipperSettings
-from shipper.engines.base import SearchEngine
-from shipper.engines.detect import build_engine
-from shipper.engines.elasticsearch import ElasticsearchEngine
 from shipper.health.restore import apply_hits, restore_query
 from shipper.health.state import HealthState, transition
 from shipper.provenance import Meta, Provenance
 from shipper.sink import BulkSink
 from shipper.stats import Stats
-from shipper.templates import COMPONENT_SETTINGS, component_templates, stream_template, stream_template_name
+from tests.shipper.es_node import node_engine
 
 pytestmark = pytest.mark.stack
-
-MISSING_ON_THE_NODE = {"match_only_text": "text", "wildcard": "keyword", "constant_keyword": "keyword",
-                       "scaled_float": "float"}
-
-
-def _node_types(spec: dict[str, Any]) -> dict[str, Any]:
-    out = dict(spec)
-    if out.get("type") in MISSING_ON_THE_NODE:
-        out = {"type": MISSING_ON_THE_NODE[out["type"]], **({"fields": out["fields"]} if "fields" in out else {})}
-    if "fields" in out:
-        out["fields"] = {k: _node_types(v) for k, v in out["fields"].items()}
-    if "properties" in out:
-        out["properties"] = {k: _node_types(v) for k, v in out["properties"].items()}
-    return out
-
-
-async def _templates_in_logsdb_mode(engine: SearchEngine, dataset: str) -> None:
-    """Setup's components and the stream's template, as the sink would put it, in the node's types."""
-    for name, body in component_templates("elasticsearch", (8, 17), replicas=0).items():
-        body = copy.deepcopy(body)
-        mappings = body["template"].get("mappings")
-        if mappings:
-            mappings["properties"] = {k: _node_types(v) for k, v in mappings["properties"].items()}
-        if name == COMPONENT_SETTINGS:
-            body["template"]["settings"]["index.mode"] = "logsdb"
-        await engine.request("PUT", f"/_component_template/{name}", body)
-    template = copy.deepcopy(stream_template("logs", dataset))
-    template["template"]["mappings"]["properties"] = {
-        k: _node_types(v) for k, v in template["template"]["mappings"]["properties"].items()}
-    name = stream_template_name("logs", dataset)
-    await engine.request("PUT", f"/_index_template/{name}", engine.adapt_index_template(template))
-    engine.prepared.add(name)
-
 
 def _action(n: int, stream: str, doc: dict[str, Any]) -> Action:
     return Action(f"ldb-{n}", stream, orjson.dumps(doc), Provenance(Meta("t", 0, n, 0), b"", "a"))
 
 
 async def test_our_streams_work_in_logsdb_mode(elasticsearch_url: str, unique: str) -> None:
-    engine = build_engine(ShipperSettings(search_url=elasticsearch_url), "elasticsearch")
-    assert isinstance(engine, ElasticsearchEngine)
-    engine.lifecycle = False  # the node has no ILM (install_templates finds that out on a real server)
+    engine = await node_engine(elasticsearch_url, index_mode="logsdb")
     stream = f"logs-ldb{unique}-default"
     now = time.time()
     try:
-        await _templates_in_logsdb_mode(engine, f"ldb{unique}")
         health = []
         for n, (to, node) in enumerate((("down", "a"), ("up", "a"), ("down", "b"))):
             doc = transition("instance", "api", node, "up", to, "probe", now + n, 1.0, "t")
