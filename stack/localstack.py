@@ -14,7 +14,8 @@ pid file in one state directory, and is stopped by pid.
 Settings (environment): STACK_DIR (state, default <repo>/.stack), STACK_CACHE (jars, default
 ~/.cache/elk-pipeline-stack), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
 SEARCH_PORT (19200), SEARCH_TRANSPORT_PORT (19300), ELASTICSEARCH_PORT (19210),
-ELASTICSEARCH_TRANSPORT_PORT (19310), KAFKA_HEAP (512m), SEARCH_HEAP (1g), ELASTICSEARCH_HEAP (512m).
+ELASTICSEARCH_TRANSPORT_PORT (19310), KAFKA_HEAP (512m), SEARCH_HEAP (1g), ELASTICSEARCH_HEAP (512m),
+ELASTICSEARCH_VERSION (8.17.0; 9.x needs a JDK 21+, found under /usr/lib/jvm or ELASTICSEARCH_JAVA_HOME).
 """
 
 from __future__ import annotations
@@ -104,12 +105,14 @@ def require_tools() -> None:
         )
 
 
-def fetch_jars(cfg: Config, name: str) -> Path:
-    """Copy the pom's dependencies into the cache once; a marker keyed by the pom's hash skips it later."""
+def fetch_jars(cfg: Config, name: str, version: str | None = None) -> Path:
+    """Copy the pom's dependencies into the cache once; a marker keyed by the pom's hash skips it later.
+    `version` overrides the pom's `<name>.version` property (its jars get their own cache directory)."""
     pom = HERE / f"{name}-pom.xml"
-    lib = cfg.cache / name / "lib"
-    marker = cfg.cache / name / ".fetched"
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    cached = f"{name}-{version}" if version else name
+    lib = cfg.cache / cached / "lib"
+    marker = cfg.cache / cached / ".fetched"
+    digest = hashlib.sha256(pom.read_bytes() + (version or "").encode()).hexdigest()
     if marker.exists() and marker.read_text() == digest and any(lib.glob("*.jar")):
         return lib
     log(f"fetching {name} jars from Maven Central into {lib}")
@@ -117,6 +120,8 @@ def fetch_jars(cfg: Config, name: str) -> Path:
         shutil.rmtree(lib)
     lib.mkdir(parents=True)
     cmd = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"]
+    if version:
+        cmd.append(f"-D{name.split('-')[0]}.version={version}")
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(f"maven could not fetch the {name} jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -124,7 +129,8 @@ def fetch_jars(cfg: Config, name: str) -> Path:
     return lib
 
 
-def compile_launcher(cfg: Config, lib: Path, name: str = "OpenSearchLauncher", out_dir: str = "launcher") -> Path:
+def compile_launcher(cfg: Config, lib: Path, name: str = "OpenSearchLauncher", out_dir: str = "launcher",
+                     javac: str = "javac") -> Path:
     src = HERE / f"{name}.java"
     out = cfg.cache / out_dir
     marker = out / ".source"
@@ -134,7 +140,7 @@ def compile_launcher(cfg: Config, lib: Path, name: str = "OpenSearchLauncher", o
     out.mkdir(parents=True, exist_ok=True)
     log(f"compiling {name}")
     result = subprocess.run(
-        ["javac", "-d", str(out), "-cp", f"{lib}/*", str(src)], capture_output=True, text=True
+        [javac, "-d", str(out), "-cp", f"{lib}/*", str(src)], capture_output=True, text=True
     )
     if result.returncode != 0:
         raise StackError(f"javac failed:\n{result.stderr}")
@@ -387,17 +393,47 @@ has.native.controller=false
 """
 
 
-def _es_version(lib: Path) -> str:
-    server = next(lib.glob("elasticsearch-[0-9]*.jar"))
-    return server.name.removeprefix("elasticsearch-").removesuffix(".jar")
+# 8.17 on the Java 17 the rest of the stack uses, by default. ELASTICSEARCH_VERSION=9.2.0 runs 9.x on a
+# JDK 21+ (the Temurin 25 JDK on these machines is found by itself), but there logsdb indices fail on
+# their first refresh: their stored fields need ES's native zstd, whose provider also needs the
+# distribution's libvec, which is not served (docs/ARCHITECTURE.md).
+ES_DEFAULT = "8.17.0"
+
+
+def _java_major(home: Path) -> int:
+    try:
+        release = (home / "release").read_text()
+    except OSError:
+        return 0
+    for line in release.splitlines():
+        if line.startswith("JAVA_VERSION="):
+            return int(line.split("=", 1)[1].strip('"').split(".")[0] or 0)
+    return 0
+
+
+def es_runtime() -> tuple[str, Path | None]:
+    """(Elasticsearch version, JDK home or None for the `java` on PATH): ELASTICSEARCH_VERSION (8.17.0),
+    run by ELASTICSEARCH_JAVA_HOME if set, else for 9.x by the newest JDK 21+ under /usr/lib/jvm."""
+    version = os.environ.get("ELASTICSEARCH_VERSION") or ES_DEFAULT
+    home = os.environ.get("ELASTICSEARCH_JAVA_HOME")
+    if home or int(version.split(".")[0]) < 9:
+        return version, Path(home) if home else None
+    jdks = sorted(Path("/usr/lib/jvm").glob("*"), key=_java_major, reverse=True)
+    jdk = next((j for j in jdks if _java_major(j) >= 21 and (j / "bin" / "javac").exists()), None)
+    if jdk is None:
+        raise StackError(f"Elasticsearch {version} needs a JDK 21+ (set ELASTICSEARCH_JAVA_HOME)")
+    return version, jdk
 
 
 def start_elasticsearch(cfg: Config) -> None:
     if running_pid(cfg, "elasticsearch") is not None:
         return
-    lib = fetch_jars(cfg, "elasticsearch")
-    netty = fetch_jars(cfg, "elasticsearch-netty4")
-    launcher = compile_launcher(cfg, lib, "ElasticsearchLauncher", "launcher-elasticsearch")
+    version, jdk = es_runtime()
+    java = str(jdk / "bin" / "java") if jdk else _java()
+    lib = fetch_jars(cfg, "elasticsearch", version)
+    netty = fetch_jars(cfg, "elasticsearch-netty4", version)
+    launcher = compile_launcher(cfg, lib, "ElasticsearchLauncher", f"launcher-elasticsearch-{version}",
+                                str(jdk / "bin" / "javac") if jdk else "javac")
     home = cfg.state / "elasticsearch" / "home"
     # a throw-away node: without the data stream APIs its streams cannot be deleted, so each start is empty
     shutil.rmtree(home, ignore_errors=True)
@@ -406,10 +442,10 @@ def start_elasticsearch(cfg: Config) -> None:
         sub.mkdir(parents=True, exist_ok=True)
     for jar in netty.glob("*.jar"):
         shutil.copy2(jar, module / jar.name)
-    (module / "plugin-descriptor.properties").write_text(_NETTY4_DESCRIPTOR.format(version=_es_version(lib)))
-    log(f"starting elasticsearch on {cfg.es_url}")
+    (module / "plugin-descriptor.properties").write_text(_NETTY4_DESCRIPTOR.format(version=version))
+    log(f"starting elasticsearch {version} on {cfg.es_url}")
     _spawn(cfg, "elasticsearch", [
-        _java(), f"-Xms{cfg.es_heap}", f"-Xmx{cfg.es_heap}", "-XX:+UseG1GC",
+        java, f"-Xms{cfg.es_heap}", f"-Xmx{cfg.es_heap}", "-XX:+UseG1GC", f"-Des.path.home={home}",
         f"-Dlog4j2.configurationFile=file:{HERE / 'log4j2-elasticsearch.properties'}",
         "-Dlog4j2.disable.jmx=true", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
         "-Dio.netty.noUnsafe=true", "-Dio.netty.recycler.maxCapacityPerThread=0",

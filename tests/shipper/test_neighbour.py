@@ -232,3 +232,30 @@ async def test_a_refused_narrowing_fails_setup(search_url: str, client: AsyncOpe
     finally:
         await client.indices.delete_data_stream(name=stream, ignore=[404])
         await client.indices.delete_index_template(name=legacy, ignore=[404])
+
+
+async def test_a_template_read_back_from_elasticsearch_goes_back_in(elasticsearch_url: str, unique: str) -> None:
+    """What the proxy above imitates, on the stack's Elasticsearch node: from 9.2 (ELASTICSEARCH_VERSION)
+    a template read back carries the read-only dates and a PUT of it whole is refused; on every version
+    the template reduced to what a PUT takes goes back in."""
+    engine = await node_engine(elasticsearch_url)
+    name = f"zz-readback-{unique}"
+    try:
+        nodes = await engine.request("GET", "/_nodes/_local?filter_path=nodes.*.version")
+        version = tuple(int(p) for p in next(iter(nodes["nodes"].values()))["version"].split(".")[:2])
+        await engine.request("PUT", f"/_index_template/{name}", {
+            "index_patterns": [f"readback{unique}-*"], "priority": 1, "_meta": {"managed_by": "elk-pipeline"}})
+        read = (await engine.request("GET", f"/_index_template/{name}"))["index_templates"][0]["index_template"]
+        if version >= (9, 2):
+            assert set(READ_ONLY) <= set(read)
+            with pytest.raises(EngineRejected) as refused:
+                await engine.request("PUT", f"/_index_template/{name}", read)
+            assert refused.value.status == 400 and "managed by the system" in str(refused.value)
+        else:
+            assert not set(READ_ONLY) & set(read)
+        await engine.request("PUT", f"/_index_template/{name}", {**writable_index_template(read), "priority": 2})
+        again = (await engine.request("GET", f"/_index_template/{name}"))["index_templates"][0]["index_template"]
+        assert again["priority"] == 2
+    finally:
+        await _gone(engine, f"/_index_template/{name}")
+        await engine.close()
