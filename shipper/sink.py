@@ -56,7 +56,8 @@ class BulkSink:
             started = time.perf_counter()
             try:
                 # each stream family's index template before its first write creates the stream
-                await self.engine.prepare_streams({a.stream for a in actions})
+                # (not for families another producer has: those are written under its template, counted)
+                self.stats.foreign_families += len(await self.engine.prepare_streams({a.stream for a in actions}))
                 response = await self.engine.bulk(body, self.gzip)
             except (EngineUnavailable, EngineRejected) as exc:
                 refused = exc

@@ -1,6 +1,7 @@
 """An imitation search engine on loopback: answers POST /_bulk from a script, for the statuses a
 real OpenSearch will not produce on demand (408, 503, a proxy's HTML page, a dropped connection);
-any PUT (the index templates the sink puts before a stream's first write) is acknowledged.
+any PUT (the index templates the sink puts before a stream's first write) is acknowledged, and a GET
+(its look for another producer's templates and streams first) finds none.
 OverloadProxy: a real engine behind a proxy that answers like an overloaded Elasticsearch."""
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class ImitationEngine:
             def do_PUT(self) -> None:  # templates the sink puts before a stream's first write
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 self._answer(Answer(200, {"acknowledged": True}))
+
+            def do_GET(self) -> None:  # an empty cluster: no templates, no data streams
+                self._answer(Answer(200, {"index_templates": [], "data_streams": []}))
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
