@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 SHIPPER_SERVICE = "elk-shipper"  # the service name pipeline-scoped alerts (dead letters, lag) carry
 
@@ -27,6 +27,9 @@ class RuleSettings(BaseModel):
         0.2, gt=0, le=1, description="Errors (error/critical records or HTTP 5xx) over this share of the records "
         "in error_window_s fire the error-ratio rule.")
     error_ratio_min_records: int = Field(50, ge=1, description="... when the window holds at least this many records.")
+    error_ratio_resolve: float = Field(
+        0.1, ge=0, le=1, description="An open error-ratio alert resolves only once the share is at or below this "
+        "(under error_ratio_max: no fire-resolve-fire around one threshold).")
     silence: bool = Field(True, description="Alert when a service stops logging (only while the shipper is caught up).")
     silence_s: float = Field(120.0, gt=0, description="No records for longer than this is silence.")
     dead_letter: bool = Field(True, description="Alert when dead letters grow.")
@@ -77,6 +80,13 @@ class HealthSettings(RuleSettings):
                 raise ValueError(f"unknown rule settings for {service}: {sorted(unknown)}")
             RuleSettings(**{**RuleSettings().model_dump(), **overrides})  # validates the values
         return value
+
+    @model_validator(mode="after")
+    def _resolve_under_fire(self) -> HealthSettings:
+        for name, rules in [("defaults", self.rules), *self._resolved.items()]:
+            if rules.error_ratio_resolve > rules.error_ratio_max:
+                raise ValueError(f"{name}: error_ratio_resolve must not be over error_ratio_max")
+        return self
 
     @cached_property
     def rules(self) -> RuleSettings:

@@ -286,7 +286,9 @@ class HealthMonitor:
                 key = (rule, service)
                 if not self.owns_key(key):
                     continue
-                if enabled:
+                if enabled and rule == "error_ratio":
+                    out[key] = self.signals.error_ratio(service, now, rules, key in self.book.open)
+                elif enabled:
                     out[key] = check(service, now, rules)
                 elif key in self.book.open:
                     out[key] = (False, "rule disabled")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.contract.levels import ERROR_LEVELS, LEVELS, is_error
+from collector.contract.streams import METRICS
 from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
@@ -112,7 +113,11 @@ class Signals:
         return self.error_window_s / BUCKETS_PER_WINDOW
 
     def observe(self, record: dict[str, Any]) -> None:
-        """Hot path: one record of a service (not probe results)."""
+        """Hot path: one log record of a service (not probe results; metric documents are no records
+        of a service's traffic: counted, they diluted its error ratio)."""
+        stream_kind = record.get("data_stream")
+        if type(stream_kind) is dict and stream_kind.get("type") == METRICS:
+            return
         service = record.get("service")
         name = service.get("name") if type(service) is dict else None
         ts = record.get("@timestamp")
@@ -254,7 +259,10 @@ class Signals:
         why = f"{recent} errors in {rules.error_window_s:g}s (baseline {baseline:.1f} per window)"
         return recent >= threshold, why
 
-    def error_ratio(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+    def error_ratio(self, service: str, now: float, rules: RuleSettings,
+                    alert_open: bool = False) -> tuple[bool | None, str]:
+        """Over error_ratio_max fires; an open alert resolves only at or below error_ratio_resolve
+        (hysteresis). Judged only on a full window of data and at least error_ratio_min_records."""
         stream = self.streams.get(service)
         if stream is None:
             return None, "never seen since start"
@@ -268,6 +276,11 @@ class Signals:
               f"limit {rules.error_ratio_max:.0%})"
         if total < rules.error_ratio_min_records:  # too few to judge: an open alert stays as it is
             return None, why + f"; under {rules.error_ratio_min_records} records"
+        first = event_time({"@timestamp": stream.min_ts}) or now
+        if now - first < rules.error_window_s:  # seconds of data are no window's ratio
+            return None, why + f"; under {rules.error_window_s:g}s of data"
+        if alert_open:
+            return share > rules.error_ratio_resolve, why + f"; resolves at {rules.error_ratio_resolve:.0%}"
         return share > rules.error_ratio_max, why
 
     def dead_letter_growth(self, now: float, rules: RuleSettings) -> tuple[bool | None, str]:

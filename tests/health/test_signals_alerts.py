@@ -281,6 +281,7 @@ def test_error_ratio_counts_levels_and_http_5xx_with_a_minimum_volume() -> None:
     rules = RuleSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_min_records=50)
     sig = Signals(error_window_s=60)
     now = T0 + 600
+    sig.observe(rec("nginx", now - 120))  # watched for a full window (item 20.5)
     for i in range(40):  # too few records to judge, all errors
         sig.observe({**rec("nginx", now - 30 + i * 0.5), "http": {"response": {"status_code": 502}}})
     assert sig.error_ratio("nginx", now, rules)[0] is None  # too few records to judge
@@ -290,6 +291,7 @@ def test_error_ratio_counts_levels_and_http_5xx_with_a_minimum_volume() -> None:
     active, why = sig.error_ratio("nginx", now, rules)
     assert active is True and "94 of 100" in why, why
     calm = Signals(error_window_s=60)
+    calm.observe(rec("api", now - 120))
     for i in range(100):
         calm.observe(rec("api", now - 30 + i * 0.3, "err" if i % 10 == 0 else "info"))  # 10%: an alias counts
     active, why = calm.error_ratio("api", now, rules)
@@ -340,3 +342,66 @@ def test_a_partition_without_a_known_lag_is_not_caught_up() -> None:
     assert sig.caught_up_since is None and sig.silence("api", T0 + 10, rules)[0] is None
     sig.pipeline(T0 + 11, {"logs/0": 0, "logs/1": 3}, 0, partitions=["logs/0", "logs/1"])
     assert sig.caught_up_since == T0 + 11
+
+
+# ---------------------------------------------------------------- issue 20 item 5: error-ratio math
+
+RATIO = RuleSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_resolve=0.1, error_ratio_min_records=50)
+
+
+def test_error_ratio_counts_log_records_only() -> None:
+    """60 log lines at 50 % errors plus 120 metric documents of the same service: 50 %, not 17 %."""
+    sig = Signals(error_window_s=60)
+    now = T0 + 600
+    sig.observe(rec("api", now - 120))  # watched for longer than a window
+    for i in range(60):
+        sig.observe({**rec("api", now - 50 + i * 0.5, "error" if i % 2 else "info"),
+                     "data_stream": {"type": "logs", "dataset": "api", "namespace": "t"}})
+    for i in range(120):
+        sig.observe({"@timestamp": iso(now - 50 + i * 0.25), "service": {"name": "api"},
+                     "data_stream": {"type": "metrics", "dataset": "api", "namespace": "t"}, "cpu": {"pct": 1}})
+    active, why = sig.error_ratio("api", now, RATIO)
+    assert active is True and "30 of 60" in why, why
+
+
+def test_error_ratio_needs_a_full_window_of_data() -> None:
+    """16 s of data, all errors, well over the minimum volume: not yet a window's ratio."""
+    sig = Signals(error_window_s=60)
+    now = T0 + 600
+    for i in range(80):
+        sig.observe(rec("api", now - 16 + i * 0.2, "error"))
+    active, why = sig.error_ratio("api", now, RATIO)
+    assert active is None and "under 60s of data" in why, why
+    for i in range(60):
+        sig.observe(rec("api", now + 1 + i * 0.75, "error"))
+    assert sig.error_ratio("api", now + 46, RATIO)[0] is True
+
+
+def test_error_ratio_resolves_under_a_lower_threshold() -> None:
+    """Fired at 30 %, then hovering at 15 % (between resolve and fire): stays open, no fire-resolve-fire."""
+    mon = HealthMonitor(HealthSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_resolve=0.1,
+                                       silence=False, error_rate=False), "t")
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    start = T0 - 3000
+    when, got = start, []
+
+    def second(share: float) -> None:
+        nonlocal when
+        for i in range(20):
+            mon.observe(rec("api", when + i * 0.05, "error" if i < share * 20 else "info"))
+        when += 1
+        got.extend(actions(mon.evaluate(when, status)))
+
+    for share in [0.3] * 70 + [0.15] * 120:
+        second(share)
+    assert got == ["fired"], got
+    for _ in range(70):
+        second(0.05)
+    assert got == ["fired", "resolved"], got
+
+
+def test_resolve_threshold_over_fire_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="error_ratio_resolve"):
+        HealthSettings(error_ratio_max=0.2, error_ratio_resolve=0.3)
+    with pytest.raises(ValueError, match="api"):
+        HealthSettings(services={"api": {"error_ratio_max": 0.05}})
