@@ -38,6 +38,12 @@ class RuleSettings(BaseModel):
     consumer_lag: bool = Field(True, description="Alert when the shipper's consumer lag stays over the limit.")
     lag_max: int = Field(100_000, ge=0, description="Consumer lag (records, all partitions) limit.")
     lag_for_s: float = Field(60.0, ge=0, description="... exceeded for at least this long.")
+    silence_forget_s: float = Field(
+        86400.0, gt=0, description="A service silent this long is forgotten: its silence alert ends (no data since "
+        "its last record) and nothing fires for it again until it logs again (one-off jobs).")
+    no_data_windows: int = Field(
+        3, ge=1, description="An open alert whose rule cannot tell (no traffic, no probe results) for this many of "
+        "its windows ends with resolution no_data (unhealthy: after forget_after_s).")
     renotify_s: float = Field(3600.0, ge=0, description="Re-notify an open alert this often (0: never).")
     flap_changes: int = Field(4, ge=2, description="This many activations within flap_window_s make a rule flap.")
     flap_window_s: float = Field(600.0, gt=0, description="Window for flap detection.")

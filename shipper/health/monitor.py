@@ -231,6 +231,8 @@ class HealthMonitor:
             status = status_word((record.get("health") or {}).get("status")) or UNHEALTHY
             moves = self.state.observe_probe(service, node, status, when, trigger, seen=now)
         docs = self._transition_docs(moves, record.get("data_stream"))
+        if action == REMOVED and service not in self.state.services:
+            return docs + self._removed(service, now)
         if any(t["health"]["scope"] == "service" for _, t in docs) and now - when <= self.settings.max_event_delay_s:
             docs += self._judge(service, now)
         return docs
@@ -252,6 +254,41 @@ class HealthMonitor:
             return []
         cond = self.unhealthy(service, now, rules) if rules.unhealthy else (False, "rule disabled")
         return self._announce(self.book.evaluate(now, {("unhealthy", service): cond}))
+
+    def _removed(self, service: str, now: float) -> list[Doc]:
+        """Its last instance was removed by its prober: the service's alerts owned here end now and
+        its stream is forgotten (nothing of it fires again until it reports again)."""
+        ended = [self.book.end(key, now, alerts.REMOVED, "service removed: its prober removed its last instance")
+                 for key in sorted(self.book.open) if key[1] == service]
+        self.signals.drop([service])
+        return self._announce(ended)
+
+    def no_data_after(self, key: Key) -> float:
+        """How long an open alert's rule may be unable to tell before the alert ends (no data)."""
+        rule, service = key
+        rules = self.settings.rules_for(service)
+        if rule == "unhealthy":  # its instances are unknown, then forgotten: nobody reports any more
+            return self.settings.forget_after_s
+        if rule == "silence":
+            return rules.silence_forget_s
+        window = {"dead_letter": rules.dead_letter_window_s, "consumer_lag": max(rules.lag_for_s, 60.0)}.get(
+            rule, rules.error_window_s)
+        return rules.no_data_windows * window
+
+    def _forget_silent(self, now: float) -> list[Doc]:
+        """Services silent for longer than their silence_forget_s: the silence alert ends, the
+        stream is dropped (a one-off job is not re-notified every hour for ever)."""
+        out: list[Doc] = []
+        gone = [(s, st.last_event) for s, st in self.signals.streams.items()
+                if st.last_event and now - st.last_event > self.settings.rules_for(s).silence_forget_s]
+        for service, last in gone:
+            key = ("silence", service)
+            if key in self.book.open:
+                forget = self.settings.rules_for(service).silence_forget_s
+                out.append(self.book.end(key, now, alerts.NO_DATA, f"no data since {format_epoch(last)}; "
+                                                                 f"forgotten after {forget:g}s of silence"))
+            self.signals.drop([service])
+        return out
 
     def _announce(self, docs: list[Doc]) -> list[Doc]:
         for _, doc in docs:
@@ -308,7 +345,8 @@ class HealthMonitor:
         listening = self.signals.caught_up_since
         docs = [] if listening is None else self._transition_docs(self.state.expire(
             now, self.settings.unknown_after_s, self.settings.forget_after_s, listening))
-        docs += self.book.evaluate(now, self.conditions(now, pipeline))
+        docs += self._forget_silent(now)
+        docs += self.book.evaluate(now, self.conditions(now, pipeline), self.no_data_after)
         for key in [k for k, (_, d) in self.book.last_event.items()
                     if k not in self.book.open and now - (parse_epoch(d["@timestamp"]) or 0.0) > HANDOVER_KEEP_S]:
             del self.book.last_event[key]  # only recent resolutions can be missing from the index

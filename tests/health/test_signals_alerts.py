@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from collector.contract.timefmt import format_epoch as iso
+from collector.contract.timefmt import parse_epoch
 from shipper.health.alerts import AlertBook
+from shipper.health.alerts import restore_query as alert_restore_query
 from shipper.health.config import HealthSettings, RuleSettings
 from shipper.health.monitor import HealthMonitor
 from shipper.health.signals import Signals, event_time
@@ -405,3 +408,80 @@ def test_resolve_threshold_over_fire_threshold_is_refused() -> None:
         HealthSettings(error_ratio_max=0.2, error_ratio_resolve=0.3)
     with pytest.raises(ValueError, match="api"):
         HealthSettings(services={"api": {"error_ratio_max": 0.05}})
+
+
+# ---------------------------------------------------------------- issue 20 item 4: every alert ends, saying why
+
+def probe_rec(service: str, node: str, when: float, status: str = "unhealthy",
+              action: str = "health-check") -> dict[str, Any]:
+    return {"@timestamp": iso(when), "event": {"action": action, "dataset": "elk.health"},
+            "service": {"name": service, "node": {"name": node}}, "health": {"status": status}}
+
+
+def resolutions(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, str | None]]:
+    return [(e["rule"]["id"], e["event"]["action"], e["alert"].get("resolution")) for _, e in events
+            if e["event"]["kind"] == "alert"]
+
+
+def test_a_removed_service_ends_its_alerts_on_removal() -> None:
+    mon = HealthMonitor(HealthSettings(failures_to_down=1, silence_s=5), "t")
+    now = time.time()  # a probe result is judged at once only when it is recent
+    assert resolutions(mon.observe(probe_rec("api", "api-1", now))) == [("unhealthy", "fired", None)]
+    mon.observe(rec("api", now))
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    mon.evaluate(now + 1, status)
+    assert resolutions(mon.evaluate(now + 20, status)) == [("silence", "fired", None)]
+    docs = mon.observe(probe_rec("api", "api-1", now + 21, action="health-removed"))
+    ended = [d for d in docs if d[1]["event"]["kind"] == "alert"]
+    assert sorted(resolutions(ended)) == [("silence", "resolved", "service_removed"),
+                                          ("unhealthy", "resolved", "service_removed")]
+    assert "removed" in ended[0][1]["alert"]["reason"]
+    assert not mon.book.open and mon.evaluate(now + 60, status) == []  # nothing fires for it again
+
+
+def test_an_error_ratio_alert_ends_when_traffic_stops() -> None:
+    """Below the minimum volume the rule cannot tell; within no_data_windows windows the alert ends."""
+    mon = HealthMonitor(HealthSettings(error_window_s=60, silence=False, error_rate=False, no_data_windows=3), "t")
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    when, got = T0 - 3000, []
+    for _ in range(90):
+        for i in range(4):
+            mon.observe(rec("api", when + i * 0.2, "error" if i < 2 else "info"))
+        when += 1
+        got += resolutions(mon.evaluate(when, status))
+    assert got == [("error_ratio", "fired", None)]
+    stopped = when
+    while when < stopped + 5 * 60:  # traffic stopped
+        when += 1
+        got += resolutions(mon.evaluate(when, status))
+    assert got == [("error_ratio", "fired", None), ("error_ratio", "resolved", "no_data")]
+    ended = mon.book.last_event[("error_ratio", "api")][1]
+    assert "no data since" in ended["alert"]["reason"]
+    assert parse_epoch(ended["alert"]["resolved"]) <= stopped + 60 + 3 * 60 + 1
+
+
+def test_silence_of_a_one_off_job_ends_and_is_not_renotified_for_ever() -> None:
+    mon = HealthMonitor(HealthSettings(silence_s=10, renotify_s=60, silence_forget_s=300, error_rate=False,
+                                       error_ratio=False), "t")
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    mon.observe(rec("nightly-job", T0))
+    got = []
+    for t in range(1, 3600):
+        got += resolutions(mon.evaluate(T0 + t, status))
+    assert got[0] == ("silence", "fired", None) and got[-1] == ("silence", "resolved", "no_data"), got
+    assert got.count(("silence", "renotified", None)) <= 300 // 60
+    assert "nightly-job" not in mon.signals.streams and not mon.book.open
+
+
+def test_a_restored_alert_of_a_service_that_is_gone_ends() -> None:
+    """After a restart the open alert is restored; its service never reports again: it ends (no data)
+    instead of staying open until it falls out of the restore query's range, unresolved."""
+    fired = book().evaluate(T0, {("unhealthy", "gone"): (True, "")})
+    mon = HealthMonitor(HealthSettings(forget_after_s=600), "t")
+    mon.book.restore([{"_source": doc} for _, doc in fired])
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    got = []
+    for t in range(0, 700, 5):
+        got += resolutions(mon.evaluate(T0 + 100 + t, status))
+    assert got == [("unhealthy", "resolved", "no_data")]
+    assert "range" not in str(alert_restore_query())
