@@ -54,6 +54,8 @@ RESTORE_WITHIN_S = 30.0
 HANDOVER_WITHIN_S = 10.0
 HANDOVER_KEEP_S = 300.0  # resolved alerts whose event is re-written on a handover
 PIPELINE_RULES = ("dead_letter", "consumer_lag")
+# probe results whose documents are kept for a redelivery (a batch's worth of transitions, many times over)
+MAX_PRODUCED = 10_000
 # an instance announced as gone by its prober (target removed, container removed)
 REMOVED = "health-removed"
 
@@ -81,6 +83,12 @@ class HealthMonitor:
                                everything=topics is None)
         self.engine: SearchEngine | None = None
         self.capped_logged: set[str] = set()
+        # The newest offset observed per owned partition: a partition kept across a rebalance is
+        # redelivered from its committed offset, and what was observed already must not count twice.
+        self.offsets: dict[tuple[str, int], int] = {}
+        # The documents a probe result produced, by its place in Kafka, so a redelivery writes them
+        # again (its first batch may have been dropped unfinished) without judging it again.
+        self.produced: dict[tuple[str, int, int], list[Doc]] = {}
 
     def _new_state(self) -> HealthState:
         return HealthState(self.settings.failures_to_down, self.settings.successes_to_up,
@@ -119,9 +127,13 @@ class HealthMonitor:
                             alerts=len(handed), error=type(exc).__name__)
 
     async def partitions_assigned(self, assigned: list[TP], counts: dict[str, int]) -> None:
-        """Drop what another replica owns now; restore from the index the services gained."""
-        before = (set(self.state.services), set(self.signals.streams), self.book.keys())
+        """Drop what another replica owns now; restore from the index the services gained.
+
+        The index only fills in what memory does not hold when the answers are applied: a service
+        kept across the rebalance, or one whose records were read meanwhile, keeps its newer state."""
         self.owner.assign(assigned, counts)
+        for tp in [tp for tp in self.offsets if tp not in self.owner.owned]:
+            del self.offsets[tp]  # a partition regained later starts a new tenure from its committed offset
         health, streams, keys = self._not_owned()
         self.state.drop(health)
         self.signals.drop(streams)
@@ -129,13 +141,12 @@ class HealthMonitor:
         self.signals.rebalanced()
         if self.engine is None:
             return
-        kept_health, kept_streams, kept_keys = (before[0] - health, before[1] - streams, before[2] - keys)
         try:
             await asyncio.wait_for(self._restore(
                 self.engine,
-                lambda s: self.owner.owns(HEALTH, s) and s not in kept_health,
-                lambda s: self.owner.owns(STREAM, s) and s not in kept_streams,
-                lambda k: self.owns_key(k) and k not in kept_keys), HANDOVER_WITHIN_S)
+                lambda s: self.owner.owns(HEALTH, s) and s not in self.state.services,
+                lambda s: self.owner.owns(STREAM, s) and s not in self.signals.streams,
+                lambda k: self.owns_key(k) and k not in self.book.keys()), HANDOVER_WITHIN_S)
         except Exception as exc:  # the services start fresh: better than holding up the group
             log.warning("could not restore the services taken over", error=type(exc).__name__)
         log.info("health ownership", partitions=len(self.owner.owned), services=len(self.state.services),
@@ -205,6 +216,11 @@ class HealthMonitor:
         return self.state.state_of(service)
 
     def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
+        if origin is not None:
+            tp = (origin.topic, origin.partition)
+            if origin.offset <= self.offsets.get(tp, -1):  # redelivered: observed already
+                return self.produced.get((*tp, origin.offset), [])
+            self.offsets[tp] = origin.offset
         event = record.get("event")
         if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
             service = record.get("service")
@@ -232,9 +248,13 @@ class HealthMonitor:
             moves = self.state.observe_probe(service, node, status, when, trigger, seen=now)
         docs = self._transition_docs(moves, record.get("data_stream"))
         if action == REMOVED and service not in self.state.services:
-            return docs + self._removed(service, now)
-        if any(t["health"]["scope"] == "service" for _, t in docs) and now - when <= self.settings.max_event_delay_s:
+            docs += self._removed(service, now)
+        elif any(t["health"]["scope"] == "service" for _, t in docs) and now - when <= self.settings.max_event_delay_s:
             docs += self._judge(service, now)
+        if docs and origin is not None:
+            if len(self.produced) >= MAX_PRODUCED:
+                del self.produced[next(iter(self.produced))]  # the oldest: long committed
+            self.produced[(origin.topic, origin.partition, origin.offset)] = docs
         return docs
 
     def _transition_docs(self, moves: list[dict[str, Any]], stream: Any = None) -> list[Doc]:
