@@ -13,6 +13,7 @@ With several shipper replicas each service is computed by one of them (shipper/h
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -60,11 +61,23 @@ MAX_PRODUCED = 10_000
 REMOVED = "health-removed"
 
 
+def keys_of(service_map: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Mapped name -> the literal names (Kafka keys) mapped to it; names reached only through a
+    pattern have no known key (their stream is owned once their records arrive, never seeded)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for pattern, service in service_map.items():
+        literal = re.escape(pattern) == pattern or re.escape(pattern).replace("\\-", "-") == pattern
+        out[service] = out.get(service, ()) + ((pattern,) if literal else ())
+    return out
+
+
 class HealthMonitor:
     def __init__(self, settings: HealthSettings, namespace: str = "default", topics: list[str] | None = None,
                  health_topics: frozenset[str] = frozenset({TOPIC_HEALTH}),
-                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS})) -> None:
+                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS}),
+                 service_map: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.keys_of = keys_of(service_map or {})
         self.state = self._new_state()
         self.namespace = sanitize_namespace(namespace)
         all_rules = [settings.rules, *(settings.rules_for(s) for s in settings.services)]
@@ -103,11 +116,25 @@ class HealthMonitor:
 
     def owns_key(self, key: Key) -> bool:
         part = self.part_of(key)
-        return self.owner.leader() if part is None else self.owner.owns(part, key[1])
+        if part is None:
+            return self.owner.leader()
+        return self.owns_stream(key[1]) if part == STREAM else self.owner.owns(part, key[1])
+
+    def owns_stream(self, service: str) -> bool:
+        """A service's stream signals belong to the replica that reads its log records: the owner of
+        the partition they arrive on, which their Kafka key decides, not the name they are indexed
+        under (SHIPPER_SERVICE_MAP renames the key). Before any record arrives (restore, seed) the
+        name's own partition, or for a mapped name the partitions of the literal names mapped to it."""
+        if self.owner.everything:
+            return True
+        stream = self.signals.streams.get(service)
+        if stream is not None and stream.home is not None:
+            return stream.home in self.owner.owned
+        return any(self.owner.owns(STREAM, key) for key in self.keys_of.get(service, (service,)))
 
     def _not_owned(self) -> tuple[set[str], set[str], set[Key]]:
         return ({s for s in self.state.services if not self.owner.owns(HEALTH, s)},
-                {s for s in self.signals.streams if not self.owner.owns(STREAM, s)},
+                {s for s in self.signals.streams if not self.owns_stream(s)},
                 {k for k in self.book.keys() if not self.owns_key(k)})
 
     async def partitions_revoked(self, revoked: list[TP]) -> None:
@@ -145,7 +172,7 @@ class HealthMonitor:
             await asyncio.wait_for(self._restore(
                 self.engine,
                 lambda s: self.owner.owns(HEALTH, s) and s not in self.state.services,
-                lambda s: self.owner.owns(STREAM, s) and s not in self.signals.streams,
+                lambda s: self.owns_stream(s) and s not in self.signals.streams,
                 lambda k: self.owns_key(k) and k not in self.book.keys()), HANDOVER_WITHIN_S)
         except Exception as exc:  # the services start fresh: better than holding up the group
             log.warning("could not restore the services taken over", error=type(exc).__name__)
@@ -193,7 +220,7 @@ class HealthMonitor:
         return self.owner.owns(HEALTH, service)
 
     def _owned_stream(self, service: str) -> bool:
-        return self.owner.owns(STREAM, service)
+        return self.owns_stream(service)
 
     async def _restore(self, engine: SearchEngine, health: Any, streams: Any, keys: Any) -> None:
         await engine.request("POST", f"/logs-{DATASET_ALERTS}-{self.namespace},logs-{DATASET_HEALTH}-"
@@ -225,7 +252,9 @@ class HealthMonitor:
         if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
             service = record.get("service")
             name = service.get("name") if type(service) is dict else None
-            if self.owner.everything or (type(name) is str and self.owner.owns(STREAM, name)):
+            if origin is not None:  # read here: this replica owns its partition, whatever the name
+                self.signals.observe(record, tp)
+            elif self.owner.everything or (type(name) is str and self.owner.owns(STREAM, name)):
                 self.signals.observe(record)
             return []
         action = event.get("action")

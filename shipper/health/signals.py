@@ -87,6 +87,7 @@ class Stream:
     bucket_s: float = 10.0
     prefix: str = ""  # the last @timestamp's second and its bucket: records come in time order
     prefix_bucket: int = 0
+    home: tuple[str, int] | None = None  # the partition its first record came from (who reads it owns it)
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Signals:
     def bucket_s(self) -> float:
         return self.error_window_s / BUCKETS_PER_WINDOW
 
-    def observe(self, record: dict[str, Any]) -> None:
+    def observe(self, record: dict[str, Any], home: tuple[str, int] | None = None) -> None:
         """Hot path: one log record of a service (not probe results; metric documents are no records
         of a service's traffic: counted, they diluted its error ratio)."""
         stream_kind = record.get("data_stream")
@@ -127,7 +128,7 @@ class Signals:
             self.freshest_ts = ts
         stream = self.streams.get(name)
         if stream is None:
-            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s)
+            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s, home=home)
         else:
             if ts > stream.max_ts:
                 stream.max_ts = ts
