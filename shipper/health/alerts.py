@@ -28,6 +28,7 @@ RULES: dict[str, tuple[str, str]] = {
     "silence": ("Service stopped logging", "warning"),
     "dead_letter": ("Dead letters growing", "warning"),
     "consumer_lag": ("Shipper consumer lag over limit", "warning"),
+    "tracking_cap": ("Health tracking cap reached", "warning"),
 }
 
 # why a resolved alert ended (alert.resolution)
@@ -57,6 +58,7 @@ class AlertBook:
     activations: dict[Key, list[float]] = field(default_factory=dict)
     # the newest event per key, re-written on a handover so the next owner finds it in the index
     last_event: dict[Key, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    resolved_at: dict[Key, float] = field(default_factory=dict)  # in the order they resolved
 
     def flapping(self, key: Key, now: float, rules: RuleSettings) -> bool:
         times = [t for t in self.activations.get(key, []) if now - t <= rules.flap_window_s]
@@ -108,8 +110,24 @@ class AlertBook:
                 resolution = RULE_DISABLED if reason == "rule disabled" else RECOVERED
                 out.append(self.event(key, alert, "resolved", now, reason, flapping, resolution))
         for doc_id, doc in out:
-            self.last_event[(doc["rule"]["id"], doc["service"]["name"])] = (doc_id, doc)
+            self._remember(now, (doc["rule"]["id"], doc["service"]["name"]), (doc_id, doc))
         return out
+
+    def _remember(self, now: float, key: Key, event: tuple[str, dict[str, Any]]) -> None:
+        self.last_event[key] = event
+        self.resolved_at.pop(key, None)
+        if event[1]["event"]["action"] == "resolved":
+            self.resolved_at[key] = now
+
+    def prune(self, now: float, keep_s: float) -> None:
+        """Forget the newest event of alerts resolved more than keep_s ago (oldest first, so a tick
+        touches only those whose time has come)."""
+        for key, when in list(self.resolved_at.items()):
+            if now - when <= keep_s:
+                break
+            del self.resolved_at[key]
+            if key not in self.open:
+                self.last_event.pop(key, None)
 
     def end(self, key: Key, now: float, resolution: str, reason: str) -> tuple[str, dict[str, Any]]:
         """Resolve an open alert at once, whatever its condition or flapping: its service was removed,
@@ -118,7 +136,7 @@ class AlertBook:
         self.active.pop(key, None)
         self.activations.pop(key, None)
         doc = self.event(key, alert, "resolved", now, reason, False, resolution)
-        self.last_event[key] = doc
+        self._remember(now, key, doc)
         return doc
 
     def drop(self, keys: Iterable[Key]) -> list[tuple[str, dict[str, Any]]]:
@@ -130,6 +148,7 @@ class AlertBook:
             self.active.pop(key, None)
             self.activations.pop(key, None)
             last = self.last_event.pop(key, None)
+            self.resolved_at.pop(key, None)
             if last is not None:
                 handed.append(last)
         return handed

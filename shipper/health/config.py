@@ -44,6 +44,8 @@ class RuleSettings(BaseModel):
     no_data_windows: int = Field(
         3, ge=1, description="An open alert whose rule cannot tell (no traffic, no probe results) for this many of "
         "its windows ends with resolution no_data (unhealthy: after forget_after_s).")
+    tracking_cap: bool = Field(True, description="Alert when services or instances beyond the tracking caps "
+                               "(max_services, max_instances) are refused.")
     renotify_s: float = Field(3600.0, ge=0, description="Re-notify an open alert this often (0: never).")
     flap_changes: int = Field(4, ge=2, description="This many activations within flap_window_s make a rule flap.")
     flap_window_s: float = Field(600.0, gt=0, description="Window for flap detection.")
@@ -61,6 +63,12 @@ class HealthSettings(RuleSettings):
     forget_after_s: float = Field(600.0, gt=0, description="An instance with no result for this long is forgotten.")
     max_instances_per_service: int = Field(
         1000, ge=1, description="Instances tracked per service; results of further ones are refused and counted.")
+    max_services: int = Field(
+        1000, ge=1, description="Services tracked (stream signals, and health states, each); records of further "
+        "services are indexed but not tracked, counted, and one tracking_cap alert says so.")
+    max_instances: int = Field(
+        20_000, ge=1, description="Instances tracked over all services; results of further ones are refused and "
+        "counted (tracking_cap alert).")
     services: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='JSON: per-service rule overrides, e.g. {"api-service": {"silence_s": 30}}.',

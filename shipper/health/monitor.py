@@ -13,6 +13,7 @@ With several shipper replicas each service is computed by one of them (shipper/h
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
 import time
 from typing import Any
@@ -54,7 +55,10 @@ RESTORE_WITHIN_S = 30.0
 # Bounds on the handover work inside a rebalance (Kafka waits for it, up to its rebalance timeout).
 HANDOVER_WITHIN_S = 10.0
 HANDOVER_KEEP_S = 300.0  # resolved alerts whose event is re-written on a handover
-PIPELINE_RULES = ("dead_letter", "consumer_lag")
+PIPELINE_RULES = ("dead_letter", "consumer_lag", "tracking_cap")
+SERVICE_RULES = ("unhealthy", "error_rate", "error_ratio", "silence")
+CAP_QUIET_S = 300.0  # the tracking_cap alert resolves this long after the last refusal
+LOOK_AFTER_S = 0.001  # a due look lands just after the deadline it waits for
 # probe results whose documents are kept for a redelivery (a batch's worth of transitions, many times over)
 MAX_PRODUCED = 10_000
 # an instance announced as gone by its prober (target removed, container removed)
@@ -86,6 +90,7 @@ class HealthMonitor:
             history_windows=max(r.error_baseline_windows for r in all_rules),
             caught_up_max_lag=settings.caught_up_max_lag,
             max_event_delay_s=settings.max_event_delay_s,
+            max_streams=settings.max_services,
         )
         self.book = AlertBook(settings.rules_for, self.namespace)
         self.notifier = WebhookNotifier(settings)
@@ -102,10 +107,21 @@ class HealthMonitor:
         # The documents a probe result produced, by its place in Kafka, so a redelivery writes them
         # again (its first batch may have been dropped unfinished) without judging it again.
         self.produced: dict[tuple[str, int, int], list[Doc]] = {}
+        # What a tick looks at (evaluate): services touched since the last one, and a heap of
+        # (when, service) for those whose conditions can change with time alone.
+        self.touched: set[str] = set()
+        self.due: list[tuple[float, str]] = []
+        self.scheduled: dict[str, float] = {}
+        self.waiting: set[str] = set()  # quiet services whose silence waits for the shipper to catch up
+        self.looked = 0  # services the last tick looked at
+        self.refused_seen = 0
+        self.refused_at: float | None = None
 
     def _new_state(self) -> HealthState:
         return HealthState(self.settings.failures_to_down, self.settings.successes_to_up,
-                           self.settings.max_instances_per_service)
+                           self.settings.max_instances_per_service, max_services=self.settings.max_services,
+                           max_instances_total=self.settings.max_instances,
+                           unknown_after_s=self.settings.unknown_after_s, forget_after_s=self.settings.forget_after_s)
 
     # ------------------------------------------------------------------ ownership
 
@@ -234,6 +250,8 @@ class HealthMonitor:
         apply_hits(self.state, transitions, time.time(), health)
         restored = self.book.restore(alert_hits, keys)
         seeded = seed_from(self.signals, result, streams)
+        # a restore is rare (start, takeover): everything it may have brought is looked at next tick
+        self.touched.update(self.state.services, self.signals.streams, (s for _, s in self.book.open))
         log.info("health state restored", services=len(self.state.services), open_alerts=restored,
                  streams=seeded)
 
@@ -263,6 +281,7 @@ class HealthMonitor:
         service = (record.get("service") or {}).get("name") or "unknown"
         if not self.owner.owns(HEALTH, service):
             return []
+        self.touched.add(service)
         node = ((record.get("service") or {}).get("node") or {}).get("name") or service
         when = parse_epoch(record.get("@timestamp")) or time.time()
         # The trigger is the probe result's place in Kafka, so a redelivery derives the same transition ids
@@ -324,20 +343,19 @@ class HealthMonitor:
             rule, rules.error_window_s)
         return rules.no_data_windows * window
 
-    def _forget_silent(self, now: float) -> list[Doc]:
-        """Services silent for longer than their silence_forget_s: the silence alert ends, the
-        stream is dropped (a one-off job is not re-notified every hour for ever)."""
-        out: list[Doc] = []
-        gone = [(s, st.last_event) for s, st in self.signals.streams.items()
-                if st.last_event and now - st.last_event > self.settings.rules_for(s).silence_forget_s]
-        for service, last in gone:
-            key = ("silence", service)
-            if key in self.book.open:
-                forget = self.settings.rules_for(service).silence_forget_s
-                out.append(self.book.end(key, now, alerts.NO_DATA, f"no data since {format_epoch(last)}; "
-                                                                 f"forgotten after {forget:g}s of silence"))
-            self.signals.drop([service])
-        return out
+    def _forget_silent(self, service: str, now: float) -> list[Doc]:
+        """A service silent for longer than its silence_forget_s: the silence alert ends, the stream
+        is dropped (a one-off job is not re-notified every hour for ever)."""
+        stream = self.signals.streams.get(service)
+        forget = self.settings.rules_for(service).silence_forget_s
+        if stream is None or not stream.last_event or now - stream.last_event <= forget:
+            return []
+        self.signals.drop([service])
+        key = ("silence", service)
+        if key not in self.book.open:
+            return []
+        return [self.book.end(key, now, alerts.NO_DATA, f"no data since {format_epoch(stream.last_event)}; "
+                                                      f"forgotten after {forget:g}s of silence")]
 
     def _announce(self, docs: list[Doc]) -> list[Doc]:
         for _, doc in docs:
@@ -359,49 +377,150 @@ class HealthMonitor:
             return False, f"{svc.state} for {lasted:.0f}s"
         return lasted >= rules.unhealthy_for_s, f"unhealthy for {lasted:.0f}s (no instance answering its probes)"
 
-    def conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
+    def service_conditions(self, service: str, now: float) -> dict[Key, Condition]:
+        """The per-service rules of one service (those this replica owns)."""
         out: dict[Key, Condition] = {}
-        services = set(self.state.services) | set(self.signals.streams) | {s for _, s in self.book.open}
-        for service in sorted(services):
-            rules = self.settings.rules_for(service)
-            checks = (("unhealthy", rules.unhealthy, self.unhealthy),
-                      ("error_rate", rules.error_rate, self.signals.error_spike),
-                      ("error_ratio", rules.error_ratio, self.signals.error_ratio),
-                      ("silence", rules.silence, self.signals.silence))
-            for rule, enabled, check in checks:
-                key = (rule, service)
-                if not self.owns_key(key):
-                    continue
-                if enabled and rule == "error_ratio":
-                    out[key] = self.signals.error_ratio(service, now, rules, key in self.book.open)
-                elif enabled:
-                    out[key] = check(service, now, rules)
-                elif key in self.book.open:
-                    out[key] = (False, "rule disabled")
-        if self.owner.leader():
-            rules = self.settings.rules_for(SHIPPER_SERVICE)
-            out[("dead_letter", SHIPPER_SERVICE)] = (
-                self.signals.dead_letter_growth(now, rules) if rules.dead_letter else (False, "rule disabled"))
-            out[("consumer_lag", SHIPPER_SERVICE)] = (
-                self.signals.consumer_lag(now, pipeline.lag_total, rules) if rules.consumer_lag
-                else (False, "rule disabled"))
+        rules = self.settings.rules_for(service)
+        checks = (("unhealthy", rules.unhealthy, self.unhealthy),
+                  ("error_rate", rules.error_rate, self.signals.error_spike),
+                  ("error_ratio", rules.error_ratio, self.signals.error_ratio),
+                  ("silence", rules.silence, self.signals.silence))
+        for rule, enabled, check in checks:
+            key = (rule, service)
+            if not self.owns_key(key):
+                continue
+            if enabled and rule == "error_ratio":
+                out[key] = self.signals.error_ratio(service, now, rules, key in self.book.open)
+            elif enabled:
+                out[key] = check(service, now, rules)
+            elif key in self.book.open:
+                out[key] = (False, "rule disabled")
         return out
 
+    def pipeline_conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
+        if not self.owner.leader():
+            return {}
+        rules = self.settings.rules_for(SHIPPER_SERVICE)
+        return {
+            ("dead_letter", SHIPPER_SERVICE):
+                self.signals.dead_letter_growth(now, rules) if rules.dead_letter else (False, "rule disabled"),
+            ("consumer_lag", SHIPPER_SERVICE):
+                self.signals.consumer_lag(now, pipeline.lag_total, rules) if rules.consumer_lag
+                else (False, "rule disabled"),
+            ("tracking_cap", SHIPPER_SERVICE):
+                self.tracking_cap(now) if rules.tracking_cap else (False, "rule disabled"),
+        }
+
+    def conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
+        """Every rule of every service (a full evaluation; `evaluate` looks only at what is due)."""
+        out: dict[Key, Condition] = {}
+        for service in sorted(set(self.state.services) | set(self.signals.streams) | {s for _, s in self.book.open}):
+            out.update(self.service_conditions(service, now))
+        out.update(self.pipeline_conditions(now, pipeline))
+        return out
+
+    def refused_total(self) -> int:
+        return self.signals.refused + self.state.refused_services + self.state.refused_total
+
+    def tracking_cap(self, now: float) -> Condition:
+        """On while services or instances over the global caps were refused in the last CAP_QUIET_S."""
+        total = self.refused_total()
+        if total != self.refused_seen:
+            self.refused_seen, self.refused_at = total, now
+        if self.refused_at is None or now - self.refused_at > CAP_QUIET_S:
+            return False, "no service or instance refused"
+        return True, (f"tracking caps reached: {self.signals.refused} log records of services beyond "
+                      f"max_services ({self.settings.max_services}) and {self.state.refused_services} probe "
+                      f"results of further services not tracked, {self.state.refused_total} results of "
+                      f"instances beyond max_instances ({self.settings.max_instances}) refused "
+                      "(their records are indexed all the same)")
+
+    def schedule(self, service: str, when: float) -> None:
+        if when < self.scheduled.get(service, float("inf")):
+            self.scheduled[service] = when
+            heapq.heappush(self.due, (when, service))
+
+    def _due(self, now: float) -> set[str]:
+        out: set[str] = set()
+        while self.due and self.due[0][0] <= now:
+            when, service = heapq.heappop(self.due)
+            if self.scheduled.get(service) == when:
+                del self.scheduled[service]
+                out.add(service)
+        return out
+
+    def _next_look(self, service: str, now: float) -> None:
+        """When a service's conditions can next change without a record of it arriving: its silence
+        deadline, the end of a caught-up wait, its open alerts' timers (renotify, flap quiet, no
+        data) and, while an alert is open or its records are still in a window, the next bucket."""
+        rules = self.settings.rules_for(service)
+        times: list[float] = []
+        stream = self.signals.streams.get(service)
+        if stream is not None and stream.last_event:
+            silent_at = stream.last_event + rules.silence_s
+            if silent_at > now:
+                times.append(silent_at)
+            elif self.signals.caught_up_since is None:
+                self.waiting.add(service)  # looked at again once caught up
+            elif now - self.signals.caught_up_since <= rules.silence_s:
+                times.append(self.signals.caught_up_since + rules.silence_s)
+            times.append(stream.last_event + rules.silence_forget_s)
+            if now - stream.first_event < rules.error_window_s and \
+                    sum(stream.records.values()) >= rules.error_ratio_min_records:
+                times.append(stream.first_event + rules.error_window_s)  # the ratio can tell once a window is watched
+        bucket = self.signals.bucket_s
+        open_here = [k for k in ((r, service) for r in SERVICE_RULES) if k in self.book.open]
+        if open_here:  # windows roll on without records: an open alert may resolve, or end for no data
+            times.append((now // bucket + 1) * bucket)
+        for key in open_here:
+            alert = self.book.open[key]
+            if rules.renotify_s > 0:
+                times.append(alert.last_notified + rules.renotify_s)
+            if alert.clear_since is not None:
+                times.append(alert.clear_since + rules.flap_quiet_s)
+            if alert.undecided_since is not None:
+                times.append(alert.undecided_since + self.no_data_after(key))
+        svc = self.state.services.get(service)
+        if svc is not None and svc.state == UNHEALTHY and ("unhealthy", service) not in self.book.open:
+            times.append(svc.since + rules.unhealthy_for_s)
+        if times:
+            self.schedule(service, max(min(times), now) + LOOK_AFTER_S)
+
     def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
-        """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle."""
+        """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle.
+
+        O(changed), never O(all): a tick looks at the services that had records or probe results
+        since the last one, those whose instances expired, and those whose next look is due
+        (`_next_look`); never at every service it tracks."""
         owned = None if self.owner.everything else [f"{t}/{p}" for t, p in self.owner.owned]
+        was_caught_up = self.signals.caught_up_since
         self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total, owned)
+        changed = self.signals.take_dirty() | self.touched
+        self.touched = set()
         listening = self.signals.caught_up_since
-        docs = [] if listening is None else self._transition_docs(self.state.expire(
-            now, self.settings.unknown_after_s, self.settings.forget_after_s, listening))
-        docs += self._forget_silent(now)
-        docs += self.book.evaluate(now, self.conditions(now, pipeline), self.no_data_after)
-        for key in [k for k, (_, d) in self.book.last_event.items()
-                    if k not in self.book.open and now - (parse_epoch(d["@timestamp"]) or 0.0) > HANDOVER_KEEP_S]:
-            del self.book.last_event[key]  # only recent resolutions can be missing from the index
-        for rule, service in self.book.open:
-            if rule in ("error_rate", "error_ratio"):
-                self.signals.mark_alerting(service, now, self.settings.rules_for(service).error_window_s)
+        moves = [] if listening is None else self.state.expire(
+            now, self.settings.unknown_after_s, self.settings.forget_after_s, listening)
+        changed.update(m["service"]["name"] for m in moves)
+        docs = self._transition_docs(moves)
+        if listening is not None and was_caught_up is None and self.waiting:
+            for service in self.waiting:  # silence can be judged once caught up for the threshold
+                self.schedule(service, listening + self.settings.rules_for(service).silence_s + LOOK_AFTER_S)
+            self.waiting = set()
+        looked = changed | self._due(now)
+        self.looked = len(looked)
+        conditions: dict[Key, Condition] = {}
+        for service in sorted(looked):
+            docs += self._forget_silent(service, now)
+            conditions.update(self.service_conditions(service, now))
+        conditions.update(self.pipeline_conditions(now, pipeline))
+        docs += self.book.evaluate(now, conditions, self.no_data_after)
+        self.book.prune(now, HANDOVER_KEEP_S)  # only recent resolutions can be missing from the index
+        for service in looked:
+            for rule in ("error_rate", "error_ratio"):
+                if (rule, service) in self.book.open:
+                    self.signals.mark_alerting(service, now, self.settings.rules_for(service).error_window_s)
+            self.signals.prune(service, now)
+            self._next_look(service, now)
         for service in sorted(self.state.capped - self.capped_logged):
             self.capped_logged.add(service)
             log.warning("instances over the per-service limit refused (logged once per service)", service=service,
@@ -426,8 +545,14 @@ class HealthMonitor:
             *single("shipper_health_instances", "gauge", "Instances tracked (services this replica owns).",
                     sum(len(s.instances) for s in self.state.services.values())),
             *single("shipper_health_instances_refused_total", "counter",
-                    "Health results refused: their service already has max_instances_per_service instances.",
-                    self.state.refused),
+                    "Health results refused: their service already has max_instances_per_service instances, "
+                    "or all services together max_instances.",
+                    self.state.refused + self.state.refused_total),
+            *metric("shipper_health_services_refused_total", "counter",
+                    "Records of services beyond max_services, not tracked (still indexed), by what they were.",
+                    [({"kind": "logs"}, self.signals.refused), ({"kind": "health"}, self.state.refused_services)]),
+            *single("shipper_health_services", "gauge", "Services tracked (stream signals; this replica).",
+                    len(self.signals.streams)),
             *metric("shipper_webhook_deliveries_total", "counter",
                     "Alert events handed to webhooks, by outcome (dropped: queue full, oldest first).",
                     [({"outcome": "delivered"}, delivery.delivered), ({"outcome": "failed"}, delivery.failed),

@@ -108,6 +108,9 @@ class Signals:
     dead_letters: list[tuple[float, int]] = field(default_factory=list)
     started: float | None = None
     lag_over_since: float | None = None
+    max_streams: int = 1_000_000
+    refused: int = 0  # log records of services over max_streams (indexed, not tracked)
+    dirty: set[str] = field(default_factory=set)  # streams with records since the last tick
 
     @property
     def bucket_s(self) -> float:
@@ -128,12 +131,16 @@ class Signals:
             self.freshest_ts = ts
         stream = self.streams.get(name)
         if stream is None:
+            if len(self.streams) >= self.max_streams:
+                self.refused += 1
+                return
             stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s, home=home)
         else:
             if ts > stream.max_ts:
                 stream.max_ts = ts
             if ts < stream.min_ts:
                 stream.min_ts = ts
+        self.dirty.add(name)
         prefix = ts[:19]
         if prefix == stream.prefix:
             bucket = stream.prefix_bucket
@@ -163,6 +170,7 @@ class Signals:
         """Forget services another replica owns now."""
         for service in services:
             self.streams.pop(service, None)
+            self.dirty.discard(service)
 
     def rebalanced(self) -> None:
         """Nothing was consumed during the rebalance: caught-up has to be shown again before silence counts."""
@@ -177,8 +185,10 @@ class Signals:
 
     def seed(self, service: str, last_ts: str) -> None:
         """A service last seen (per the index) before this shipper started, so its silence is noticed."""
-        if service not in self.streams:  # no error history: the baseline starts with the first record
+        if service not in self.streams and len(self.streams) < self.max_streams:
+            # no error history: the baseline starts with the first record
             self.streams[service] = Stream(max_ts=last_ts, min_ts=UNSEEN, bucket_s=self.bucket_s)
+            self.dirty.add(service)
 
     def pipeline(self, now: float, lag: dict[str, int], dead_lettered_total: int,
                  partitions: Iterable[str] | None = None) -> None:
@@ -188,7 +198,10 @@ class Signals:
         yet (just assigned, nothing fetched: no high watermark) is not caught up."""
         if self.started is None:
             self.started = now
-        for stream in self.streams.values():
+        for name in self.dirty:  # only what changed: a tick never walks every stream
+            stream = self.streams.get(name)
+            if stream is None:
+                continue
             if stream.max_ts != stream.seen_ts:
                 stream.seen_ts = stream.max_ts
                 stream.last_event = min(now, event_time({"@timestamp": stream.max_ts}) or now)
@@ -210,20 +223,32 @@ class Signals:
         self.dead_letters.append((now, dead_lettered_total))
         self._prune(now)
 
+    def take_dirty(self) -> set[str]:
+        """The streams that had records since the last call (call after `pipeline`)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
     def _prune(self, now: float) -> None:
         keep_dl = now - 24 * 3600
         while len(self.dead_letters) > 1 and self.dead_letters[1][0] <= keep_dl:
             self.dead_letters.pop(0)
         if len(self.dead_letters) > 100_000:
             del self.dead_letters[: len(self.dead_letters) - 100_000]
+        for name in self.dirty:
+            self.prune(name, now)
+
+    def prune(self, service: str, now: float) -> None:
+        """Drop a stream's buckets older than any window looks at (per stream, when it is looked at)."""
+        stream = self.streams.get(service)
+        if stream is None:
+            return
         oldest = int((now - (self.history_windows + 2) * self.error_window_s) // self.bucket_s)
-        for stream in self.streams.values():
-            for bucket in [b for b in stream.records if b < oldest]:
-                del stream.records[bucket]
-                stream.errors.pop(bucket, None)
-            for bucket in [b for b in stream.errors if b < oldest]:
-                del stream.errors[bucket]
-            stream.alerting = {b for b in stream.alerting if b >= oldest}
+        for bucket in [b for b in stream.records if b < oldest]:
+            del stream.records[bucket]
+            stream.errors.pop(bucket, None)
+        for bucket in [b for b in stream.errors if b < oldest]:
+            del stream.errors[bucket]
+        stream.alerting = {b for b in stream.alerting if b >= oldest}
 
     def silence(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
         stream = self.streams.get(service)

@@ -473,15 +473,86 @@ def test_silence_of_a_one_off_job_ends_and_is_not_renotified_for_ever() -> None:
     assert "nightly-job" not in mon.signals.streams and not mon.book.open
 
 
-def test_a_restored_alert_of_a_service_that_is_gone_ends() -> None:
+async def test_a_restored_alert_of_a_service_that_is_gone_ends() -> None:
     """After a restart the open alert is restored; its service never reports again: it ends (no data)
     instead of staying open until it falls out of the restore query's range, unresolved."""
     fired = book().evaluate(T0, {("unhealthy", "gone"): (True, "")})
     mon = HealthMonitor(HealthSettings(forget_after_s=600), "t")
-    mon.book.restore([{"_source": doc} for _, doc in fired])
+    await mon.start(_FlakyEngine(fail=0, alert_hits=[{"_source": doc} for _, doc in fired]))  # type: ignore[arg-type]
+    await mon.stop()
+    assert ("unhealthy", "gone") in mon.book.open
     status = PipelineStatus(lag_by_partition=CAUGHT_UP)
     got = []
     for t in range(0, 700, 5):
         got += resolutions(mon.evaluate(T0 + 100 + t, status))
     assert got == [("unhealthy", "resolved", "no_data")]
     assert "range" not in str(alert_restore_query())
+
+
+# ---------------------------------------------------------------- issue 20 item 7: bounded services, O(changed)
+
+def test_services_beyond_the_cap_are_counted_and_raise_one_alert() -> None:
+    """50,000 service names from one producer: at most max_services tracked, the rest counted, one
+    tracking_cap alert; when they all go silent one tick holds at most max_services alerts."""
+    mon = HealthMonitor(HealthSettings(silence_s=10, error_rate=False, error_ratio=False), "t")
+    assert mon.settings.max_services == 1000
+    for n in range(50_000):
+        mon.observe(rec(f"svc-{n}", T0))
+    assert len(mon.signals.streams) == 1000 and mon.signals.refused == 49_000
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    got = resolutions(mon.evaluate(T0 + 1, status))
+    assert got == [("tracking_cap", "fired", None)]
+    assert "49000 log records" in mon.book.last_event[("tracking_cap", "elk-shipper")][1]["alert"]["reason"]
+    assert "shipper_health_services_refused_total{kind=\"logs\"} 49000" in mon.metrics()
+    per_tick = [len(resolutions(mon.evaluate(T0 + t, status))) for t in range(2, 30)]
+    assert max(per_tick) <= 1000 and sum(per_tick) == 1000  # each tracked service's silence, once
+    mon.observe(rec("svc-49999", T0 + 30))  # still refused: counted, the alert stays open
+    assert resolutions(mon.evaluate(T0 + 31, status)) == []
+    assert resolutions(mon.evaluate(T0 + 300, status)) == []
+    assert resolutions(mon.evaluate(T0 + 31 + 301, status)) == [("tracking_cap", "resolved", "recovered")]
+
+
+def test_instances_beyond_the_global_cap_are_refused_and_counted() -> None:
+    mon = HealthMonitor(HealthSettings(max_instances=100), "t")
+    now = time.time()
+    for service in range(10):
+        for node in range(20):
+            mon.observe(probe_rec(f"svc-{service}", f"node-{node}", now, status="healthy"))
+    assert mon.state.instances_total == 100 and mon.state.refused_total == 100
+    assert "shipper_health_instances_refused_total 100" in mon.metrics()
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    assert ("tracking_cap", "fired", None) in resolutions(mon.evaluate(now + 1, status))
+    # an instance that is forgotten frees its place
+    mon.observe(probe_rec("svc-0", "node-0", now + 2, action="health-removed"))
+    mon.observe(probe_rec("svc-9", "node-19", now + 3, status="healthy"))
+    assert mon.state.instance("svc-9", "node-19") is not None and mon.state.instances_total == 100
+
+
+def test_a_tick_looks_only_at_what_changed() -> None:
+    """1000 services logged once; afterwards three keep logging: a tick looks at those three, not at
+    all 1000 (on main every tick judged every rule of every service)."""
+    mon = HealthMonitor(HealthSettings(silence_s=120), "t")
+    calls: list[str] = []
+    silence = mon.signals.silence
+
+    def counted(service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+        calls.append(service)
+        return silence(service, now, rules)
+
+    mon.signals.silence = counted  # type: ignore[method-assign]
+    for n in range(1000):
+        mon.observe(rec(f"svc-{n}", T0))
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    mon.evaluate(T0 + 1, status)
+    assert len(calls) == 1000
+    per_tick = []
+    for t in range(2, 100):
+        calls.clear()
+        for n in range(3):
+            mon.observe(rec(f"svc-{n}", T0 + t))
+        mon.evaluate(T0 + t, status)
+        per_tick.append(len(calls))
+    assert max(per_tick) <= 3, per_tick
+    # ... and the other 997 are still judged when their time comes
+    events = resolutions(mon.evaluate(T0 + 121.5, status))
+    assert events.count(("silence", "fired", None)) == 997
