@@ -411,14 +411,6 @@ class HealthMonitor:
                 self.tracking_cap(now) if rules.tracking_cap else (False, "rule disabled"),
         }
 
-    def conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
-        """Every rule of every service (a full evaluation; `evaluate` looks only at what is due)."""
-        out: dict[Key, Condition] = {}
-        for service in sorted(set(self.state.services) | set(self.signals.streams) | {s for _, s in self.book.open}):
-            out.update(self.service_conditions(service, now))
-        out.update(self.pipeline_conditions(now, pipeline))
-        return out
-
     def refused_total(self) -> int:
         return self.signals.refused + self.state.refused_services + self.state.refused_total
 
