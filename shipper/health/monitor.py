@@ -473,10 +473,13 @@ class HealthMonitor:
             if alert.undecided_since is not None:
                 times.append(alert.undecided_since + self.no_data_after(key))
         svc = self.state.services.get(service)
-        if svc is not None and svc.state == UNHEALTHY and ("unhealthy", service) not in self.book.open:
+        if rules.unhealthy and svc is not None and svc.state == UNHEALTHY \
+                and ("unhealthy", service) not in self.book.open:
             times.append(svc.since + rules.unhealthy_for_s)
-        if times:
-            self.schedule(service, max(min(times), now) + LOOK_AFTER_S)
+        # a deadline already past is not looked at again every tick (a renotify due while the rule
+        # cannot tell waits for the next bucket, like the alert's other timers)
+        if times := [t for t in times if t >= now]:
+            self.schedule(service, min(times) + LOOK_AFTER_S)
 
     def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
         """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle.

@@ -556,3 +556,21 @@ def test_a_tick_looks_only_at_what_changed() -> None:
     # ... and the other 997 are still judged when their time comes
     events = resolutions(mon.evaluate(T0 + 121.5, status))
     assert events.count(("silence", "fired", None)) == 997
+
+
+def test_an_undecided_alert_with_a_renotify_due_is_not_looked_at_every_tick() -> None:
+    """Open silence alerts while the shipper is behind (cannot tell): their renotify is due, yet a
+    tick looks at them once per bucket, not every tick."""
+    mon = HealthMonitor(HealthSettings(silence_s=5, renotify_s=30, error_rate=False, error_ratio=False), "t")
+    for n in range(200):
+        mon.observe(rec(f"svc-{n}", T0))
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    for t in range(1, 12):
+        mon.evaluate(T0 + t, status)
+    assert len(mon.book.open) == 200
+    behind = PipelineStatus(lag_by_partition={"elk-logs/0": 10_000})
+    looked = []
+    for t in range(12, 120):
+        mon.evaluate(T0 + t, behind)
+        looked.append(mon.looked)
+    assert sum(looked) <= 200 * (108 // 10 + 2), looked
