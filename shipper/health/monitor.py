@@ -110,6 +110,7 @@ class HealthMonitor:
         # What a tick looks at (evaluate): services touched since the last one, and a heap of
         # (when, service) for those whose conditions can change with time alone.
         self.touched: set[str] = set()
+        self.restoring = 0  # takeover restores in progress
         self.due: list[tuple[float, str]] = []
         self.scheduled: dict[str, float] = {}
         self.waiting: set[str] = set()  # quiet services whose silence waits for the shipper to catch up
@@ -184,6 +185,7 @@ class HealthMonitor:
         self.signals.rebalanced()
         if self.engine is None:
             return
+        self.restoring += 1  # the new partitions' records are held meanwhile: nothing is caught up
         try:
             await asyncio.wait_for(self._restore(
                 self.engine,
@@ -192,6 +194,8 @@ class HealthMonitor:
                 lambda k: self.owns_key(k) and k not in self.book.keys()), HANDOVER_WITHIN_S)
         except Exception as exc:  # the services start fresh: better than holding up the group
             log.warning("could not restore the services taken over", error=type(exc).__name__)
+        finally:
+            self.restoring -= 1
         log.info("health ownership", partitions=len(self.owner.owned), services=len(self.state.services),
                  streams=len(self.signals.streams), open_alerts=len(self.book.open))
 
@@ -490,6 +494,8 @@ class HealthMonitor:
         owned = None if self.owner.everything else [f"{t}/{p}" for t, p in self.owner.owned]
         was_caught_up = self.signals.caught_up_since
         self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total, owned)
+        if self.restoring:  # a small lag says nothing while records are held for a restore
+            self.signals.rebalanced()
         changed = self.signals.take_dirty() | self.touched
         self.touched = set()
         listening = self.signals.caught_up_since

@@ -155,3 +155,25 @@ def test_a_kept_partition_does_not_count_redelivered_probe_results_twice() -> No
     for n in (2, 3):
         mon.observe(probe("api", "unhealthy", now + n), At("elk-health", 0, n))
     assert mon.state_of("api") == "unhealthy"
+
+
+async def test_silence_does_not_count_while_a_takeover_restore_holds_the_records() -> None:
+    """The new partition's records are held until the restore is done; its lag is small and known,
+    yet the replica is not caught up meanwhile (a slow engine made a false silence alert)."""
+    mon = HealthMonitor(HealthSettings(silence_s=5), "t", topics=["logs"])
+    engine = HeldEngine(time.time() - 600)
+    mon.engine = engine  # type: ignore[assignment]
+    now = time.time()
+    mon.signals.seed("shop", iso(now - 1))
+    restore = asyncio.create_task(mon.partitions_assigned([("logs", 0)], {"logs": 1}))
+    await asyncio.sleep(0.05)
+    from shipper.monitor import PipelineStatus
+
+    status = PipelineStatus(lag_by_partition={"logs/0": 3})
+    for t in range(1, 30):
+        mon.evaluate(now + t, status)
+    assert mon.signals.caught_up_since is None and ("silence", "shop") not in mon.book.open
+    engine.release.set()
+    await restore
+    mon.evaluate(now + 30, status)
+    assert mon.signals.caught_up_since == now + 30
