@@ -5,7 +5,8 @@ a batch, hands it to its own task (transform -> index -> dead-letter -> commit t
 prefix) and fetches the next one while earlier bulks are still in flight, up to
 max_batches_in_flight batches (which bounds memory and, while the engine is down, stops
 consumption: Kafka is the buffer). The monitor ticks beside it. SIGTERM stops fetching, lets
-the batches in progress finish and commit, and exits within the configured bound.
+the batches in progress finish and commit, writes what the monitor made last, hands the health
+monitor's services over (shipper.source.KafkaSource.stop) and exits within the configured bound.
 """
 
 from __future__ import annotations
@@ -151,7 +152,12 @@ class Shipper:
         self.background = Background(settings=self.settings, stats=self.stats, source=lambda: self.source,
                                      engine=self.engine, monitor=self.monitor, pipeline=pipeline, host=self.host,
                                      consuming=lambda: self.consuming)
-        await self.monitor.start(self.engine)
+        # the restore waits up to half a minute for an engine that is starting: SIGTERM ends the wait
+        await self._until_stopped(self.monitor.start(self.engine))
+        if self.stopping.is_set():
+            log.info("stopped while restoring health state")
+            await self._shutdown(self.settings.shutdown_timeout_s)
+            return 0
         try:
             started = await self._start_kafka(pipeline)
         except TopicSetupError as exc:
@@ -208,9 +214,13 @@ class Shipper:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.source.commit_finished(timeout_s=left(0.4))
-        background.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(background, left(0.5))
+        # The background task ends on its own (the stop is set) after writing what the last ticks
+        # made, within its own bound: cancelling it at once lost an alert made just before SIGTERM.
+        _, late = await asyncio.wait({background}, timeout=left(0.5))
+        for task in late:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if abandoned:
             log.warning("shutdown bound reached; batches left uncommitted for redelivery", batches=abandoned)
         await self._shutdown(left())

@@ -25,7 +25,7 @@ from shipper.stats import Stats
 log = get_logger("shipper")
 
 MAX_QUEUED_DOCS = 10_000  # monitor and pipeline-metric documents waiting for an unavailable engine
-FLUSH_ON_STOP_S = 2.0  # bound on writing the last monitor documents at shutdown
+FLUSH_ON_STOP_SHARE = 0.25  # of the shutdown bound: writing the last monitor documents at shutdown
 PING_TIMEOUT_S = 2.0
 
 
@@ -87,6 +87,6 @@ class Background:
             if queued:
                 pending.append(asyncio.create_task(self.pipeline.write_docs(queued)))
             if pending:
-                _, late = await asyncio.wait(pending, timeout=FLUSH_ON_STOP_S)
+                _, late = await asyncio.wait(pending, timeout=self.settings.shutdown_timeout_s * FLUSH_ON_STOP_SHARE)
                 for task in late:
                     task.cancel()

@@ -73,11 +73,7 @@ class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
         left = tracker.unfinished(keys)
         tracker.drop(keys)
         log.info("partitions revoked", partitions=len(keys), unfinished_batches_dropped=left)
-        for hook in self.source.hooks:
-            try:
-                await hook.partitions_revoked(keys)
-            except Exception:
-                log.exception("rebalance hook failed", hook=type(hook).__name__)
+        await self.source.hand_over(keys)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in assigned]
@@ -90,6 +86,7 @@ class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
                 await hook.partitions_assigned(keys, counts)
             except Exception:
                 log.exception("rebalance hook failed", hook=type(hook).__name__)
+        self.source.taken_over(keys)
 
 
 class KafkaSource:
@@ -103,6 +100,12 @@ class KafkaSource:
         self._commit_lock = asyncio.Lock()
         self._revocations = 0
         self._revoked_at: dict[TP, int] = {}  # partition -> revocation count when it was last revoked
+        # Partitions whose assignment hooks (the monitor's restore) are done. aiokafka may hand out
+        # records of a new assignment before its listener has run or finished; those are put back
+        # (seek) and their partition paused until then, so no record is seen before its restore.
+        self._ready: set[TP] = set()
+        self._held: set[TP] = set()
+        self._handed_over = False
         self.consumer = consumer if consumer is not None else AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
@@ -129,6 +132,38 @@ class KafkaSource:
         self._revocations += 1
         for key in partitions:
             self._revoked_at[key] = self._revocations
+            self._ready.discard(key)
+            self._held.discard(key)
+
+    async def hand_over(self, partitions: list[TP]) -> None:
+        """Tell the hooks (the health monitor's handover) that these partitions leave this replica."""
+        for hook in self.hooks:
+            try:
+                await hook.partitions_revoked(partitions)
+            except Exception:
+                log.exception("rebalance hook failed", hook=type(hook).__name__)
+
+    def taken_over(self, partitions: Iterable[TP]) -> None:
+        """The assignment hooks are done: records of these partitions may be handed out."""
+        self._ready.update(partitions)
+        owned = self.consumer.assignment()
+        resume = [TopicPartition(t, p) for t, p in self._held if (t, p) in self._ready]
+        self._held.difference_update(self._ready)
+        if resume := [tp for tp in resume if tp in owned]:
+            self.consumer.resume(*resume)
+
+    def _hold(self, tp: TopicPartition, first_offset: int) -> bool:
+        """Put back records of a partition whose assignment hooks are not done yet; True if held."""
+        key = (tp.topic, tp.partition)
+        if not self.hooks or key in self._ready:
+            return False
+        try:
+            self.consumer.seek(tp, first_offset)
+            self.consumer.pause(tp)
+        except (IllegalStateError, AssertionError):  # revoked meanwhile: its new owner reads it
+            return True
+        self._held.add(key)
+        return True
 
     async def fetch(self) -> Fetched:
         """One batch: up to batch_max_records and about batch_max_bytes, waiting at most batch_linger_ms."""
@@ -142,7 +177,9 @@ class KafkaSource:
             # getmany may have waited through a rebalance; what it returns belongs to the assignment
             # at its return, so the stamp is taken now, with no await in between
             stamp = self._revocations
-            for messages in batches.values():
+            for tp, messages in batches.items():
+                if messages and self._hold(tp, messages[0].offset):
+                    continue
                 out.chunks.append((stamp, messages))
                 count += len(messages)
                 size += sum(len(m.value or b"") for m in messages)
@@ -214,4 +251,11 @@ class KafkaSource:
         self.consumer.resume(*self.consumer.paused())
 
     async def stop(self) -> None:
+        """Leaves the group. aiokafka leaves without calling the revoke listener, so the hooks are
+        told here: a deploy or scale-down hands its services over like a rebalance does."""
+        if not self._handed_over:
+            self._handed_over = True
+            owned = sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
+            if owned:
+                await self.hand_over(owned)
         await self.consumer.stop()

@@ -72,7 +72,7 @@ PRODUCT_PROPERTIES: dict[str, Any] = {
     "health": _obj(state=KEYWORD, status=KEYWORD, body_status=KEYWORD, scope=KEYWORD,
                    to=KEYWORD, reason=TEXT, previous_duration_ms=LONG, **{"from": KEYWORD}),
     "alert": _obj(id=KEYWORD, state=KEYWORD, severity=KEYWORD, started=DATE, resolved=DATE, reason=TEXT,
-                  flapping=BOOL, renotified=LONG, duration_ms=LONG),
+                  flapping=BOOL, renotified=LONG, duration_ms=LONG, resolution=KEYWORD),
     "dead_letter": _obj(original=STORED_ONLY, encoding=KEYWORD, topic=KEYWORD, partition=LONG, offset=LONG,
                         key=KEYWORD, stage=KEYWORD, truncated=BOOL, original_bytes=LONG),
     "metric": _obj(name=KEYWORD, type=KEYWORD, unit=KEYWORD, value=DOUBLE, delta=DOUBLE, count=LONG, sum=DOUBLE,

@@ -17,6 +17,7 @@ def build_monitor(settings: object) -> Monitor:
     roles = getattr(settings, "roles", None)
     if not health.enabled:
         return NullMonitor()
+    service_map = getattr(settings, "service_map", None)
     if roles is None:
-        return HealthMonitor(health, namespace, topics)
-    return HealthMonitor(health, namespace, topics, roles.health, roles.metrics)
+        return HealthMonitor(health, namespace, topics, service_map=service_map)
+    return HealthMonitor(health, namespace, topics, roles.health, roles.metrics, service_map)

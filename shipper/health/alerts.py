@@ -28,7 +28,11 @@ RULES: dict[str, tuple[str, str]] = {
     "silence": ("Service stopped logging", "warning"),
     "dead_letter": ("Dead letters growing", "warning"),
     "consumer_lag": ("Shipper consumer lag over limit", "warning"),
+    "tracking_cap": ("Health tracking cap reached", "warning"),
 }
+
+# why a resolved alert ended (alert.resolution)
+RECOVERED, REMOVED, NO_DATA, RULE_DISABLED = "recovered", "service_removed", "no_data", "rule_disabled"
 
 Key = tuple[str, str]  # (rule id, service)
 Condition = tuple[bool | None, str]  # (active, reason)
@@ -42,6 +46,7 @@ class OpenAlert:
     renotified: int = 0
     reason: str = ""
     clear_since: float | None = None  # a flapping alert's condition has been clear since
+    undecided_since: float | None = None  # its rule has not been able to tell since
 
 
 @dataclass
@@ -53,18 +58,30 @@ class AlertBook:
     activations: dict[Key, list[float]] = field(default_factory=dict)
     # the newest event per key, re-written on a handover so the next owner finds it in the index
     last_event: dict[Key, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    resolved_at: dict[Key, float] = field(default_factory=dict)  # in the order they resolved
 
     def flapping(self, key: Key, now: float, rules: RuleSettings) -> bool:
         times = [t for t in self.activations.get(key, []) if now - t <= rules.flap_window_s]
         self.activations[key] = times
         return len(times) >= rules.flap_changes
 
-    def evaluate(self, now: float, conditions: dict[Key, Condition]) -> list[tuple[str, dict[str, Any]]]:
-        """Returns (doc id, alert event) for every lifecycle step this tick."""
+    def evaluate(self, now: float, conditions: dict[Key, Condition],
+                 no_data_after: Callable[[Key], float] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Returns (doc id, alert event) for every lifecycle step this tick. An open alert whose
+        condition has been None ("cannot tell") for `no_data_after(key)` seconds ends (no_data)."""
         out: list[tuple[str, dict[str, Any]]] = []
         for key, (active, reason) in conditions.items():
+            alert = self.open.get(key)
             if active is None:
+                if alert is not None and no_data_after is not None:
+                    if alert.undecided_since is None:
+                        alert.undecided_since = now
+                    elif now - alert.undecided_since >= no_data_after(key):
+                        out.append(self.end(key, now, NO_DATA, f"no data since {format_epoch(alert.undecided_since)}"
+                                                               f" ({reason})"))
                 continue
+            if alert is not None:
+                alert.undecided_since = None
             rules = self.rules_for(key[1])
             was = self.active.get(key, key in self.open)
             self.active[key] = active
@@ -90,10 +107,37 @@ class AlertBook:
                     if now - alert.clear_since < rules.flap_quiet_s:
                         continue
                 del self.open[key]
-                out.append(self.event(key, alert, "resolved", now, reason, flapping))
+                resolution = RULE_DISABLED if reason == "rule disabled" else RECOVERED
+                out.append(self.event(key, alert, "resolved", now, reason, flapping, resolution))
         for doc_id, doc in out:
-            self.last_event[(doc["rule"]["id"], doc["service"]["name"])] = (doc_id, doc)
+            self._remember(now, (doc["rule"]["id"], doc["service"]["name"]), (doc_id, doc))
         return out
+
+    def _remember(self, now: float, key: Key, event: tuple[str, dict[str, Any]]) -> None:
+        self.last_event[key] = event
+        self.resolved_at.pop(key, None)
+        if event[1]["event"]["action"] == "resolved":
+            self.resolved_at[key] = now
+
+    def prune(self, now: float, keep_s: float) -> None:
+        """Forget the newest event of alerts resolved more than keep_s ago (oldest first, so a tick
+        touches only those whose time has come)."""
+        for key, when in list(self.resolved_at.items()):
+            if now - when <= keep_s:
+                break
+            del self.resolved_at[key]
+            if key not in self.open:
+                self.last_event.pop(key, None)
+
+    def end(self, key: Key, now: float, resolution: str, reason: str) -> tuple[str, dict[str, Any]]:
+        """Resolve an open alert at once, whatever its condition or flapping: its service was removed,
+        or its rule has had nothing to judge by for too long."""
+        alert = self.open.pop(key)
+        self.active.pop(key, None)
+        self.activations.pop(key, None)
+        doc = self.event(key, alert, "resolved", now, reason, False, resolution)
+        self._remember(now, key, doc)
+        return doc
 
     def drop(self, keys: Iterable[Key]) -> list[tuple[str, dict[str, Any]]]:
         """Forget alerts another replica owns now, neither resolving nor firing anything; returns
@@ -104,6 +148,7 @@ class AlertBook:
             self.active.pop(key, None)
             self.activations.pop(key, None)
             last = self.last_event.pop(key, None)
+            self.resolved_at.pop(key, None)
             if last is not None:
                 handed.append(last)
         return handed
@@ -112,7 +157,7 @@ class AlertBook:
         return set(self.open) | set(self.active) | set(self.last_event)
 
     def event(self, key: Key, alert: OpenAlert, action: str, now: float, reason: str,
-              flapping: bool) -> tuple[str, dict[str, Any]]:
+              flapping: bool, resolution: str = RECOVERED) -> tuple[str, dict[str, Any]]:
         rule, service = key
         name, severity = RULES[rule]
         resolved = action == "resolved"
@@ -124,6 +169,7 @@ class AlertBook:
         if resolved:
             body["resolved"] = format_epoch(now)
             body["duration_ms"] = int((now - alert.started) * 1000)
+            body["resolution"] = resolution
         doc: dict[str, Any] = {
             "@timestamp": format_epoch(now),
             "event": {"kind": "alert", "action": action, "dataset": DATASET_ALERTS},
@@ -161,10 +207,11 @@ class AlertBook:
         return len(self.open)
 
 
-def restore_query(size: int = 5000, days: int = 30) -> dict[str, Any]:
+def restore_query(size: int = 5000) -> dict[str, Any]:
+    """The newest alert events, whatever their age: an alert restored is judged again and ends by
+    its rules (recovered, removed, no data), never by falling out of a time range unresolved."""
     return {
         "size": size,
         "sort": [{"@timestamp": "desc"}],
-        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}}, {"term": {OWN_WRITER_FIELD: OWN_WRITER}},
-                                      {"range": {"@timestamp": {"gte": f"now-{days}d"}}}]}},
+        "query": {"bool": {"filter": [{"term": {"event.kind": "alert"}}, {"term": {OWN_WRITER_FIELD: OWN_WRITER}}]}},
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 SHIPPER_SERVICE = "elk-shipper"  # the service name pipeline-scoped alerts (dead letters, lag) carry
 
@@ -27,6 +27,9 @@ class RuleSettings(BaseModel):
         0.2, gt=0, le=1, description="Errors (error/critical records or HTTP 5xx) over this share of the records "
         "in error_window_s fire the error-ratio rule.")
     error_ratio_min_records: int = Field(50, ge=1, description="... when the window holds at least this many records.")
+    error_ratio_resolve: float = Field(
+        0.1, ge=0, le=1, description="An open error-ratio alert resolves only once the share is at or below this "
+        "(under error_ratio_max: no fire-resolve-fire around one threshold).")
     silence: bool = Field(True, description="Alert when a service stops logging (only while the shipper is caught up).")
     silence_s: float = Field(120.0, gt=0, description="No records for longer than this is silence.")
     dead_letter: bool = Field(True, description="Alert when dead letters grow.")
@@ -35,6 +38,14 @@ class RuleSettings(BaseModel):
     consumer_lag: bool = Field(True, description="Alert when the shipper's consumer lag stays over the limit.")
     lag_max: int = Field(100_000, ge=0, description="Consumer lag (records, all partitions) limit.")
     lag_for_s: float = Field(60.0, ge=0, description="... exceeded for at least this long.")
+    silence_forget_s: float = Field(
+        86400.0, gt=0, description="A service silent this long is forgotten: its silence alert ends (no data since "
+        "its last record) and nothing fires for it again until it logs again (one-off jobs).")
+    no_data_windows: int = Field(
+        3, ge=1, description="An open alert whose rule cannot tell (no traffic, no probe results) for this many of "
+        "its windows ends with resolution no_data (unhealthy: after forget_after_s).")
+    tracking_cap: bool = Field(True, description="Alert when services or instances beyond the tracking caps "
+                               "(max_services, max_instances) are refused.")
     renotify_s: float = Field(3600.0, ge=0, description="Re-notify an open alert this often (0: never).")
     flap_changes: int = Field(4, ge=2, description="This many activations within flap_window_s make a rule flap.")
     flap_window_s: float = Field(600.0, gt=0, description="Window for flap detection.")
@@ -52,6 +63,12 @@ class HealthSettings(RuleSettings):
     forget_after_s: float = Field(600.0, gt=0, description="An instance with no result for this long is forgotten.")
     max_instances_per_service: int = Field(
         1000, ge=1, description="Instances tracked per service; results of further ones are refused and counted.")
+    max_services: int = Field(
+        1000, ge=1, description="Services tracked (stream signals, and health states, each); records of further "
+        "services are indexed but not tracked, counted, and one tracking_cap alert says so.")
+    max_instances: int = Field(
+        20_000, ge=1, description="Instances tracked over all services; results of further ones are refused and "
+        "counted (tracking_cap alert).")
     services: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='JSON: per-service rule overrides, e.g. {"api-service": {"silence_s": 30}}.',
@@ -77,6 +94,13 @@ class HealthSettings(RuleSettings):
                 raise ValueError(f"unknown rule settings for {service}: {sorted(unknown)}")
             RuleSettings(**{**RuleSettings().model_dump(), **overrides})  # validates the values
         return value
+
+    @model_validator(mode="after")
+    def _resolve_under_fire(self) -> HealthSettings:
+        for name, rules in [("defaults", self.rules), *self._resolved.items()]:
+            if rules.error_ratio_resolve > rules.error_ratio_max:
+                raise ValueError(f"{name}: error_ratio_resolve must not be over error_ratio_max")
+        return self
 
     @cached_property
     def rules(self) -> RuleSettings:

@@ -13,6 +13,8 @@ With several shipper replicas each service is computed by one of them (shipper/h
 from __future__ import annotations
 
 import asyncio
+import heapq
+import re
 import time
 from typing import Any
 
@@ -53,16 +55,33 @@ RESTORE_WITHIN_S = 30.0
 # Bounds on the handover work inside a rebalance (Kafka waits for it, up to its rebalance timeout).
 HANDOVER_WITHIN_S = 10.0
 HANDOVER_KEEP_S = 300.0  # resolved alerts whose event is re-written on a handover
-PIPELINE_RULES = ("dead_letter", "consumer_lag")
+PIPELINE_RULES = ("dead_letter", "consumer_lag", "tracking_cap")
+SERVICE_RULES = ("unhealthy", "error_rate", "error_ratio", "silence")
+CAP_QUIET_S = 300.0  # the tracking_cap alert resolves this long after the last refusal
+LOOK_AFTER_S = 0.001  # a due look lands just after the deadline it waits for
+# probe results whose documents are kept for a redelivery (a batch's worth of transitions, many times over)
+MAX_PRODUCED = 10_000
 # an instance announced as gone by its prober (target removed, container removed)
 REMOVED = "health-removed"
+
+
+def keys_of(service_map: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Mapped name -> the literal names (Kafka keys) mapped to it; names reached only through a
+    pattern have no known key (their stream is owned once their records arrive, never seeded)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for pattern, service in service_map.items():
+        literal = re.escape(pattern) == pattern or re.escape(pattern).replace("\\-", "-") == pattern
+        out[service] = out.get(service, ()) + ((pattern,) if literal else ())
+    return out
 
 
 class HealthMonitor:
     def __init__(self, settings: HealthSettings, namespace: str = "default", topics: list[str] | None = None,
                  health_topics: frozenset[str] = frozenset({TOPIC_HEALTH}),
-                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS})) -> None:
+                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS}),
+                 service_map: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.keys_of = keys_of(service_map or {})
         self.state = self._new_state()
         self.namespace = sanitize_namespace(namespace)
         all_rules = [settings.rules, *(settings.rules_for(s) for s in settings.services)]
@@ -71,6 +90,7 @@ class HealthMonitor:
             history_windows=max(r.error_baseline_windows for r in all_rules),
             caught_up_max_lag=settings.caught_up_max_lag,
             max_event_delay_s=settings.max_event_delay_s,
+            max_streams=settings.max_services,
         )
         self.book = AlertBook(settings.rules_for, self.namespace)
         self.notifier = WebhookNotifier(settings)
@@ -81,10 +101,28 @@ class HealthMonitor:
                                everything=topics is None)
         self.engine: SearchEngine | None = None
         self.capped_logged: set[str] = set()
+        # The newest offset observed per owned partition: a partition kept across a rebalance is
+        # redelivered from its committed offset, and what was observed already must not count twice.
+        self.offsets: dict[tuple[str, int], int] = {}
+        # The documents a probe result produced, by its place in Kafka, so a redelivery writes them
+        # again (its first batch may have been dropped unfinished) without judging it again.
+        self.produced: dict[tuple[str, int, int], list[Doc]] = {}
+        # What a tick looks at (evaluate): services touched since the last one, and a heap of
+        # (when, service) for those whose conditions can change with time alone.
+        self.touched: set[str] = set()
+        self.restoring = 0  # takeover restores in progress
+        self.due: list[tuple[float, str]] = []
+        self.scheduled: dict[str, float] = {}
+        self.waiting: set[str] = set()  # quiet services whose silence waits for the shipper to catch up
+        self.looked = 0  # services the last tick looked at
+        self.refused_seen = 0
+        self.refused_at: float | None = None
 
     def _new_state(self) -> HealthState:
         return HealthState(self.settings.failures_to_down, self.settings.successes_to_up,
-                           self.settings.max_instances_per_service)
+                           self.settings.max_instances_per_service, max_services=self.settings.max_services,
+                           max_instances_total=self.settings.max_instances,
+                           unknown_after_s=self.settings.unknown_after_s, forget_after_s=self.settings.forget_after_s)
 
     # ------------------------------------------------------------------ ownership
 
@@ -95,11 +133,25 @@ class HealthMonitor:
 
     def owns_key(self, key: Key) -> bool:
         part = self.part_of(key)
-        return self.owner.leader() if part is None else self.owner.owns(part, key[1])
+        if part is None:
+            return self.owner.leader()
+        return self.owns_stream(key[1]) if part == STREAM else self.owner.owns(part, key[1])
+
+    def owns_stream(self, service: str) -> bool:
+        """A service's stream signals belong to the replica that reads its log records: the owner of
+        the partition they arrive on, which their Kafka key decides, not the name they are indexed
+        under (SHIPPER_SERVICE_MAP renames the key). Before any record arrives (restore, seed) the
+        name's own partition, or for a mapped name the partitions of the literal names mapped to it."""
+        if self.owner.everything:
+            return True
+        stream = self.signals.streams.get(service)
+        if stream is not None and stream.home is not None:
+            return stream.home in self.owner.owned
+        return any(self.owner.owns(STREAM, key) for key in self.keys_of.get(service, (service,)))
 
     def _not_owned(self) -> tuple[set[str], set[str], set[Key]]:
         return ({s for s in self.state.services if not self.owner.owns(HEALTH, s)},
-                {s for s in self.signals.streams if not self.owner.owns(STREAM, s)},
+                {s for s in self.signals.streams if not self.owns_stream(s)},
                 {k for k in self.book.keys() if not self.owns_key(k)})
 
     async def partitions_revoked(self, revoked: list[TP]) -> None:
@@ -119,9 +171,13 @@ class HealthMonitor:
                             alerts=len(handed), error=type(exc).__name__)
 
     async def partitions_assigned(self, assigned: list[TP], counts: dict[str, int]) -> None:
-        """Drop what another replica owns now; restore from the index the services gained."""
-        before = (set(self.state.services), set(self.signals.streams), self.book.keys())
+        """Drop what another replica owns now; restore from the index the services gained.
+
+        The index only fills in what memory does not hold when the answers are applied: a service
+        kept across the rebalance, or one whose records were read meanwhile, keeps its newer state."""
         self.owner.assign(assigned, counts)
+        for tp in [tp for tp in self.offsets if tp not in self.owner.owned]:
+            del self.offsets[tp]  # a partition regained later starts a new tenure from its committed offset
         health, streams, keys = self._not_owned()
         self.state.drop(health)
         self.signals.drop(streams)
@@ -129,15 +185,17 @@ class HealthMonitor:
         self.signals.rebalanced()
         if self.engine is None:
             return
-        kept_health, kept_streams, kept_keys = (before[0] - health, before[1] - streams, before[2] - keys)
+        self.restoring += 1  # the new partitions' records are held meanwhile: nothing is caught up
         try:
             await asyncio.wait_for(self._restore(
                 self.engine,
-                lambda s: self.owner.owns(HEALTH, s) and s not in kept_health,
-                lambda s: self.owner.owns(STREAM, s) and s not in kept_streams,
-                lambda k: self.owns_key(k) and k not in kept_keys), HANDOVER_WITHIN_S)
+                lambda s: self.owner.owns(HEALTH, s) and s not in self.state.services,
+                lambda s: self.owns_stream(s) and s not in self.signals.streams,
+                lambda k: self.owns_key(k) and k not in self.book.keys()), HANDOVER_WITHIN_S)
         except Exception as exc:  # the services start fresh: better than holding up the group
             log.warning("could not restore the services taken over", error=type(exc).__name__)
+        finally:
+            self.restoring -= 1
         log.info("health ownership", partitions=len(self.owner.owned), services=len(self.state.services),
                  streams=len(self.signals.streams), open_alerts=len(self.book.open))
 
@@ -182,7 +240,7 @@ class HealthMonitor:
         return self.owner.owns(HEALTH, service)
 
     def _owned_stream(self, service: str) -> bool:
-        return self.owner.owns(STREAM, service)
+        return self.owns_stream(service)
 
     async def _restore(self, engine: SearchEngine, health: Any, streams: Any, keys: Any) -> None:
         await engine.request("POST", f"/logs-{DATASET_ALERTS}-{self.namespace},logs-{DATASET_HEALTH}-"
@@ -196,6 +254,8 @@ class HealthMonitor:
         apply_hits(self.state, transitions, time.time(), health)
         restored = self.book.restore(alert_hits, keys)
         seeded = seed_from(self.signals, result, streams)
+        # a restore is rare (start, takeover): everything it may have brought is looked at next tick
+        self.touched.update(self.state.services, self.signals.streams, (s for _, s in self.book.open))
         log.info("health state restored", services=len(self.state.services), open_alerts=restored,
                  streams=seeded)
 
@@ -205,11 +265,18 @@ class HealthMonitor:
         return self.state.state_of(service)
 
     def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
+        if origin is not None:
+            tp = (origin.topic, origin.partition)
+            if origin.offset <= self.offsets.get(tp, -1):  # redelivered: observed already
+                return self.produced.get((*tp, origin.offset), [])
+            self.offsets[tp] = origin.offset
         event = record.get("event")
         if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
             service = record.get("service")
             name = service.get("name") if type(service) is dict else None
-            if self.owner.everything or (type(name) is str and self.owner.owns(STREAM, name)):
+            if origin is not None:  # read here: this replica owns its partition, whatever the name
+                self.signals.observe(record, tp)
+            elif self.owner.everything or (type(name) is str and self.owner.owns(STREAM, name)):
                 self.signals.observe(record)
             return []
         action = event.get("action")
@@ -218,6 +285,7 @@ class HealthMonitor:
         service = (record.get("service") or {}).get("name") or "unknown"
         if not self.owner.owns(HEALTH, service):
             return []
+        self.touched.add(service)
         node = ((record.get("service") or {}).get("node") or {}).get("name") or service
         when = parse_epoch(record.get("@timestamp")) or time.time()
         # The trigger is the probe result's place in Kafka, so a redelivery derives the same transition ids
@@ -232,8 +300,14 @@ class HealthMonitor:
             status = status_word((record.get("health") or {}).get("status")) or UNHEALTHY
             moves = self.state.observe_probe(service, node, status, when, trigger, seen=now)
         docs = self._transition_docs(moves, record.get("data_stream"))
-        if any(t["health"]["scope"] == "service" for _, t in docs) and now - when <= self.settings.max_event_delay_s:
+        if action == REMOVED and service not in self.state.services:
+            docs += self._removed(service, now)
+        elif any(t["health"]["scope"] == "service" for _, t in docs) and now - when <= self.settings.max_event_delay_s:
             docs += self._judge(service, now)
+        if docs and origin is not None:
+            if len(self.produced) >= MAX_PRODUCED:
+                del self.produced[next(iter(self.produced))]  # the oldest: long committed
+            self.produced[(origin.topic, origin.partition, origin.offset)] = docs
         return docs
 
     def _transition_docs(self, moves: list[dict[str, Any]], stream: Any = None) -> list[Doc]:
@@ -253,6 +327,40 @@ class HealthMonitor:
             return []
         cond = self.unhealthy(service, now, rules) if rules.unhealthy else (False, "rule disabled")
         return self._announce(self.book.evaluate(now, {("unhealthy", service): cond}))
+
+    def _removed(self, service: str, now: float) -> list[Doc]:
+        """Its last instance was removed by its prober: the service's alerts owned here end now and
+        its stream is forgotten (nothing of it fires again until it reports again)."""
+        ended = [self.book.end(key, now, alerts.REMOVED, "service removed: its prober removed its last instance")
+                 for key in sorted(self.book.open) if key[1] == service]
+        self.signals.drop([service])
+        return self._announce(ended)
+
+    def no_data_after(self, key: Key) -> float:
+        """How long an open alert's rule may be unable to tell before the alert ends (no data)."""
+        rule, service = key
+        rules = self.settings.rules_for(service)
+        if rule == "unhealthy":  # its instances are unknown, then forgotten: nobody reports any more
+            return self.settings.forget_after_s
+        if rule == "silence":
+            return rules.silence_forget_s
+        window = {"dead_letter": rules.dead_letter_window_s, "consumer_lag": max(rules.lag_for_s, 60.0)}.get(
+            rule, rules.error_window_s)
+        return rules.no_data_windows * window
+
+    def _forget_silent(self, service: str, now: float) -> list[Doc]:
+        """A service silent for longer than its silence_forget_s: the silence alert ends, the stream
+        is dropped (a one-off job is not re-notified every hour for ever)."""
+        stream = self.signals.streams.get(service)
+        forget = self.settings.rules_for(service).silence_forget_s
+        if stream is None or not stream.last_event or now - stream.last_event <= forget:
+            return []
+        self.signals.drop([service])
+        key = ("silence", service)
+        if key not in self.book.open:
+            return []
+        return [self.book.end(key, now, alerts.NO_DATA, f"no data since {format_epoch(stream.last_event)}; "
+                                                      f"forgotten after {forget:g}s of silence")]
 
     def _announce(self, docs: list[Doc]) -> list[Doc]:
         for _, doc in docs:
@@ -274,46 +382,147 @@ class HealthMonitor:
             return False, f"{svc.state} for {lasted:.0f}s"
         return lasted >= rules.unhealthy_for_s, f"unhealthy for {lasted:.0f}s (no instance answering its probes)"
 
-    def conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
+    def service_conditions(self, service: str, now: float) -> dict[Key, Condition]:
+        """The per-service rules of one service (those this replica owns)."""
         out: dict[Key, Condition] = {}
-        services = set(self.state.services) | set(self.signals.streams) | {s for _, s in self.book.open}
-        for service in sorted(services):
-            rules = self.settings.rules_for(service)
-            checks = (("unhealthy", rules.unhealthy, self.unhealthy),
-                      ("error_rate", rules.error_rate, self.signals.error_spike),
-                      ("error_ratio", rules.error_ratio, self.signals.error_ratio),
-                      ("silence", rules.silence, self.signals.silence))
-            for rule, enabled, check in checks:
-                key = (rule, service)
-                if not self.owns_key(key):
-                    continue
-                if enabled:
-                    out[key] = check(service, now, rules)
-                elif key in self.book.open:
-                    out[key] = (False, "rule disabled")
-        if self.owner.leader():
-            rules = self.settings.rules_for(SHIPPER_SERVICE)
-            out[("dead_letter", SHIPPER_SERVICE)] = (
-                self.signals.dead_letter_growth(now, rules) if rules.dead_letter else (False, "rule disabled"))
-            out[("consumer_lag", SHIPPER_SERVICE)] = (
-                self.signals.consumer_lag(now, pipeline.lag_total, rules) if rules.consumer_lag
-                else (False, "rule disabled"))
+        rules = self.settings.rules_for(service)
+        checks = (("unhealthy", rules.unhealthy, self.unhealthy),
+                  ("error_rate", rules.error_rate, self.signals.error_spike),
+                  ("error_ratio", rules.error_ratio, self.signals.error_ratio),
+                  ("silence", rules.silence, self.signals.silence))
+        for rule, enabled, check in checks:
+            key = (rule, service)
+            if not self.owns_key(key):
+                continue
+            if enabled and rule == "error_ratio":
+                out[key] = self.signals.error_ratio(service, now, rules, key in self.book.open)
+            elif enabled:
+                out[key] = check(service, now, rules)
+            elif key in self.book.open:
+                out[key] = (False, "rule disabled")
         return out
 
+    def pipeline_conditions(self, now: float, pipeline: PipelineStatus) -> dict[Key, Condition]:
+        if not self.owner.leader():
+            return {}
+        rules = self.settings.rules_for(SHIPPER_SERVICE)
+        return {
+            ("dead_letter", SHIPPER_SERVICE):
+                self.signals.dead_letter_growth(now, rules) if rules.dead_letter else (False, "rule disabled"),
+            ("consumer_lag", SHIPPER_SERVICE):
+                self.signals.consumer_lag(now, pipeline.lag_total, rules) if rules.consumer_lag
+                else (False, "rule disabled"),
+            ("tracking_cap", SHIPPER_SERVICE):
+                self.tracking_cap(now) if rules.tracking_cap else (False, "rule disabled"),
+        }
+
+    def refused_total(self) -> int:
+        return self.signals.refused + self.state.refused_services + self.state.refused_total
+
+    def tracking_cap(self, now: float) -> Condition:
+        """On while services or instances over the global caps were refused in the last CAP_QUIET_S."""
+        total = self.refused_total()
+        if total != self.refused_seen:
+            self.refused_seen, self.refused_at = total, now
+        if self.refused_at is None or now - self.refused_at > CAP_QUIET_S:
+            return False, "no service or instance refused"
+        return True, (f"tracking caps reached: {self.signals.refused} log records of services beyond "
+                      f"max_services ({self.settings.max_services}) and {self.state.refused_services} probe "
+                      f"results of further services not tracked, {self.state.refused_total} results of "
+                      f"instances beyond max_instances ({self.settings.max_instances}) refused "
+                      "(their records are indexed all the same)")
+
+    def schedule(self, service: str, when: float) -> None:
+        if when < self.scheduled.get(service, float("inf")):
+            self.scheduled[service] = when
+            heapq.heappush(self.due, (when, service))
+
+    def _due(self, now: float) -> set[str]:
+        out: set[str] = set()
+        while self.due and self.due[0][0] <= now:
+            when, service = heapq.heappop(self.due)
+            if self.scheduled.get(service) == when:
+                del self.scheduled[service]
+                out.add(service)
+        return out
+
+    def _next_look(self, service: str, now: float) -> None:
+        """When a service's conditions can next change without a record of it arriving: its silence
+        deadline, the end of a caught-up wait, its open alerts' timers (renotify, flap quiet, no
+        data) and, while an alert is open or its records are still in a window, the next bucket."""
+        rules = self.settings.rules_for(service)
+        times: list[float] = []
+        stream = self.signals.streams.get(service)
+        if stream is not None and stream.last_event:
+            silent_at = stream.last_event + rules.silence_s
+            if silent_at > now:
+                times.append(silent_at)
+            elif self.signals.caught_up_since is None:
+                self.waiting.add(service)  # looked at again once caught up
+            elif now - self.signals.caught_up_since <= rules.silence_s:
+                times.append(self.signals.caught_up_since + rules.silence_s)
+            times.append(stream.last_event + rules.silence_forget_s)
+            if now - stream.first_event < rules.error_window_s and \
+                    sum(stream.records.values()) >= rules.error_ratio_min_records:
+                times.append(stream.first_event + rules.error_window_s)  # the ratio can tell once a window is watched
+        bucket = self.signals.bucket_s
+        open_here = [k for k in ((r, service) for r in SERVICE_RULES) if k in self.book.open]
+        if open_here:  # windows roll on without records: an open alert may resolve, or end for no data
+            times.append((now // bucket + 1) * bucket)
+        for key in open_here:
+            alert = self.book.open[key]
+            if rules.renotify_s > 0:
+                times.append(alert.last_notified + rules.renotify_s)
+            if alert.clear_since is not None:
+                times.append(alert.clear_since + rules.flap_quiet_s)
+            if alert.undecided_since is not None:
+                times.append(alert.undecided_since + self.no_data_after(key))
+        svc = self.state.services.get(service)
+        if rules.unhealthy and svc is not None and svc.state == UNHEALTHY \
+                and ("unhealthy", service) not in self.book.open:
+            times.append(svc.since + rules.unhealthy_for_s)
+        # a deadline already past is not looked at again every tick (a renotify due while the rule
+        # cannot tell waits for the next bucket, like the alert's other timers)
+        if times := [t for t in times if t >= now]:
+            self.schedule(service, min(times) + LOOK_AFTER_S)
+
     def evaluate(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
-        """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle."""
+        """Pure step of `tick`: instance expiry, signals update, conditions, alert lifecycle.
+
+        O(changed), never O(all): a tick looks at the services that had records or probe results
+        since the last one, those whose instances expired, and those whose next look is due
+        (`_next_look`); never at every service it tracks."""
         owned = None if self.owner.everything else [f"{t}/{p}" for t, p in self.owner.owned]
+        was_caught_up = self.signals.caught_up_since
         self.signals.pipeline(now, pipeline.lag_by_partition, pipeline.dead_lettered_total, owned)
+        if self.restoring:  # a small lag says nothing while records are held for a restore
+            self.signals.rebalanced()
+        changed = self.signals.take_dirty() | self.touched
+        self.touched = set()
         listening = self.signals.caught_up_since
-        docs = [] if listening is None else self._transition_docs(self.state.expire(
-            now, self.settings.unknown_after_s, self.settings.forget_after_s, listening))
-        docs += self.book.evaluate(now, self.conditions(now, pipeline))
-        for key in [k for k, (_, d) in self.book.last_event.items()
-                    if k not in self.book.open and now - (parse_epoch(d["@timestamp"]) or 0.0) > HANDOVER_KEEP_S]:
-            del self.book.last_event[key]  # only recent resolutions can be missing from the index
-        for rule, service in self.book.open:
-            if rule in ("error_rate", "error_ratio"):
-                self.signals.mark_alerting(service, now, self.settings.rules_for(service).error_window_s)
+        moves = [] if listening is None else self.state.expire(
+            now, self.settings.unknown_after_s, self.settings.forget_after_s, listening)
+        changed.update(m["service"]["name"] for m in moves)
+        docs = self._transition_docs(moves)
+        if listening is not None and was_caught_up is None and self.waiting:
+            for service in self.waiting:  # silence can be judged once caught up for the threshold
+                self.schedule(service, listening + self.settings.rules_for(service).silence_s + LOOK_AFTER_S)
+            self.waiting = set()
+        looked = changed | self._due(now)
+        self.looked = len(looked)
+        conditions: dict[Key, Condition] = {}
+        for service in sorted(looked):
+            docs += self._forget_silent(service, now)
+            conditions.update(self.service_conditions(service, now))
+        conditions.update(self.pipeline_conditions(now, pipeline))
+        docs += self.book.evaluate(now, conditions, self.no_data_after)
+        self.book.prune(now, HANDOVER_KEEP_S)  # only recent resolutions can be missing from the index
+        for service in looked:
+            for rule in ("error_rate", "error_ratio"):
+                if (rule, service) in self.book.open:
+                    self.signals.mark_alerting(service, now, self.settings.rules_for(service).error_window_s)
+            self.signals.prune(service, now)
+            self._next_look(service, now)
         for service in sorted(self.state.capped - self.capped_logged):
             self.capped_logged.add(service)
             log.warning("instances over the per-service limit refused (logged once per service)", service=service,
@@ -338,8 +547,14 @@ class HealthMonitor:
             *single("shipper_health_instances", "gauge", "Instances tracked (services this replica owns).",
                     sum(len(s.instances) for s in self.state.services.values())),
             *single("shipper_health_instances_refused_total", "counter",
-                    "Health results refused: their service already has max_instances_per_service instances.",
-                    self.state.refused),
+                    "Health results refused: their service already has max_instances_per_service instances, "
+                    "or all services together max_instances.",
+                    self.state.refused + self.state.refused_total),
+            *metric("shipper_health_services_refused_total", "counter",
+                    "Records of services beyond max_services, not tracked (still indexed), by what they were.",
+                    [({"kind": "logs"}, self.signals.refused), ({"kind": "health"}, self.state.refused_services)]),
+            *single("shipper_health_services", "gauge", "Services tracked (stream signals; this replica).",
+                    len(self.signals.streams)),
             *metric("shipper_webhook_deliveries_total", "counter",
                     "Alert events handed to webhooks, by outcome (dropped: queue full, oldest first).",
                     [({"outcome": "delivered"}, delivery.delivered), ({"outcome": "failed"}, delivery.failed),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.contract.levels import ERROR_LEVELS, LEVELS, is_error
+from collector.contract.streams import METRICS
 from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
@@ -86,6 +87,7 @@ class Stream:
     bucket_s: float = 10.0
     prefix: str = ""  # the last @timestamp's second and its bucket: records come in time order
     prefix_bucket: int = 0
+    home: tuple[str, int] | None = None  # the partition its first record came from (who reads it owns it)
 
 
 @dataclass
@@ -106,13 +108,20 @@ class Signals:
     dead_letters: list[tuple[float, int]] = field(default_factory=list)
     started: float | None = None
     lag_over_since: float | None = None
+    max_streams: int = 1_000_000
+    refused: int = 0  # log records of services over max_streams (indexed, not tracked)
+    dirty: set[str] = field(default_factory=set)  # streams with records since the last tick
 
     @property
     def bucket_s(self) -> float:
         return self.error_window_s / BUCKETS_PER_WINDOW
 
-    def observe(self, record: dict[str, Any]) -> None:
-        """Hot path: one record of a service (not probe results)."""
+    def observe(self, record: dict[str, Any], home: tuple[str, int] | None = None) -> None:
+        """Hot path: one log record of a service (not probe results; metric documents are no records
+        of a service's traffic: counted, they diluted its error ratio)."""
+        stream_kind = record.get("data_stream")
+        if type(stream_kind) is dict and stream_kind.get("type") == METRICS:
+            return
         service = record.get("service")
         name = service.get("name") if type(service) is dict else None
         ts = record.get("@timestamp")
@@ -122,12 +131,16 @@ class Signals:
             self.freshest_ts = ts
         stream = self.streams.get(name)
         if stream is None:
-            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s)
+            if len(self.streams) >= self.max_streams:
+                self.refused += 1
+                return
+            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s, home=home)
         else:
             if ts > stream.max_ts:
                 stream.max_ts = ts
             if ts < stream.min_ts:
                 stream.min_ts = ts
+        self.dirty.add(name)
         prefix = ts[:19]
         if prefix == stream.prefix:
             bucket = stream.prefix_bucket
@@ -157,6 +170,7 @@ class Signals:
         """Forget services another replica owns now."""
         for service in services:
             self.streams.pop(service, None)
+            self.dirty.discard(service)
 
     def rebalanced(self) -> None:
         """Nothing was consumed during the rebalance: caught-up has to be shown again before silence counts."""
@@ -171,8 +185,10 @@ class Signals:
 
     def seed(self, service: str, last_ts: str) -> None:
         """A service last seen (per the index) before this shipper started, so its silence is noticed."""
-        if service not in self.streams:  # no error history: the baseline starts with the first record
+        if service not in self.streams and len(self.streams) < self.max_streams:
+            # no error history: the baseline starts with the first record
             self.streams[service] = Stream(max_ts=last_ts, min_ts=UNSEEN, bucket_s=self.bucket_s)
+            self.dirty.add(service)
 
     def pipeline(self, now: float, lag: dict[str, int], dead_lettered_total: int,
                  partitions: Iterable[str] | None = None) -> None:
@@ -182,7 +198,10 @@ class Signals:
         yet (just assigned, nothing fetched: no high watermark) is not caught up."""
         if self.started is None:
             self.started = now
-        for stream in self.streams.values():
+        for name in self.dirty:  # only what changed: a tick never walks every stream
+            stream = self.streams.get(name)
+            if stream is None:
+                continue
             if stream.max_ts != stream.seen_ts:
                 stream.seen_ts = stream.max_ts
                 stream.last_event = min(now, event_time({"@timestamp": stream.max_ts}) or now)
@@ -204,20 +223,32 @@ class Signals:
         self.dead_letters.append((now, dead_lettered_total))
         self._prune(now)
 
+    def take_dirty(self) -> set[str]:
+        """The streams that had records since the last call (call after `pipeline`)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
     def _prune(self, now: float) -> None:
         keep_dl = now - 24 * 3600
         while len(self.dead_letters) > 1 and self.dead_letters[1][0] <= keep_dl:
             self.dead_letters.pop(0)
         if len(self.dead_letters) > 100_000:
             del self.dead_letters[: len(self.dead_letters) - 100_000]
+        for name in self.dirty:
+            self.prune(name, now)
+
+    def prune(self, service: str, now: float) -> None:
+        """Drop a stream's buckets older than any window looks at (per stream, when it is looked at)."""
+        stream = self.streams.get(service)
+        if stream is None:
+            return
         oldest = int((now - (self.history_windows + 2) * self.error_window_s) // self.bucket_s)
-        for stream in self.streams.values():
-            for bucket in [b for b in stream.records if b < oldest]:
-                del stream.records[bucket]
-                stream.errors.pop(bucket, None)
-            for bucket in [b for b in stream.errors if b < oldest]:
-                del stream.errors[bucket]
-            stream.alerting = {b for b in stream.alerting if b >= oldest}
+        for bucket in [b for b in stream.records if b < oldest]:
+            del stream.records[bucket]
+            stream.errors.pop(bucket, None)
+        for bucket in [b for b in stream.errors if b < oldest]:
+            del stream.errors[bucket]
+        stream.alerting = {b for b in stream.alerting if b >= oldest}
 
     def silence(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
         stream = self.streams.get(service)
@@ -254,7 +285,10 @@ class Signals:
         why = f"{recent} errors in {rules.error_window_s:g}s (baseline {baseline:.1f} per window)"
         return recent >= threshold, why
 
-    def error_ratio(self, service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+    def error_ratio(self, service: str, now: float, rules: RuleSettings,
+                    alert_open: bool = False) -> tuple[bool | None, str]:
+        """Over error_ratio_max fires; an open alert resolves only at or below error_ratio_resolve
+        (hysteresis). Judged only on a full window of data and at least error_ratio_min_records."""
         stream = self.streams.get(service)
         if stream is None:
             return None, "never seen since start"
@@ -268,6 +302,11 @@ class Signals:
               f"limit {rules.error_ratio_max:.0%})"
         if total < rules.error_ratio_min_records:  # too few to judge: an open alert stays as it is
             return None, why + f"; under {rules.error_ratio_min_records} records"
+        first = event_time({"@timestamp": stream.min_ts}) or now
+        if now - first < rules.error_window_s:  # seconds of data are no window's ratio
+            return None, why + f"; under {rules.error_window_s:g}s of data"
+        if alert_open:
+            return share > rules.error_ratio_resolve, why + f"; resolves at {rules.error_ratio_resolve:.0%}"
         return share > rules.error_ratio_max, why
 
     def dead_letter_growth(self, now: float, rules: RuleSettings) -> tuple[bool | None, str]:

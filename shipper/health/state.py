@@ -18,6 +18,7 @@ the same documents instead of duplicating them.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class Instance:
     fails: int = 0
     oks: int = 0
     seen: float = 0.0  # when its newest result was processed (the shipper's clock): expiry runs on it
+    due: float = 0.0  # the deadline of its live entry in the expiry heap (others are stale)
 
 
 @dataclass
@@ -68,10 +70,31 @@ def aggregate(states: list[str]) -> str:
 class HealthState:
     failures_to_down: int = 3
     successes_to_up: int = 1
-    max_instances: int = 1000
+    max_instances: int = 1000  # per service
+    max_services: int = 1_000_000
+    max_instances_total: int = 1_000_000
+    unknown_after_s: float = 10.0  # the latest expiry thresholds (expire() is given them)
+    forget_after_s: float = 600.0
     services: dict[str, Service] = field(default_factory=dict)
     refused: int = 0  # results of instances over the per-service cap
+    refused_services: int = 0  # results of services over max_services
+    refused_total: int = 0  # results of instances over max_instances_total
+    instances_total: int = 0
     capped: set[str] = field(default_factory=set)  # services that refused an instance (logged once each)
+    # (deadline, sequence, service, node, instance): when each instance is next looked at for expiry,
+    # so a tick touches the instances whose time has come, not all of them
+    expiry: list[tuple[float, int, str, str, Instance]] = field(default_factory=list)
+    _seq: int = 0
+
+    def _schedule(self, service: str, node: str, inst: Instance, deadline: float) -> None:
+        inst.due = deadline
+        self._seq += 1
+        heapq.heappush(self.expiry, (deadline, self._seq, service, node, inst))
+
+    def _add(self, svc: Service, service: str, node: str, inst: Instance) -> None:
+        svc.add(node, inst)
+        self.instances_total += 1
+        self._schedule(service, node, inst, inst.seen + self.unknown_after_s)
 
     def state_of(self, service: str) -> str | None:
         svc = self.services.get(service)
@@ -86,6 +109,9 @@ class HealthState:
         """Feed one probe result (healthy, degraded or unhealthy); return the transition docs."""
         svc = self.services.get(service)
         if svc is None:
+            if len(self.services) >= self.max_services:
+                self.refused_services += 1
+                return []
             svc = self.services[service] = Service(since=when)
         inst = svc.instances.get(node)
         if inst is None:
@@ -93,9 +119,14 @@ class HealthState:
                 self.refused += 1
                 self.capped.add(service)
                 return []
-            inst = Instance(since=when)
-            svc.add(node, inst)
+            if self.instances_total >= self.max_instances_total:
+                self.refused_total += 1
+                return []
+            inst = Instance(since=when, seen=when if seen is None else seen)
+            self._add(svc, service, node, inst)
         inst.seen = when if seen is None else seen
+        if inst.state == UNKNOWN and inst.due > inst.seen + self.unknown_after_s:
+            self._schedule(service, node, inst, inst.seen + self.unknown_after_s)  # back: expires sooner again
         if is_up(status):
             inst.oks, inst.fails = inst.oks + 1, 0
             target = status if inst.oks >= self.successes_to_up or inst.state in (UNKNOWN, HEALTHY, DEGRADED) \
@@ -135,6 +166,7 @@ class HealthState:
         out = self._move(svc, service, node, inst, UNKNOWN, reason, when, trigger) if inst.state != UNKNOWN else []
         del svc.instances[node]
         svc.counts[UNKNOWN] -= 1
+        self.instances_total -= 1
         if not svc.instances and svc.state == UNKNOWN:
             del self.services[service]
         return out
@@ -144,17 +176,26 @@ class HealthState:
         """Instances silent for unknown_after_s become unknown (they no longer vouch for their service,
         whatever they last said); silent for forget_after_s they are forgotten. Silence counts only
         from `listening_since` (while the shipper was not reading, nobody could be heard)."""
+        self.unknown_after_s, self.forget_after_s = unknown_after_s, forget_after_s
         out: list[dict[str, Any]] = []
-        for service, svc in list(self.services.items()):
-            for node, inst in list(svc.instances.items()):
-                quiet = now - max(inst.seen, listening_since)
-                if quiet >= forget_after_s:
-                    out += self.remove(service, node, now, f"no result for {quiet:.0f}s",
-                                       f"forget|{service}|{node}|{inst.seen}")
-                elif quiet >= unknown_after_s and inst.state != UNKNOWN:
-                    inst.fails = inst.oks = 0
-                    out += self._move(svc, service, node, inst, UNKNOWN, f"no result for {quiet:.0f}s", now,
-                                      f"expire|{service}|{node}|{inst.seen}")
+        heap = self.expiry
+        while heap and heap[0][0] <= now:
+            deadline, _, service, node, inst = heapq.heappop(heap)
+            svc = self.services.get(service)
+            if svc is None or svc.instances.get(node) is not inst or inst.due != deadline:
+                continue  # gone, replaced, or rescheduled since
+            since = max(inst.seen, listening_since)
+            quiet = now - since
+            if quiet >= forget_after_s:
+                out += self.remove(service, node, now, f"no result for {quiet:.0f}s",
+                                   f"forget|{service}|{node}|{inst.seen}")
+                continue
+            if quiet >= unknown_after_s and inst.state != UNKNOWN:
+                inst.fails = inst.oks = 0
+                out += self._move(svc, service, node, inst, UNKNOWN, f"no result for {quiet:.0f}s", now,
+                                  f"expire|{service}|{node}|{inst.seen}")
+            after = forget_after_s if inst.state == UNKNOWN else unknown_after_s
+            self._schedule(service, node, inst, max(since + after, now + 1e-3))
         return out
 
     def restore(self, service: str, node: str | None, state: str, since: float, now: float) -> None:
@@ -162,24 +203,30 @@ class HealthState:
         the expiry time or become unknown, like any other."""
         svc = self.services.get(service)
         if svc is None:
+            if len(self.services) >= self.max_services:
+                return
             svc = self.services[service] = Service(since=since)
         if node is None:
             svc.state, svc.since = state, since
             return
         inst = svc.instances.get(node)
         if inst is None:
-            if state == UNKNOWN or len(svc.instances) >= self.max_instances:
+            if state == UNKNOWN or len(svc.instances) >= self.max_instances \
+                    or self.instances_total >= self.max_instances_total:
                 return
-            inst = Instance(since=since)
-            svc.add(node, inst)
+            inst = Instance(since=since, seen=now)
+            self._add(svc, service, node, inst)
         svc.counts[inst.state] -= 1
         svc.counts[state] += 1
         inst.state, inst.since, inst.seen = state, since, now
+        self._schedule(service, node, inst, now + self.unknown_after_s)
 
     def drop(self, services: set[str]) -> None:
         """Forget services another replica owns now (no transitions: their state moves with them)."""
         for service in services:
-            self.services.pop(service, None)
+            svc = self.services.pop(service, None)
+            if svc is not None:
+                self.instances_total -= len(svc.instances)  # their expiry entries go stale
 
 
 def transition(

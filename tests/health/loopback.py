@@ -4,6 +4,7 @@ can be flipped, and a webhook receiver that records what arrives and when."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import threading
 import time
@@ -218,3 +219,43 @@ async def wait_for(predicate: Any, within: float, every: float = 0.25) -> float 
             return time.time()
         await asyncio.sleep(every)
     return None
+
+
+Rule = Any  # (method, path, body) -> None (forward), a float (forward after that many seconds) or a Response
+
+
+class EngineProxy(_Server):
+    """A loopback proxy in front of the real engine. `rule` may delay a request or answer it itself.
+    A delayed request whose client has gone away meanwhile is not forwarded (as a real engine never
+    sees a request that a closed client did not finish sending)."""
+
+    def __init__(self, target: str, rule: Rule = None) -> None:
+        self.target = target.rstrip("/")
+        self.rule = rule or (lambda method, path, body: None)
+        self.dropped = 0
+        app = FastAPI()
+
+        @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
+        async def forward(path: str, request: Request) -> Response:
+            body = await request.body()
+            plain = gzip.decompress(body) if request.headers.get("content-encoding") == "gzip" else body
+            full = "/" + path + (f"?{request.url.query}" if request.url.query else "")
+            decision = self.rule(request.method, full, plain)
+            if isinstance(decision, Response):
+                return decision
+            if isinstance(decision, int | float):
+                await asyncio.sleep(decision)
+                if await request.is_disconnected():
+                    self.dropped += 1
+                    return Response(status_code=499)
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "content-encoding")}
+            async with httpx.AsyncClient(timeout=60) as client:
+                answer = await client.request(request.method, self.target + full, content=body, headers=headers)
+            return Response(answer.content, status_code=answer.status_code,
+                            media_type=answer.headers.get("content-type"))
+
+        super().__init__(app)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

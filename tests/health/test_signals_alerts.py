@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from collector.contract.timefmt import format_epoch as iso
+from collector.contract.timefmt import parse_epoch
 from shipper.health.alerts import AlertBook
+from shipper.health.alerts import restore_query as alert_restore_query
 from shipper.health.config import HealthSettings, RuleSettings
 from shipper.health.monitor import HealthMonitor
 from shipper.health.signals import Signals, event_time
@@ -286,6 +289,7 @@ def test_error_ratio_counts_levels_and_http_5xx_with_a_minimum_volume() -> None:
     rules = RuleSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_min_records=50)
     sig = Signals(error_window_s=60)
     now = T0 + 600
+    sig.observe(rec("nginx", now - 120))  # watched for a full window (item 20.5)
     for i in range(40):  # too few records to judge, all errors
         sig.observe({**rec("nginx", now - 30 + i * 0.5), "http": {"response": {"status_code": 502}}})
     assert sig.error_ratio("nginx", now, rules)[0] is None  # too few records to judge
@@ -295,6 +299,7 @@ def test_error_ratio_counts_levels_and_http_5xx_with_a_minimum_volume() -> None:
     active, why = sig.error_ratio("nginx", now, rules)
     assert active is True and "94 of 100" in why, why
     calm = Signals(error_window_s=60)
+    calm.observe(rec("api", now - 120))
     for i in range(100):
         calm.observe(rec("api", now - 30 + i * 0.3, "err" if i % 10 == 0 else "info"))  # 10%: an alias counts
     active, why = calm.error_ratio("api", now, rules)
@@ -345,3 +350,232 @@ def test_a_partition_without_a_known_lag_is_not_caught_up() -> None:
     assert sig.caught_up_since is None and sig.silence("api", T0 + 10, rules)[0] is None
     sig.pipeline(T0 + 11, {"logs/0": 0, "logs/1": 3}, 0, partitions=["logs/0", "logs/1"])
     assert sig.caught_up_since == T0 + 11
+
+
+# ---------------------------------------------------------------- issue 20 item 5: error-ratio math
+
+RATIO = RuleSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_resolve=0.1, error_ratio_min_records=50)
+
+
+def test_error_ratio_counts_log_records_only() -> None:
+    """60 log lines at 50 % errors plus 120 metric documents of the same service: 50 %, not 17 %."""
+    sig = Signals(error_window_s=60)
+    now = T0 + 600
+    sig.observe(rec("api", now - 120))  # watched for longer than a window
+    for i in range(60):
+        sig.observe({**rec("api", now - 50 + i * 0.5, "error" if i % 2 else "info"),
+                     "data_stream": {"type": "logs", "dataset": "api", "namespace": "t"}})
+    for i in range(120):
+        sig.observe({"@timestamp": iso(now - 50 + i * 0.25), "service": {"name": "api"},
+                     "data_stream": {"type": "metrics", "dataset": "api", "namespace": "t"}, "cpu": {"pct": 1}})
+    active, why = sig.error_ratio("api", now, RATIO)
+    assert active is True and "30 of 60" in why, why
+
+
+def test_error_ratio_needs_a_full_window_of_data() -> None:
+    """16 s of data, all errors, well over the minimum volume: not yet a window's ratio."""
+    sig = Signals(error_window_s=60)
+    now = T0 + 600
+    for i in range(80):
+        sig.observe(rec("api", now - 16 + i * 0.2, "error"))
+    active, why = sig.error_ratio("api", now, RATIO)
+    assert active is None and "under 60s of data" in why, why
+    for i in range(60):
+        sig.observe(rec("api", now + 1 + i * 0.75, "error"))
+    assert sig.error_ratio("api", now + 46, RATIO)[0] is True
+
+
+def test_error_ratio_resolves_under_a_lower_threshold() -> None:
+    """Fired at 30 %, then hovering at 15 % (between resolve and fire): stays open, no fire-resolve-fire."""
+    mon = HealthMonitor(HealthSettings(error_window_s=60, error_ratio_max=0.2, error_ratio_resolve=0.1,
+                                       silence=False, error_rate=False), "t")
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    start = T0 - 3000
+    when, got = start, []
+
+    def second(share: float) -> None:
+        nonlocal when
+        for i in range(20):
+            mon.observe(rec("api", when + i * 0.05, "error" if i < share * 20 else "info"))
+        when += 1
+        got.extend(actions(mon.evaluate(when, status)))
+
+    for share in [0.3] * 70 + [0.15] * 120:
+        second(share)
+    assert got == ["fired"], got
+    for _ in range(70):
+        second(0.05)
+    assert got == ["fired", "resolved"], got
+
+
+def test_resolve_threshold_over_fire_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="error_ratio_resolve"):
+        HealthSettings(error_ratio_max=0.2, error_ratio_resolve=0.3)
+    with pytest.raises(ValueError, match="api"):
+        HealthSettings(services={"api": {"error_ratio_max": 0.05}})
+
+
+# ---------------------------------------------------------------- issue 20 item 4: every alert ends, saying why
+
+def probe_rec(service: str, node: str, when: float, status: str = "unhealthy",
+              action: str = "health-check") -> dict[str, Any]:
+    return {"@timestamp": iso(when), "event": {"action": action, "dataset": "elk.health"},
+            "service": {"name": service, "node": {"name": node}}, "health": {"status": status}}
+
+
+def resolutions(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, str | None]]:
+    return [(e["rule"]["id"], e["event"]["action"], e["alert"].get("resolution")) for _, e in events
+            if e["event"]["kind"] == "alert"]
+
+
+def test_a_removed_service_ends_its_alerts_on_removal() -> None:
+    mon = HealthMonitor(HealthSettings(failures_to_down=1, silence_s=5), "t")
+    now = time.time()  # a probe result is judged at once only when it is recent
+    assert resolutions(mon.observe(probe_rec("api", "api-1", now))) == [("unhealthy", "fired", None)]
+    mon.observe(rec("api", now))
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    mon.evaluate(now + 1, status)
+    assert resolutions(mon.evaluate(now + 20, status)) == [("silence", "fired", None)]
+    docs = mon.observe(probe_rec("api", "api-1", now + 21, action="health-removed"))
+    ended = [d for d in docs if d[1]["event"]["kind"] == "alert"]
+    assert sorted(resolutions(ended)) == [("silence", "resolved", "service_removed"),
+                                          ("unhealthy", "resolved", "service_removed")]
+    assert "removed" in ended[0][1]["alert"]["reason"]
+    assert not mon.book.open and mon.evaluate(now + 60, status) == []  # nothing fires for it again
+
+
+def test_an_error_ratio_alert_ends_when_traffic_stops() -> None:
+    """Below the minimum volume the rule cannot tell; within no_data_windows windows the alert ends."""
+    mon = HealthMonitor(HealthSettings(error_window_s=60, silence=False, error_rate=False, no_data_windows=3), "t")
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    when, got = T0 - 3000, []
+    for _ in range(90):
+        for i in range(4):
+            mon.observe(rec("api", when + i * 0.2, "error" if i < 2 else "info"))
+        when += 1
+        got += resolutions(mon.evaluate(when, status))
+    assert got == [("error_ratio", "fired", None)]
+    stopped = when
+    while when < stopped + 5 * 60:  # traffic stopped
+        when += 1
+        got += resolutions(mon.evaluate(when, status))
+    assert got == [("error_ratio", "fired", None), ("error_ratio", "resolved", "no_data")]
+    ended = mon.book.last_event[("error_ratio", "api")][1]
+    assert "no data since" in ended["alert"]["reason"]
+    assert parse_epoch(ended["alert"]["resolved"]) <= stopped + 60 + 3 * 60 + 1
+
+
+def test_silence_of_a_one_off_job_ends_and_is_not_renotified_for_ever() -> None:
+    mon = HealthMonitor(HealthSettings(silence_s=10, renotify_s=60, silence_forget_s=300, error_rate=False,
+                                       error_ratio=False), "t")
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    mon.observe(rec("nightly-job", T0))
+    got = []
+    for t in range(1, 3600):
+        got += resolutions(mon.evaluate(T0 + t, status))
+    assert got[0] == ("silence", "fired", None) and got[-1] == ("silence", "resolved", "no_data"), got
+    assert got.count(("silence", "renotified", None)) <= 300 // 60
+    assert "nightly-job" not in mon.signals.streams and not mon.book.open
+
+
+async def test_a_restored_alert_of_a_service_that_is_gone_ends() -> None:
+    """After a restart the open alert is restored; its service never reports again: it ends (no data)
+    instead of staying open until it falls out of the restore query's range, unresolved."""
+    fired = book().evaluate(T0, {("unhealthy", "gone"): (True, "")})
+    mon = HealthMonitor(HealthSettings(forget_after_s=600), "t")
+    await mon.start(_FlakyEngine(fail=0, alert_hits=[{"_source": doc} for _, doc in fired]))  # type: ignore[arg-type]
+    await mon.stop()
+    assert ("unhealthy", "gone") in mon.book.open
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    got = []
+    for t in range(0, 700, 5):
+        got += resolutions(mon.evaluate(T0 + 100 + t, status))
+    assert got == [("unhealthy", "resolved", "no_data")]
+    assert "range" not in str(alert_restore_query())
+
+
+# ---------------------------------------------------------------- issue 20 item 7: bounded services, O(changed)
+
+def test_services_beyond_the_cap_are_counted_and_raise_one_alert() -> None:
+    """50,000 service names from one producer: at most max_services tracked, the rest counted, one
+    tracking_cap alert; when they all go silent one tick holds at most max_services alerts."""
+    mon = HealthMonitor(HealthSettings(silence_s=10, error_rate=False, error_ratio=False), "t")
+    assert mon.settings.max_services == 1000
+    for n in range(50_000):
+        mon.observe(rec(f"svc-{n}", T0))
+    assert len(mon.signals.streams) == 1000 and mon.signals.refused == 49_000
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    got = resolutions(mon.evaluate(T0 + 1, status))
+    assert got == [("tracking_cap", "fired", None)]
+    assert "49000 log records" in mon.book.last_event[("tracking_cap", "elk-shipper")][1]["alert"]["reason"]
+    assert "shipper_health_services_refused_total{kind=\"logs\"} 49000" in mon.metrics()
+    per_tick = [len(resolutions(mon.evaluate(T0 + t, status))) for t in range(2, 30)]
+    assert max(per_tick) <= 1000 and sum(per_tick) == 1000  # each tracked service's silence, once
+    mon.observe(rec("svc-49999", T0 + 30))  # still refused: counted, the alert stays open
+    assert resolutions(mon.evaluate(T0 + 31, status)) == []
+    assert resolutions(mon.evaluate(T0 + 300, status)) == []
+    assert resolutions(mon.evaluate(T0 + 31 + 301, status)) == [("tracking_cap", "resolved", "recovered")]
+
+
+def test_instances_beyond_the_global_cap_are_refused_and_counted() -> None:
+    mon = HealthMonitor(HealthSettings(max_instances=100), "t")
+    now = time.time()
+    for service in range(10):
+        for node in range(20):
+            mon.observe(probe_rec(f"svc-{service}", f"node-{node}", now, status="healthy"))
+    assert mon.state.instances_total == 100 and mon.state.refused_total == 100
+    assert "shipper_health_instances_refused_total 100" in mon.metrics()
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    assert ("tracking_cap", "fired", None) in resolutions(mon.evaluate(now + 1, status))
+    # an instance that is forgotten frees its place
+    mon.observe(probe_rec("svc-0", "node-0", now + 2, action="health-removed"))
+    mon.observe(probe_rec("svc-9", "node-19", now + 3, status="healthy"))
+    assert mon.state.instance("svc-9", "node-19") is not None and mon.state.instances_total == 100
+
+
+def test_a_tick_looks_only_at_what_changed() -> None:
+    """1000 services logged once; afterwards three keep logging: a tick looks at those three, not at
+    all 1000 (on main every tick judged every rule of every service)."""
+    mon = HealthMonitor(HealthSettings(silence_s=120), "t")
+    calls: list[str] = []
+    silence = mon.signals.silence
+
+    def counted(service: str, now: float, rules: RuleSettings) -> tuple[bool | None, str]:
+        calls.append(service)
+        return silence(service, now, rules)
+
+    mon.signals.silence = counted  # type: ignore[method-assign]
+    for n in range(1000):
+        mon.observe(rec(f"svc-{n}", T0))
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    mon.evaluate(T0 + 1, status)
+    assert len(calls) == 1000
+    per_tick = []
+    for t in range(2, 100):
+        calls.clear()
+        for n in range(3):
+            mon.observe(rec(f"svc-{n}", T0 + t))
+        mon.evaluate(T0 + t, status)
+        per_tick.append(len(calls))
+    assert max(per_tick) <= 3, per_tick
+    # ... and the other 997 are still judged when their time comes
+    events = resolutions(mon.evaluate(T0 + 121.5, status))
+    assert events.count(("silence", "fired", None)) == 997
+
+
+def test_an_undecided_alert_with_a_renotify_due_is_not_looked_at_every_tick() -> None:
+    """Open silence alerts while the shipper is behind (cannot tell): their renotify is due, yet a
+    tick looks at them once per bucket, not every tick."""
+    mon = HealthMonitor(HealthSettings(silence_s=5, renotify_s=30, error_rate=False, error_ratio=False), "t")
+    for n in range(200):
+        mon.observe(rec(f"svc-{n}", T0))
+    status = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    for t in range(1, 12):
+        mon.evaluate(T0 + t, status)
+    assert len(mon.book.open) == 200
+    behind = PipelineStatus(lag_by_partition={"elk-logs/0": 10_000})
+    looked = []
+    for t in range(12, 120):
+        mon.evaluate(T0 + t, behind)
+        looked.append(mon.looked)
+    assert sum(looked) <= 200 * (108 // 10 + 2), looked
