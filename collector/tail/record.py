@@ -41,6 +41,7 @@ def _service_name(parsed: dict[str, Any]) -> str | None:
 class Builder:
     def __init__(self, host_name: str):
         self.host = {"name": host_name}
+        self._hostname = ("", '""')  # the last pino hostname and its JSON
 
     def raw_template(self, tail: FileTail) -> bytes:
         """The bytes of `raw()`'s record for a plain file, as a %-template of (message JSON, offset in
@@ -145,8 +146,10 @@ class Builder:
             if found:
                 labels = ',"labels":' + dumps(found).decode()
         head, prefix, where, _, end, host = self._parts(tail)
+        if hostname != self._hostname[0]:  # a file's lines name one host: its JSON is kept
+            self._hostname = (hostname, dumps(hostname).decode())
         return (f'{{"@timestamp":"{ts}","log.level":"{name}","message":{dumps(msg).decode()}{head}'
-                f'"process":{{"pid":{pid}}},"host":{{"hostname":{dumps(hostname).decode()},{host}{labels},'
+                f'"process":{{"pid":{pid}}},"host":{{"hostname":{self._hostname[1]},{host}{labels},'
                 f'"event":{{"id":"{prefix}{start:x}{where}{start}{end}').encode()
 
     def raw(self, tail: FileTail, joined: Joined) -> tuple[bytes, bytes]:
