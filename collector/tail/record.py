@@ -24,6 +24,7 @@ from collector.tail.reader import FileTail
 
 AGENT = {"type": "elk-tail"}
 _SCALARS = (str, int, float, bool)
+_LEVEL_BYTES = {name: name.encode() for name in NUMERIC.values()}
 _QUOTE, _ESCAPED = '"', '\\"'
 _TOP = ("@timestamp", "log.level", "message", "ecs.version")
 
@@ -41,7 +42,7 @@ def _service_name(parsed: dict[str, Any]) -> str | None:
 class Builder:
     def __init__(self, host_name: str):
         self.host = {"name": host_name}
-        self._hostname = ("", '""')  # the last pino hostname and its JSON
+        self._hostname = ("", b'""')  # the last pino hostname and its JSON
 
     def raw_template(self, tail: FileTail) -> bytes:
         """The bytes of `raw()`'s record for a plain file, as a %-template of (message JSON, offset in
@@ -62,10 +63,11 @@ class Builder:
         tail.raw_template = (tail.line_id(0), template)
         return template
 
-    def _parts(self, tail: FileTail) -> tuple[str, str, str, str, str, str]:
+    def _parts(self, tail: FileTail) -> tuple[str, str, str, str, bytes]:
         """The constant pieces of a parsed record of `tail` as JSON text, for the per-format fast paths:
-        ecs.version + service, the id prefix, log.file, host + agent, agent alone, this host's name (for
-        a host object that has a hostname before it). Cached on the tail for its current generation."""
+        ecs.version + service, the id prefix, log.file, host + agent, and the pino record as a bytes
+        %-template (time, level, message JSON, pid, hostname JSON, labels, offset in hex, offset).
+        Cached on the tail for its current generation."""
         cached = tail.parsed_parts
         if cached is not None and cached[0] is self:
             return cached[1]
@@ -73,11 +75,17 @@ class Builder:
         source = tail.source
         host = orjson.dumps(self.host).decode()
         agent = ',"agent":' + orjson.dumps(AGENT).decode() + "}"
-        parts = (',"ecs.version":' + orjson.dumps(ECS_VERSION).decode() + ',"service":'
-                 + orjson.dumps(source.service_obj).decode() + ",",
-                 ident[:-1],
-                 '"},"log":{"file":' + orjson.dumps(tail.file_obj).decode() + ',"offset":',
-                 '},"host":' + host + agent, "}" + agent, host[1:])
+        head = (',"ecs.version":' + orjson.dumps(ECS_VERSION).decode() + ',"service":'
+                + orjson.dumps(source.service_obj).decode() + ",")
+        where = '"},"log":{"file":' + orjson.dumps(tail.file_obj).decode() + ',"offset":'
+
+        def lit(value: str) -> bytes:
+            return value.replace("%", "%%").encode()
+
+        pino = (b'{"@timestamp":"%b","log.level":"%b","message":%b' + lit(head) + b'"process":{"pid":%d},'
+                b'"host":{"hostname":%b,' + lit(host[1:]) + b'%b,"event":{"id":"' + lit(ident[:-1]) + b'%x'
+                + lit(where) + b'%d' + lit("}" + agent))
+        parts = (head, ident[:-1], where, '},"host":' + host + agent, pino)
         tail.parsed_parts = (self, parts)
         return parts
 
@@ -100,7 +108,7 @@ class Builder:
             return None
         code = int(status)
         path, _, query = target.partition("?")
-        head, prefix, where, end, _, _ = self._parts(tail)
+        head, prefix, where, end, _ = self._parts(tail)
         ip = f',"ip":"{addr}"' if addr[0].isdigit() or ":" in addr else ""
         named = f'}},"user":{{"name":"{user}"' if user != "-" else ""
         ref = f',"referrer":"{referrer}"' if referrer and referrer != "-" else ""
@@ -135,22 +143,24 @@ class Builder:
         if ts is None:
             return None
         dumps = orjson.dumps
-        labels = ""
+        labels = b""
         if obj:
-            found: dict[str, Any] = {}
+            plain = True  # the fields left are the labels as they are (no dotted name, no null)
             for key, value in obj.items():
-                if type(value) in _SCALARS:
-                    found[key.replace(".", "_")] = value
-                elif value is not None:
-                    return None  # extra.*: the general path
-            if found:
-                labels = ',"labels":' + dumps(found).decode()
-        head, prefix, where, _, end, host = self._parts(tail)
+                if type(value) not in _SCALARS:
+                    if value is not None:
+                        return None  # extra.*: the general path
+                    plain = False
+                elif "." in key:
+                    plain = False
+            if not plain:
+                obj = {key.replace(".", "_"): value for key, value in obj.items() if value is not None}
+            if obj:
+                labels = b',"labels":' + dumps(obj)
         if hostname != self._hostname[0]:  # a file's lines name one host: its JSON is kept
-            self._hostname = (hostname, dumps(hostname).decode())
-        return (f'{{"@timestamp":"{ts}","log.level":"{name}","message":{dumps(msg).decode()}{head}'
-                f'"process":{{"pid":{pid}}},"host":{{"hostname":{self._hostname[1]},{host}{labels},'
-                f'"event":{{"id":"{prefix}{start:x}{where}{start}{end}').encode()
+            self._hostname = (hostname, dumps(hostname))
+        return self._parts(tail)[4] % (ts.encode(), _LEVEL_BYTES[name], dumps(msg), pid, self._hostname[1], labels,
+                                       start, start)
 
     def raw(self, tail: FileTail, joined: Joined) -> tuple[bytes, bytes]:
         """Format `raw`: the text as the message, no parsing (the hot path of plain shipping)."""
