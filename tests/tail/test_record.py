@@ -120,11 +120,14 @@ def test_fast_path_writes_what_the_general_path_writes(tmp_path: Path) -> None:
         tail = FileTail(str(log), fd, os.fstat(fd), Entry(path=str(log), gen=3), source, 1 << 20)
         for index, line in enumerate(_NGINX + _PINO):
             start = index * 997
-            fast = builder.fast(tail, start, line)
+            fast = builder.fast(tail, start, line.encode())
             if fast is not None:
                 taken.add(line)
                 assert (source.key, fast) == builder.build(tail, Joined(start, start + len(line) + 1, line, None)), line
                 assert orjson.loads(fast)["event"]["id"] == tail.line_id(start)
+    # bytes that are not UTF-8: the general path (which decodes them with U+FFFD)
+    assert builder.fast(tail, 0, _PINO[1].encode().replace(b"no labels", b"\xff")) is None
+    assert builder.fast(tail, 0, _NGINX[0].encode().replace(b"X11", b"\xff")) is None
     # the shapes it exists for are taken (else this test would compare nothing)
     assert {_NGINX[i] for i in (0, 1, 4, 5, 6, 15)} | set(_PINO[:4]) <= taken
     # IPv6 clients that look like other formats' starts, escapes, non-ASCII, control characters, quotes
