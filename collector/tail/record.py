@@ -24,7 +24,8 @@ from collector.tail.reader import FileTail
 
 AGENT = {"type": "elk-tail"}
 _SCALARS = (str, int, float, bool)
-_QUOTE, _ESCAPED = '"', '\\"'
+_LEVEL_BYTES = {name: name.encode() for name in NUMERIC.values()}
+_DIGITS = b"0123456789"
 _TOP = ("@timestamp", "log.level", "message", "ecs.version")
 
 
@@ -41,6 +42,8 @@ def _service_name(parsed: dict[str, Any]) -> str | None:
 class Builder:
     def __init__(self, host_name: str):
         self.host = {"name": host_name}
+        self._hostname = ("", b'""')  # the last pino hostname and its JSON
+        self._when = (b"", b"")  # the last nginx time and its wire form
 
     def raw_template(self, tail: FileTail) -> bytes:
         """The bytes of `raw()`'s record for a plain file, as a %-template of (message JSON, offset in
@@ -61,61 +64,71 @@ class Builder:
         tail.raw_template = (tail.line_id(0), template)
         return template
 
-    def _parts(self, tail: FileTail) -> tuple[str, str, str, str, str, str]:
-        """The constant pieces of a parsed record of `tail` as JSON text, for the per-format fast paths:
-        ecs.version + service, the id prefix, log.file, host + agent, agent alone, this host's name (for
-        a host object that has a hostname before it). Cached on the tail for its current generation."""
+    def _parts(self, tail: FileTail) -> tuple[bytes, bytes]:
+        """The per-format fast paths' records of `tail` as bytes %-templates, everything constant per
+        file generation (service, id prefix, file, host, agent) in place. nginx: time, level, message
+        text, address, `ip`, `user`, method, `referrer`, `version`, status, bytes, URL, path, `query`,
+        `user_agent`, offset in hex, offset; pino: time, level, message JSON, pid, hostname JSON,
+        `labels`, offset in hex, offset."""
         cached = tail.parsed_parts
         if cached is not None and cached[0] is self:
             return cached[1]
-        ident = tail.line_id(0)
         source = tail.source
         host = orjson.dumps(self.host).decode()
         agent = ',"agent":' + orjson.dumps(AGENT).decode() + "}"
-        parts = (',"ecs.version":' + orjson.dumps(ECS_VERSION).decode() + ',"service":'
-                 + orjson.dumps(source.service_obj).decode() + ",",
-                 ident[:-1],
-                 '"},"log":{"file":' + orjson.dumps(tail.file_obj).decode() + ',"offset":',
-                 '},"host":' + host + agent, "}" + agent, host[1:])
-        tail.parsed_parts = (self, parts)
-        return parts
+        head = (',"ecs.version":' + orjson.dumps(ECS_VERSION).decode() + ',"service":'
+                + orjson.dumps(source.service_obj).decode() + ",")
+        event = '"event":{"id":"' + tail.line_id(0)[:-1]
+        where = '"},"log":{"file":' + orjson.dumps(tail.file_obj).decode() + ',"offset":'
 
-    def fast(self, tail: FileTail, start: int, text: str) -> bytes | None:
+        def lit(value: str) -> bytes:
+            return value.replace("%", "%%").encode()
+
+        nginx = (b'{"@timestamp":"%b","log.level":"%b","message":"%b"' + lit(head) + b'"source":{"address":"%b"%b%b},'
+                 b'"http":{"request":{"method":"%b"%b}%b,"response":{"status_code":%d,"body":{"bytes":%d}}},'
+                 b'"url":{"original":"%b","path":"%b"%b%b},' + lit(event) + b'%x' + lit(where) + b'%d'
+                 + lit('},"host":' + host + agent))
+        pino = (b'{"@timestamp":"%b","log.level":"%b","message":%b' + lit(head) + b'"process":{"pid":%d},'
+                b'"host":{"hostname":%b,' + lit(host[1:]) + b'%b,' + lit(event) + b'%x' + lit(where) + b'%d'
+                + lit("}" + agent))
+        tail.parsed_parts = (self, (nginx, pino))
+        return nginx, pino
+
+    def fast(self, tail: FileTail, start: int, line: bytes) -> bytes | None:
         """`build(...)[1]` for the commonest lines of format auto, written straight from the parsed
         fields (no record dict, no general merging): an nginx `combined` line of plain printable ASCII
-        and a plain pino line. None: any other line, for `build` (tested byte for byte against it).
-        The caller checks that the file has no static fields and the line no Docker attributes, and
-        keys the record by the file's service (neither shape names a service)."""
-        if text[:1] == "{":
-            return self._pino(tail, start, text)
+        and a plain pino line, from the line's bytes (`build` has them decoded). None: any other line,
+        for `build` (tested byte for byte against it). The caller checks that the file has no static
+        fields and the line no Docker attributes, and keys the record by the file's service (neither
+        shape names a service)."""
+        if line[:1] == b"{":
+            return self._pino(tail, start, line)
         # only lines of printable ASCII without a backslash match: the only JSON escaping is then of
         # `"`, and the fields hold none, so they go in as they are
-        found = ACCESS_PLAIN.fullmatch(text)
-        if found is None or not auto_access(text):
+        found = ACCESS_PLAIN.fullmatch(line)
+        if found is None or not auto_access(line[:48].decode()):
             return None
         addr, user, when, method, target, version, status, size, referrer, agent = found.groups()
-        ts = clf(when)
-        if ts is None:
-            return None
+        if when != self._when[0]:  # a file's lines share their second: the last time is kept
+            ts = clf(when.decode())
+            if ts is None:
+                return None
+            self._when = (when, ts.encode())
         code = int(status)
-        path, _, query = target.partition("?")
-        head, prefix, where, end, _, _ = self._parts(tail)
-        ip = f',"ip":"{addr}"' if addr[0].isdigit() or ":" in addr else ""
-        named = f'}},"user":{{"name":"{user}"' if user != "-" else ""
-        ref = f',"referrer":"{referrer}"' if referrer and referrer != "-" else ""
-        ver = f',"version":"{version}"' if version else ""
-        query = f',"query":"{query}"' if query else ""
-        ua = f'}},"user_agent":{{"original":"{agent}"' if agent and agent != "-" else ""
-        return (f'{{"@timestamp":"{ts}","log.level":"{level_of_status(code)}","message":"'
-                f'{text.replace(_QUOTE, _ESCAPED)}"{head}"source":{{"address":"{addr}"{ip}{named}}},'
-                f'"http":{{"request":{{"method":"{method}"{ref}}}{ver},"response":{{"status_code":{code},'
-                f'"body":{{"bytes":{int(size) if size != "-" else 0}}}}}}},"url":{{"original":"{target}",'
-                f'"path":"{path}"{query}{ua}}},"event":{{"id":"{prefix}{start:x}{where}{start}{end}').encode()
+        path, _, query = target.partition(b"?")
+        return self._parts(tail)[0] % (
+            self._when[1], _LEVEL_BYTES[level_of_status(code)], line.replace(b'"', b'\\"'), addr,
+            b',"ip":"%b"' % addr if addr[0] in _DIGITS or b":" in addr else b"",
+            b'},"user":{"name":"%b"' % user if user != b"-" else b"", method,
+            b',"referrer":"%b"' % referrer if referrer and referrer != b"-" else b"",
+            b',"version":"%b"' % version if version else b"", code, int(size) if size != b"-" else 0, target, path,
+            b',"query":"%b"' % query if query else b"",
+            b'},"user_agent":{"original":"%b"' % agent if agent and agent != b"-" else b"", start, start)
 
-    def _pino(self, tail: FileTail, start: int, text: str) -> bytes | None:
+    def _pino(self, tail: FileTail, start: int, line: bytes) -> bytes | None:
         """A pino line of level, time (epoch ms), pid, hostname, msg and scalar fields only."""
         try:
-            obj = orjson.loads(text)
+            obj = orjson.loads(line)  # invalid UTF-8 is refused: the general path decodes it with U+FFFD
         except orjson.JSONDecodeError:
             return None
         if type(obj) is not dict:
@@ -134,20 +147,24 @@ class Builder:
         if ts is None:
             return None
         dumps = orjson.dumps
-        labels = ""
+        labels = b""
         if obj:
-            found: dict[str, Any] = {}
+            plain = True  # the fields left are the labels as they are (no dotted name, no null)
             for key, value in obj.items():
-                if type(value) in _SCALARS:
-                    found[key.replace(".", "_")] = value
-                elif value is not None:
-                    return None  # extra.*: the general path
-            if found:
-                labels = ',"labels":' + dumps(found).decode()
-        head, prefix, where, _, end, host = self._parts(tail)
-        return (f'{{"@timestamp":"{ts}","log.level":"{name}","message":{dumps(msg).decode()}{head}'
-                f'"process":{{"pid":{pid}}},"host":{{"hostname":{dumps(hostname).decode()},{host}{labels},'
-                f'"event":{{"id":"{prefix}{start:x}{where}{start}{end}').encode()
+                if type(value) not in _SCALARS:
+                    if value is not None:
+                        return None  # extra.*: the general path
+                    plain = False
+                elif "." in key:
+                    plain = False
+            if not plain:
+                obj = {key.replace(".", "_"): value for key, value in obj.items() if value is not None}
+            if obj:
+                labels = b',"labels":' + dumps(obj)
+        if hostname != self._hostname[0]:  # a file's lines name one host: its JSON is kept
+            self._hostname = (hostname, dumps(hostname))
+        return self._parts(tail)[1] % (ts.encode(), _LEVEL_BYTES[name], dumps(msg), pid, self._hostname[1], labels,
+                                       start, start)
 
     def raw(self, tail: FileTail, joined: Joined) -> tuple[bytes, bytes]:
         """Format `raw`: the text as the message, no parsing (the hot path of plain shipping)."""

@@ -411,19 +411,11 @@ class Tailer:
                 tail.unread(start)  # the bound holds per record, not per chunk read
                 self.paused = True
                 break
-            if decoder is not None:
-                decoded = decoder(start, end, raw)
-                if decoded is None:
-                    continue
-                start, end, text, attrs = decoded
-            else:
-                text = raw.decode("utf-8", "replace")
-                attrs = None
             tried = False  # whether `fast` already had this line (its answer in `value`)
             value = None
             if quick and index < last_index and joiner.free(raw, lines[index + 1][2]):
                 try:
-                    value = fast(tail, start, text)
+                    value = fast(tail, start, raw)
                 except Exception:  # a bug there must never cost a line: the general path decides
                     value = None
                 if value is not None and key0 == source_key and len(value) <= max_record:
@@ -431,9 +423,17 @@ class Tailer:
                     size += len(value) + len(source_key) + OVERHEAD
                     last = end
                     continue
-                records = [Joined(start, end, text, None)]
+                records = [Joined(start, end, raw.decode("utf-8", "replace"), None)]
                 tried = True
             else:
+                if decoder is not None:
+                    decoded = decoder(start, end, raw)
+                    if decoded is None:
+                        continue
+                    start, end, text, attrs = decoded
+                else:
+                    text = raw.decode("utf-8", "replace")
+                    attrs = None
                 alone = joiner.alone(start, end, text, attrs, raw, lines[index + 1][2]) if index < last_index else None
                 records = alone if alone is not None else joiner.feed(start, end, text, attrs, now)
             for joined in records:
@@ -441,7 +441,7 @@ class Tailer:
                     value = None
                     if quick:
                         try:
-                            value = fast(tail, joined.start, joined.text)
+                            value = fast(tail, joined.start, joined.text.encode())
                         except Exception:  # a bug there must never cost a line: the general path decides
                             value = None
                 if value is None:

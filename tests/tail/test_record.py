@@ -82,6 +82,8 @@ _PINO = [
     '{"level":50,"time":1796205600999,"pid":7,"hostname":"api-1","msg":"no labels"}',
     '{"level":60,"time":1796205600001,"pid":7,"hostname":"h\\"x\\\\y\\u0001","a.b":1,"a_b":2,"f":1.5,"t":true,'
     '"n":null,"s":"caf\\u00e9 \\"q\\"","msg":"m\\n2"}',
+    '{"level":30,"time":1796205600000,"pid":7,"hostname":"h","service":"x","labels":"y","event":1,"host":false,'
+    '"agent":"a","msg":"top-level names as labels"}',
     '{"level":35,"time":1796205600000,"pid":7,"hostname":"h","msg":"custom level"}',
     '{"level":30,"time":1796205600000.5,"pid":7,"hostname":"h","msg":"float time"}',
     '{"level":30,"time":"2026-12-02T10:00:00Z","pid":7,"hostname":"h","msg":"iso time"}',
@@ -118,14 +120,25 @@ def test_fast_path_writes_what_the_general_path_writes(tmp_path: Path) -> None:
         tail = FileTail(str(log), fd, os.fstat(fd), Entry(path=str(log), gen=3), source, 1 << 20)
         for index, line in enumerate(_NGINX + _PINO):
             start = index * 997
-            fast = builder.fast(tail, start, line)
+            fast = builder.fast(tail, start, line.encode())
             if fast is not None:
                 taken.add(line)
                 assert (source.key, fast) == builder.build(tail, Joined(start, start + len(line) + 1, line, None)), line
                 assert orjson.loads(fast)["event"]["id"] == tail.line_id(start)
+    # bytes that are not UTF-8: the general path (which decodes them with U+FFFD)
+    assert builder.fast(tail, 0, _PINO[1].encode().replace(b"no labels", b"\xff")) is None
+    assert builder.fast(tail, 0, _NGINX[0].encode().replace(b"X11", b"\xff")) is None
     # the shapes it exists for are taken (else this test would compare nothing)
-    assert {_NGINX[i] for i in (0, 1, 4, 5, 6, 15)} | set(_PINO[:3]) <= taken
+    assert {_NGINX[i] for i in (0, 1, 4, 5, 6, 15)} | set(_PINO[:4]) <= taken
     # IPv6 clients that look like other formats' starts, escapes, non-ASCII, control characters, quotes
     # outside the quoted fields, other formats: the general path
     assert not taken & {_NGINX[i] for i in (2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20)}
-    assert not taken & {_PINO[i] for i in range(3, len(_PINO))}
+    assert not taken & {_PINO[i] for i in range(4, len(_PINO))}
+
+
+def test_auto_access_is_the_detection_rule() -> None:
+    from collector.tail.parsers import _candidates, auto_access
+    from collector.tail.parsers.nginx import parse_access
+
+    for line in _NGINX + _PINO + ["a - - [x]", "abc - - [x]", "ab - -", "1234:5 - -", "x" * 46 + " - -", "::1 - -"]:
+        assert auto_access(line) == (_candidates(line) == (parse_access,)), line

@@ -17,13 +17,13 @@ from collector.tail.parsers import times
 _Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'  # runs of plain characters: not one alternation a character
 ACCESS = re.compile(r"(\S+) - (\S+) \[([^\]]+)\] " + _Q + r" (\d{3}) (\d+|-)(?: " + _Q + " " + _Q + ")?")
 REQUEST = re.compile(r"([A-Z]+) (\S+)(?: HTTP/(\d(?:\.\d)?))?$")
-# ACCESS then REQUEST in one, for whole lines of printable ASCII with no backslash and no `"` outside
+# ACCESS then REQUEST in one (on bytes), for whole lines of printable ASCII with no backslash and no `"` outside
 # the quoted fields (the records' fast path): where it matches (fullmatch), ACCESS and REQUEST give
 # the same fields (each field ends at the first character that can end it, in both)
 _NO_ESCAPE = r"!#-\[\]-~"  # printable ASCII but space, `"` and backslash
 ACCESS_PLAIN = re.compile(rf'([{_NO_ESCAPE}]+) - ([{_NO_ESCAPE}]+) \[([ -\[^-~]+)\] "([A-Z]+) ([{_NO_ESCAPE}]+)'
                           rf'(?: HTTP/(\d(?:\.\d)?))?" (\d{{3}}) (\d+|-)(?: "([ {_NO_ESCAPE}]*)" "([ {_NO_ESCAPE}]*)")?'
-                          r'[ -\[\]-~]*')
+                          r'[ -\[\]-~]*'.encode())
 _ERROR = re.compile(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)", re.S)
 _CONTEXT = re.compile(r', (client|server|request|upstream|host|referrer): (?:"([^"]*)"|([^,]*))')
 
