@@ -11,7 +11,7 @@ help:
 	@echo "make demo        run the whole pipeline locally on simulated services and print a summary"
 	@echo "make test        lint + every test, against a real Kafka broker and OpenSearch (started for you)"
 	@echo "make lint        ruff + mypy"
-	@echo "make stack-up    start Kafka + OpenSearch from Maven Central jars (endpoints in .stack/env)"
+	@echo "make stack-up    start Kafka + OpenSearch + an Elasticsearch node from Maven Central jars (endpoints in .stack/env)"
 	@echo "make stack-down  stop them (by pid)"
 	@echo "make bench       run the benchmarks (results in docs/BENCHMARKS.md)"
 

@@ -457,15 +457,21 @@ def pin_threads(pid: int, cpus: set[int]) -> None:
 
 
 def measure(name: str, cmd: list[str], env: dict[str, str], engine: Engine, ns: str, n: int, log: Path,
-            epid: int | None, timeout: float, cwd: Path = REPO, cpus: set[int] | None = None) -> Result:
+            epid: int | None, timeout: float, cwd: Path = REPO, cpus: set[int] | None = None,
+            copies: int = 1) -> Result:
+    """`copies` processes of `cmd` side by side (shipper replicas in one consumer group): CPU summed,
+    peak RSS the largest."""
     engine.reset(ns)
     res = Result(name)
     engine_cpu0 = proc_cpu_s(epid) if epid else 0.0
-    with log.open("wb") as out:
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context((log if i == 0 else log.with_suffix(f".{i}.log")).open("wb"))
+                for i in range(copies)]
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                start_new_session=True,
-                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+        procs = [subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                  start_new_session=True,
+                                  preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+                 for out in outs]
         try:
             while True:
                 time.sleep(0.25)
@@ -473,12 +479,14 @@ def measure(name: str, cmd: list[str], env: dict[str, str], engine: Engine, ns: 
                 now = time.monotonic() - t0
                 if res.count and not res.first_s:
                     res.first_s = now
-                cpu, hwm = proc_cpu_s(proc.pid), proc_hwm_mb(proc.pid)  # before it may exit
+                # before they may exit
+                cpu, hwm = sum(proc_cpu_s(p.pid) for p in procs), max(proc_hwm_mb(p.pid) for p in procs)
                 if res.count >= n:
                     res.ok, res.seconds, res.cpu_s, res.rss_mb = True, now, cpu, hwm
                     break
-                if proc.poll() is not None:
-                    res.note = f"exited with {proc.returncode} at {res.count} records (see {log})"
+                exited = next((p for p in procs if p.poll() is not None), None)
+                if exited is not None:
+                    res.note = f"exited with {exited.returncode} at {res.count} records (see {log})"
                     res.seconds, res.cpu_s, res.rss_mb = now, cpu, hwm
                     break
                 if now > timeout:
@@ -487,8 +495,10 @@ def measure(name: str, cmd: list[str], env: dict[str, str], engine: Engine, ns: 
                     break
         finally:
             res.engine_cpu_s = (proc_cpu_s(epid) - engine_cpu0) if epid else 0.0
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
                 try:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
@@ -541,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
                         "copy of the repository), to compare a change with the current code in the same rounds")
     parser.add_argument("--alt-env", action="append", default=[], metavar="SHIPPER_X=V",
                         help="contender ours-alt: extra settings (repeatable), e.g. to compare a tuning")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="shipper processes per `ours`/`ours-alt` run, one consumer group (CPU summed)")
     parser.add_argument("--pin", action="store_true", help="engine threads on the last CPU, contenders on the "
                         "others (the broker floats): contender and engine no longer compete for a core")
     parser.add_argument("--markdown", help="also write the result table (markdown) to this file")
@@ -639,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: running ({' '.join(cmd[:6])} ...), log {log}", flush=True)
             res = measure(name, cmd, cenv, engine, ns, n, log, epid, args.timeout,
                           cwd=Path(args.alt_tree) if name == "ours-alt" and args.alt_tree else REPO,
-                          cpus=contender_cpus)
+                          cpus=contender_cpus, copies=args.processes if name.startswith("ours") else 1)
             if name == "rsyslog":
                 err = bench_dir / f"rsyslog-{run_id}-{rnd}" / "omes.err"
                 if err.exists() and err.stat().st_size:

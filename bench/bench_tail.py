@@ -7,7 +7,8 @@ Contenders:
   (c) ours parsed    `collector tail`, format auto and the default multiline rules: ECS fields
 
 The file mixes the tutorial's formats in equal parts: nginx combined, pino JSON, Python logging
-text. Each contender is one process started on the complete file; the clock runs from its start
+text (`--mix mixed`), or holds one of them (`--mix nginx,pino`: a run per file, each with every
+contender). Each contender is one process started on the complete file; the clock runs from its start
 until the topic holds every line; CPU is the process's own (user + system, children included)
 read from /proc before it is stopped. Rounds alternate the order; the best round of each counts.
 """
@@ -35,13 +36,18 @@ LABEL = {"rsyslog": "(a) rsyslog imfile -> omkafka (raw)", "ours-raw": "(b) coll
          "ours-parsed": "(c) collector tail, parsed (auto + multiline)"}
 
 
-def make_file(path: Path, n: int) -> int:
-    """n lines, a third each of nginx combined, pino JSON and Python logging text; returns bytes."""
+MIXES = {"mixed": (0, 1, 2), "nginx": (0,), "pino": (1,), "python": (2,)}
+
+
+def make_file(path: Path, n: int, mix: str = "mixed") -> int:
+    """n lines of nginx combined, pino JSON and Python logging text (`mixed`: a third each, else only
+    the one named); returns bytes."""
     rng = random.Random(7)
     paths = ["/api/users", "/api/orders?id=42", "/health", "/static/app.js", "/login"]
+    kinds = MIXES[mix]
     with open(path, "wb") as out:
         for i in range(n):
-            kind = i % 3
+            kind = kinds[i % len(kinds)]
             if kind == 0:
                 line = (f'10.0.{rng.randrange(256)}.{rng.randrange(256)} - - [02/Dec/2026:10:{i // 60000 % 60:02d}:'
                         f'{i // 1000 % 60:02d} +0000] "GET {rng.choice(paths)} HTTP/1.1" '
@@ -167,36 +173,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", help="comma-separated: " + ",".join(CONTENDERS))
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--mix", default="mixed,nginx,pino",
+                        help="comma-separated files to run: " + ",".join(MIXES))
     parser.add_argument("--markdown", help="also write the result table (markdown) to this file")
     args = parser.parse_args(argv)
     only = [c.strip() for c in (args.only or ",".join(CONTENDERS)).split(",") if c.strip()]
     env = stack_env()
     have_rsyslog = Path(RSYSLOG_BIN).exists() and (RSYSLOG_MODULES / "omkafka.so").exists()
     bench_dir = Path(tempfile.mkdtemp(prefix="bench-tail-"))
+    tables = []
+    ok = True
     try:
-        log = bench_dir / "app.log"
-        size = make_file(log, args.lines)
-        print(f"{args.lines} lines, {size / 1e6:.1f} MB, broker {env.kafka}", flush=True)
-        best: dict[str, Result] = {}
-        for rnd in range(args.rounds):
-            order = only if rnd % 2 == 0 else list(reversed(only))
-            for name in order:
-                if name == "rsyslog" and not have_rsyslog:
-                    best[name] = Result(name, note="rsyslog-kafka not installed (make test-deps)")
-                    continue
-                res = run_one(name, env.kafka, log, args.lines, bench_dir / f"{name}-{rnd}", args.timeout)
-                print(f"round {rnd + 1} {name}: {res.seconds:.2f} s, {res.cpu_s:.2f} CPU-s, {res.count} "
-                      f"{res.note}", flush=True)
-                prev = best.get(name)
-                if res.ok and (prev is None or not prev.ok or res.seconds < prev.seconds):
-                    best[name] = res
-                elif prev is None:
-                    best[name] = res
-        table = render(best, args.lines)
+        for mix in [m.strip() for m in args.mix.split(",") if m.strip()]:
+            log = bench_dir / f"{mix}.log"
+            size = make_file(log, args.lines, mix)
+            print(f"{mix}: {args.lines} lines, {size / 1e6:.1f} MB, broker {env.kafka}", flush=True)
+            best: dict[str, Result] = {}
+            for rnd in range(args.rounds):
+                order = only if rnd % 2 == 0 else list(reversed(only))
+                for name in order:
+                    if name == "rsyslog" and not have_rsyslog:
+                        best[name] = Result(name, note="rsyslog-kafka not installed (make test-deps)")
+                        continue
+                    res = run_one(name, env.kafka, log, args.lines, bench_dir / f"{mix}-{name}-{rnd}", args.timeout)
+                    print(f"round {rnd + 1} {mix} {name}: {res.seconds:.2f} s, {res.cpu_s:.2f} CPU-s, {res.count} "
+                          f"{res.note}", flush=True)
+                    prev = best.get(name)
+                    if res.ok and (prev is None or not prev.ok or res.seconds < prev.seconds):
+                        best[name] = res
+                    elif prev is None:
+                        best[name] = res
+            tables.append(f"**{mix}** ({size / args.lines:.0f} bytes a line)\n\n" + render(best, args.lines))
+            ok = ok and all(r.ok for r in best.values() if "not installed" not in r.note)
+        table = "\n\n".join(tables)
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table + "\n")
-        return 0 if all(r.ok for r in best.values() if "not installed" not in r.note) else 1
+        return 0 if ok else 1
     finally:
         shutil.rmtree(bench_dir, ignore_errors=True)
 

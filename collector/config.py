@@ -44,7 +44,9 @@ class CollectorSettings(FileSettings):
     kafka_bootstrap_servers: str = kafka_bootstrap_field("COLLECTOR_", "Kafka output: bootstrap servers")
     kafka_topic_logs: str = Field(TOPIC_LOGS, description="Kafka output: topic for log records")
     kafka_topic_metrics: str = Field(TOPIC_METRICS, description="Kafka output: topic for metric documents")
-    kafka_acks: Literal["0", "1", "all"] = Field("1", description="Kafka output: producer acks")
+    kafka_acks: Literal["0", "1", "all"] = Field(
+        "all", description="Kafka output: producer acks; `all` also makes the producer idempotent (a resent "
+        "batch is written once)")
 
     ingest_url: str = Field("", description="HTTP output: base URL of the ingest API (POST /v1/logs, /v1/metrics)")
     ingest_token: SecretStr | None = Field(None, description="HTTP output: bearer token")

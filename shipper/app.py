@@ -24,16 +24,19 @@ from collector.contract.promtext import render
 from shipper.background import Background
 from shipper.config import ShipperSettings
 from shipper.context import TransformSettings
-from shipper.engines.base import EngineUnavailable, SearchEngine
+from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.health import build_monitor
 from shipper.log import get_logger
 from shipper.ops import OpsServer
 from shipper.pipeline import Pipeline
 from shipper.producer import DeadLetterProducer
+from shipper.route import namespace_of
 from shipper.setup import wait_for_engine
 from shipper.sink import BulkSink
 from shipper.source import KafkaSource
 from shipper.stats import Stats
+from shipper.streamcap import StreamCap, existing_streams
+from shipper.topic_ids import TopicIds
 from shipper.topics import TopicSetupError, ensure_dead_letter_topic
 
 log = get_logger("shipper")
@@ -45,7 +48,10 @@ class Shipper:
         self.stats = Stats()
         self.stopping = asyncio.Event()
         self.monitor = build_monitor(settings)
-        self.source = KafkaSource(settings, hooks=(self.monitor,))
+        self.producer = DeadLetterProducer(settings)
+        # through the dead-letter producer's connection (it is started before the consumer)
+        self.topic_ids = TopicIds(lambda: self.producer.client.client, settings.retry_initial_s, settings.retry_max_s)
+        self.source = KafkaSource(settings, hooks=(self.topic_ids, self.monitor))
         self.host = socket.gethostname()
         self.engine: SearchEngine | None = None
         self.sink: BulkSink | None = None
@@ -53,24 +59,28 @@ class Shipper:
         self.failed = False
         self.background: Background | None = None
         self.ops = OpsServer(settings.http_host, settings.http_port, self.metrics_text, self.ready, self.detail)
-        self.producer = DeadLetterProducer(settings)
+        self.streams = StreamCap(settings.max_streams)
 
     def ready(self) -> bool:
         return self.consuming and self.background is not None and self.background.engine_ok
 
     def metrics_text(self) -> str:
-        return render([*self.stats.prometheus(self.ready()), *self.monitor.metrics()])
+        return render([*self.stats.prometheus(self.ready()), *self.streams.metrics(), *self.monitor.metrics()])
 
     def detail(self) -> dict[str, object]:
         return {"service": "elk-shipper", "consuming": self.consuming,
                 "engine": self.engine.name if self.engine else None,
                 "engine_available": bool(self.sink and self.sink.available),
+                # item 429s: the engine sheds load, records wait in Kafka (lag grows) instead of dead letters
+                "engine_overloaded": bool(self.sink and self.sink.overloaded),
                 "consumed": self.stats.consumed, "indexed": self.stats.indexed,
                 "dead_lettered": self.stats.dead_lettered,
                 "lag": sum(self.stats.lag.values())}
 
     async def _waiting(self, seconds: float) -> None:
-        log.warning("engine unavailable; holding the batch and retrying", retry_in_s=round(seconds, 2))
+        overloaded = bool(self.sink and self.sink.overloaded)
+        log.warning("engine overloaded; holding the batch and retrying" if overloaded
+                    else "engine unavailable; holding the batch and retrying", retry_in_s=round(seconds, 2))
         await asyncio.sleep(seconds)
 
     async def _until_stopped(self, awaitable: Any) -> Any:
@@ -102,7 +112,7 @@ class Shipper:
                 await self.producer.stop()
                 with contextlib.suppress(Exception):
                     await self.source.stop()
-                self.source = KafkaSource(self.settings, hooks=(self.monitor,))
+                self.source = KafkaSource(self.settings, hooks=(self.topic_ids, self.monitor))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 delay = min(10.0, delay * 2)
@@ -130,12 +140,14 @@ class Shipper:
         self.sink = BulkSink(self.engine, self.stats, max_bytes=self.settings.batch_max_bytes,
                              concurrency=self.settings.bulk_concurrency, gzip=self.settings.gzip,
                              retry_initial_s=self.settings.retry_initial_s, retry_max_s=self.settings.retry_max_s,
-                             max_item_retries=self.settings.max_item_retries)
+                             item_retry_s=self.settings.item_retry_s)
         transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
-                                      max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles)
+                                      max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles,
+                                      streams=self.streams)
+        await self._load_streams()
         pipeline = Pipeline(sink=self.sink, stats=self.stats, settings=transform, monitor=self.monitor,
-                            publish_dead=self.producer.publish, waiting=self._waiting)
+                            publish_dead=self.producer.publish, waiting=self._waiting, topic_ids=self.topic_ids.of)
         self.background = Background(settings=self.settings, stats=self.stats, source=lambda: self.source,
                                      engine=self.engine, monitor=self.monitor, pipeline=pipeline, host=self.host,
                                      consuming=lambda: self.consuming)
@@ -205,6 +217,16 @@ class Shipper:
         log.info("stopped", consumed=self.stats.consumed, indexed=self.stats.indexed,
                  dead_lettered=self.stats.dead_lettered)
         return 1 if self.failed else 0
+
+    async def _load_streams(self) -> None:
+        """The namespace's existing streams count against the stream cap (shipper/streamcap.py)."""
+        assert self.engine is not None
+        namespace = namespace_of(self.settings.namespace)
+        try:
+            self.streams.load(await existing_streams(self.engine, namespace), namespace)
+        except (EngineUnavailable, EngineRejected) as exc:  # the cap still holds for this process
+            log.warning("existing streams not listed; the stream cap counts this process's only", error=str(exc))
+        log.info("stream cap", streams=self.streams.admitted, max_streams=self.streams.limit)
 
     async def _shutdown(self, bound_s: float) -> None:
         async def close() -> None:

@@ -32,12 +32,17 @@ class Failure:
 
 def bulk_body(actions: list[Action]) -> bytes:
     parts: list[bytes | memoryview] = []
+    append = parts.append
+    dumps = orjson.dumps
+    heads: dict[str, bytes] = {}  # a body's few streams: each one's action line prefix serialised once
     for action in actions:
-        parts.append(b'{"create":{"_index":' + orjson.dumps(action.stream) + b',"_id":'
-                     + orjson.dumps(bounded_id(action.doc_id))
-                     + b"}}\n")
-        parts.append(action.source)
-        parts.append(b"\n")
+        stream = action.stream
+        head = heads.get(stream)
+        if head is None:
+            head = heads[stream] = b'{"create":{"_index":' + dumps(stream) + b',"_id":'
+        append(head + dumps(bounded_id(action.doc_id)) + b"}}\n")
+        append(action.source)
+        append(b"\n")
     return b"".join(parts)
 
 
@@ -66,6 +71,7 @@ class Classified:
     wait: list[Action] = field(default_factory=list)
     retry: list[Failure] = field(default_factory=list)  # with the reason, for when the retries run out
     failed: list[Failure] = field(default_factory=list)
+    overloaded: int = 0  # items answered 429 (in `wait`): the cluster sheds load
 
 
 def _failure(action: Action, result: dict[str, Any], status: int) -> Failure:
@@ -82,14 +88,14 @@ def _failure(action: Action, result: dict[str, Any], status: int) -> Failure:
 
 
 def classify(response: dict[str, Any], actions: list[Action]) -> Classified:
+    items = response.get("items")
+    if not isinstance(items, list) or len(items) != len(actions):
+        # not one item per action (a proxy, a cut answer), whatever `errors` says: it proves
+        # nothing about any action, so all are sent again
+        return Classified(wait=list(actions))
     if response.get("errors") is False:  # the common case: no item to look at
         return Classified(done=actions)
     out = Classified()
-    items = response.get("items")
-    if not isinstance(items, list) or len(items) != len(actions):
-        # not one item per action (a proxy, a cut answer): it proves nothing, send them all again
-        out.wait = list(actions)
-        return out
     for action, item in zip(actions, items, strict=True):
         result = _result(item)
         status = result.get("status")
@@ -103,6 +109,8 @@ def classify(response: dict[str, Any], actions: list[Action]) -> Classified:
                 out.duplicates.append(action)
         elif verdict is Verdict.WAIT:
             out.wait.append(action)
+            if status == 429:
+                out.overloaded += 1
         elif verdict is Verdict.RETRY:
             out.retry.append(_failure(action, result, status))
         else:

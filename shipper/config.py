@@ -12,6 +12,7 @@ from collector.contract.settings import FileSettings, kafka_bootstrap_field, one
 from collector.contract.streams import DEFAULT_NAMESPACE, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
 from shipper.context import TopicRoles
 from shipper.health.config import HealthSettings
+from shipper.streamcap import DEFAULT_MAX_STREAMS
 
 
 def _topics(value: str) -> list[str]:
@@ -60,6 +61,12 @@ class ShipperSettings(FileSettings):
         default_factory=dict,
         description="JSON: container/instance name or regex -> service name, for records without service.name.",
     )
+    max_streams: int = Field(
+        DEFAULT_MAX_STREAMS, ge=1, le=10000,
+        description="Most service data streams (each with its index template and shards) the shipper creates in "
+        "its namespace, existing ones included; records of a dataset past it go to `logs-overflow-<ns>` / "
+        "`metrics-overflow-<ns>`, counted in shipper_stream_overflow_total and logged once. Mind the cluster's "
+        "cluster.max_shards_per_node (1,000 by default, shared with everything on it).")
     batch_max_records: int = Field(5000, ge=1, description="Records per batch taken from Kafka.")
     batch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024,
                                  description="Bytes per batch taken from Kafka and per bulk request.")
@@ -72,10 +79,11 @@ class ShipperSettings(FileSettings):
     gzip: bool = Field(False, description="Gzip bulk request bodies.")
     retry_initial_s: float = Field(0.2, gt=0, description="First retry delay for 429/5xx/connection errors.")
     retry_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")
-    max_item_retries: int = Field(
-        15, ge=0, le=1000,
-        description="Retries of one record the engine answers with 429/5xx/no status/403, then it is dead-lettered "
-        "(`retries_exhausted`). Whole-request outages are waited out without bound.")
+    item_retry_s: float = Field(
+        300.0, ge=0, le=86400,
+        description="How long one record the engine answers with 5xx/no status/403 is retried (from the first such "
+        "answer), then it is dead-lettered (`retries_exhausted`). Overload (item or request 429) and whole-request "
+        "outages are waited out without bound: Kafka buffers.")
     http_host: str = Field("127.0.0.1", description="Address of the /health and /metrics endpoint.")
     http_port: int = Field(9108, ge=0, le=65535, description="Port of /health and /metrics (0: pick a free one).")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Bound on graceful shutdown after SIGTERM.")

@@ -4,12 +4,13 @@ context (the settings plus this batch's `now`, formatted once), made once per ba
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from collector.contract.streams import DEFAULT_NAMESPACE, TOPIC_HEALTH, TOPIC_METRICS
 from collector.contract.timefmt import format_ts
+from shipper.streamcap import StreamCap
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class TransformSettings:
     max_record_bytes: int = 1024 * 1024
     roles: TopicRoles = field(default_factory=TopicRoles)
     max_future: timedelta = timedelta(days=1)  # a later @timestamp is a producer's clock gone wrong
+    streams: StreamCap = field(default_factory=StreamCap)  # which service streams may be created
     _patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -49,6 +51,7 @@ class Batch:
     now: datetime
     ingested: str = ""  # `now` in the wire form: event.ingested of every record of the batch
     latest: str = ""  # the latest acceptable @timestamp in the wire form (compares as a string)
+    topic_ids: Mapping[str, str] = field(default_factory=dict)  # Kafka's topic ids (shipper/topic_ids.py)
 
     def __post_init__(self) -> None:
         self.ingested = format_ts(self.now)

@@ -16,6 +16,7 @@ import orjson
 from collector.contract.ecs import ECS_VERSION
 from collector.contract.streams import DATASET_DEAD_LETTER, sanitize_namespace
 from collector.contract.timefmt import format_ts
+from shipper.ids import coordinates_id
 from shipper.provenance import Origin
 
 STREAM_TYPE = "logs"
@@ -37,6 +38,7 @@ class DeadLetter:
     reason: str
     stage: str  # "decode" or "index"
     service: str | None = None
+    topic_id: str = ""  # the source topic's Kafka id (shipper/topic_ids.py), part of the entry's id
 
 
 def _as_text(raw: bytes, truncated: bool) -> tuple[str, str | None]:
@@ -123,7 +125,7 @@ def kafka_key(dead: DeadLetter) -> bytes | None:
 
 def entry_id(dead: DeadLetter) -> str:
     """Deterministic: the same rejected record dead-letters to the same id, however often it is redelivered."""
-    return f"dl-{dead.meta.topic}-{dead.meta.partition}-{dead.meta.offset}"
+    return "dl-" + coordinates_id(dead.meta.topic, dead.meta.partition, dead.meta.offset, dead.topic_id)
 
 
 def kafka_value(doc: dict[str, Any]) -> bytes:

@@ -75,9 +75,9 @@ def expand_top_level(record: Record) -> Record:
         parts = key.split(".")
         target: Any = record
         for part in parts[:-1]:
-            target = target.get(part)
-            if target is None:
+            if part not in target:  # absent: created below (a null is there: the rebuild decides)
                 break
+            target = target[part]
             if type(target) is not dict:
                 return expand_dotted(record, nested=False)
         else:

@@ -176,15 +176,22 @@ def stamp_ingest(record: Record, message: Message, batch: Batch) -> Record:
     """event.ingested, ecs.version, the shipper as agent, and the service's current health state.
 
     `event.provider: elk-shipper` marks the documents the shipper writes itself (health transitions,
-    alerts, its metrics); a record from Kafka may not claim it, so it is dropped here.
+    alerts, its metrics); a record from Kafka may not claim it, so it is dropped here, and so is a
+    provider that is not text (an array may hold the marker).
     """
     event = record.get("event")
     if type(event) is not dict:
         event = {} if event is None else {"original": str(event)}
         record["event"] = event
-    elif event.get("provider") == OWN_WRITER:
-        _keep_invalid(record, "claimed_provider", OWN_WRITER)
-        del event["provider"]
+    elif "provider" in event:
+        provider = event["provider"]
+        if provider == OWN_WRITER:
+            _keep_invalid(record, "claimed_provider", OWN_WRITER)
+            del event["provider"]
+        elif type(provider) is not str and provider is not None:
+            # an array or object could hold the marker where a term query finds it: only text stays
+            _keep_invalid(record, "invalid_provider", provider)
+            del event["provider"]
     event["ingested"] = batch.ingested
     ecs = record.get("ecs")
     if type(ecs) is dict:

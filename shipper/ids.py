@@ -4,8 +4,10 @@
   sends the same record twice (a retry) sends the same bytes: one document. Two different records
   that share an `event.id` (a request id reused for every line of a request) differ in their bytes:
   two documents.
-- A record without one: its Kafka coordinates, `<topic>-<partition>-<offset>`. A redelivery after a
-  crash or a rebalance reads the same offset: one document.
+- A record without one: its Kafka coordinates and the topic's id, `<topic>-<partition>-<offset>-<topic
+  id>`. A redelivery after a crash or a rebalance reads the same offset of the same topic: one
+  document; a topic deleted and created again, or another cluster's topic of the same name, has
+  another id (shipper/topic_ids.py), so its records at the same offsets are new documents.
 - Any id (the monitor's too) longer than the engines' 512-byte limit is replaced by its hash.
 docs/ARCHITECTURE.md explains the choice.
 """
@@ -20,7 +22,7 @@ from shipper.provenance import Message
 MAX_ID_BYTES = 512  # Elasticsearch and OpenSearch refuse a longer _id
 
 
-def record_id(record: dict[str, Any], message: Message) -> str:
+def record_id(record: dict[str, Any], message: Message, topic_id: str = "") -> str:
     event = record.get("event")
     own = event.get("id") if type(event) is dict else None
     if type(own) is str and own:
@@ -28,7 +30,14 @@ def record_id(record: dict[str, Any], message: Message) -> str:
         digest.update(b"\x00")
         digest.update(message.value or b"")
         return digest.hexdigest()
-    return f"{message.topic}-{message.partition}-{message.offset}"
+    return coordinates_id(message.topic, message.partition, message.offset, topic_id)
+
+
+def coordinates_id(topic: str, partition: int, offset: int, topic_id: str = "") -> str:
+    """`<topic>-<partition>-<offset>-<topic id>`. Unambiguous although topic names and base64url
+    ids may hold `-`: read from the right, the id is always 22 characters and the numbers are digits."""
+    base = f"{topic}-{partition}-{offset}"
+    return f"{base}-{topic_id}" if topic_id else base
 
 
 def bounded_id(doc_id: str) -> str:

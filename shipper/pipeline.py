@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from shipper import deadletter
@@ -18,17 +18,20 @@ from shipper.transform import doc_action, prepare
 log = get_logger("shipper")
 
 PublishDead = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
+TopicIdsOf = Callable[[Iterable[str]], Awaitable[Mapping[str, str]]]
 
 
 class Pipeline:
     def __init__(self, *, sink: BulkSink, stats: Stats, settings: TransformSettings, monitor: Monitor,
-                 publish_dead: PublishDead, waiting: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 publish_dead: PublishDead, waiting: Callable[[float], Awaitable[None]] | None = None,
+                 topic_ids: TopicIdsOf | None = None) -> None:
         self.sink = sink
         self.stats = stats
         self.settings = settings
         self.monitor = monitor
         self.publish_dead = publish_dead
         self.waiting = waiting
+        self.topic_ids = topic_ids  # None: ids without Kafka's topic ids (unit tests, benchmarks)
         # set at start from the dead-letter topic's message limit (shipper.topics)
         self.dead_letter_max_bytes = deadletter.DEFAULT_MAX_ENTRY_BYTES
 
@@ -37,8 +40,9 @@ class Pipeline:
         if not messages:
             return
         self.stats.consumed += len(messages)
+        ids = await self.topic_ids({m.topic for m in messages}) if self.topic_ids is not None else {}
         now = datetime.now(UTC)
-        prepared = prepare(messages, Batch(self.settings, now), self.monitor)
+        prepared = prepare(messages, Batch(self.settings, now, topic_ids=ids), self.monitor)
         if prepared.observe_failures:
             self.stats.item_errors["observe_failed"] += len(prepared.observe_failures)
             log.warning("the monitor could not read records; they are indexed all the same",
@@ -51,6 +55,8 @@ class Pipeline:
                 continue
             dead.append(DeadLetter(origin.origin, origin.raw, failure.error_type, failure.reason, "index",
                                    origin.service))
+        for letter in dead:
+            letter.topic_id = ids.get(letter.meta.topic, "")
         await self.dead_letter(dead, now)
         self.stats.batches += 1
 

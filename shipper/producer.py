@@ -1,7 +1,9 @@
 """The Kafka producer of the dead-letter topic, shared by `shipper run` and `shipper replay`.
 
 Idempotent and acks=all: a dead letter counts as durable only once every in-sync replica has it,
-and the batch it came from is committed only after that.
+and the batch it came from is committed only after that. A broker that is away is waited for; a
+refusal that asking again cannot change (the entry over the topic's limit, an ACL that denies the
+write) stops the batch with DeadLetterRefused, which names the topic and the cause.
 """
 
 from __future__ import annotations
@@ -10,12 +12,21 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from shipper.config import ShipperSettings
 from shipper.log import get_logger
 
 log = get_logger("shipper")
+
+
+class DeadLetterRefused(Exception):
+    """The broker refuses the dead letters for a reason that does not pass (not retriable)."""
+
+
+def transient(exc: KafkaError) -> bool:
+    """Worth asking again: aiokafka's retriable errors, and a timeout (the broker is away)."""
+    return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
 
 
 def max_request_bytes(settings: ShipperSettings) -> int:
@@ -62,6 +73,13 @@ class DeadLetterProducer:
                 await asyncio.gather(*futures)
                 return
             except KafkaError as exc:
+                if not transient(exc):
+                    # retrying would stall the partition forever: stop instead (the batch stays
+                    # uncommitted and is redelivered once the cause is fixed)
+                    raise DeadLetterRefused(
+                        f"the dead-letter topic {self.settings.dead_letter_topic!r} (SHIPPER_DEAD_LETTER_TOPIC) "
+                        f"refuses the entries and asking again cannot help: {exc!r}. Fix the topic's limits or "
+                        "the shipper's Kafka permissions; the batch is not committed.") from exc
                 log.warning("dead-letter topic unavailable; retrying", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(self.settings.retry_max_s, delay * 2)

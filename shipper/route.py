@@ -42,19 +42,24 @@ namespace_of = functools.lru_cache(maxsize=256)(sanitize_namespace)
 
 
 def route(record: Record, message: Message, batch: Batch) -> str:
-    """The stream's name; the record's data_stream.* and event.dataset are set to match, as ECS asks."""
+    """The stream's name; the record's data_stream.* and event.dataset are set to match, as ECS asks.
+    A service stream the cap does not admit (shipper/streamcap.py) becomes the type's catch-all."""
     event = record.get("event")
     if type(event) is not dict:
         event = record["event"] = {}
     topic = message.topic
-    roles = batch.settings.roles
+    settings = batch.settings
+    roles = settings.roles
+    ns = namespace_of(settings.namespace)
     if topic in roles.health:
         type_, dataset = LOGS, DATASET_HEALTH
-    elif topic in roles.metrics or event.get("kind") == "metric":
-        type_, dataset = METRICS, service_dataset(str(record["service"]["name"]))
+        name = stream_name(type_, dataset, ns)
     else:
-        type_, dataset = LOGS, service_dataset(str(record["service"]["name"]))
-    ns = namespace_of(batch.settings.namespace)
+        type_ = METRICS if topic in roles.metrics or event.get("kind") == "metric" else LOGS
+        dataset = service_dataset(str(record["service"]["name"]))
+        name = stream_name(type_, dataset, ns)
+        if name not in settings.streams.known:  # the hot path is this one set lookup
+            name, dataset = settings.streams.admit(type_, dataset, ns)
     record["data_stream"] = {"type": type_, "dataset": dataset, "namespace": ns}
     event["dataset"] = dataset
-    return stream_name(type_, dataset, ns)
+    return name

@@ -2,9 +2,10 @@
 shipper/statuses.py say (reading an answer is in shipper/bulk.py):
 
 - wait: the same actions again, with exponential backoff and jitter, for as long as it takes
-  (Kafka is the buffer: nothing new is fetched meanwhile, so memory stays bounded);
-- retry: the same, but at most max_item_retries times per action, then a `retries_exhausted`
-  failure (dead-lettered by the caller);
+  (Kafka is the buffer: nothing new is fetched meanwhile, so memory stays bounded); an item 429
+  (overload) is such a wait, and `overloaded` says so until an answer carries none;
+- retry: the same, but for at most item_retry_s seconds per action from its first such answer
+  (on the injected clock), then a `retries_exhausted` failure (dead-lettered by the caller);
 - split: halves until the culprit action is alone, which is then a permanent failure;
 - fail: handed back at once.
 """
@@ -34,7 +35,8 @@ class _Outcome:
 
 class BulkSink:
     def __init__(self, engine: SearchEngine, stats: Stats, *, max_bytes: int, concurrency: int,
-                 retry_initial_s: float, retry_max_s: float, gzip: bool = False, max_item_retries: int = 15) -> None:
+                 retry_initial_s: float, retry_max_s: float, gzip: bool = False, item_retry_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.gzip = gzip
         self.stats = stats
@@ -42,8 +44,10 @@ class BulkSink:
         self.concurrency = asyncio.Semaphore(concurrency)
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self.max_item_retries = max_item_retries
+        self.item_retry_s = item_retry_s
+        self.clock = clock
         self.available = True
+        self.overloaded = False  # the last bulk answer carried item 429s (backpressure)
 
     async def _send(self, actions: list[Action]) -> _Outcome:
         body = bulk_body(actions)
@@ -52,7 +56,8 @@ class BulkSink:
             started = time.perf_counter()
             try:
                 # each stream family's index template before its first write creates the stream
-                await self.engine.prepare_streams({a.stream for a in actions})
+                # (not for families another producer has: those are written under its template, counted)
+                self.stats.foreign_families += len(await self.engine.prepare_streams({a.stream for a in actions}))
                 response = await self.engine.bulk(body, self.gzip)
             except (EngineUnavailable, EngineRejected) as exc:
                 refused = exc
@@ -62,6 +67,9 @@ class BulkSink:
             return await self._refused(actions, refused)
         self.available = True
         result = classify(response, actions)
+        self.overloaded = result.overloaded > 0
+        if result.overloaded:
+            self.stats.item_errors["overloaded"] += result.overloaded
         # records from Kafka only; dead-letter entries, monitor and pipeline documents are not "indexed"
         self.stats.indexed += sum(1 for a in result.done if a.origin is not None)
         self.stats.duplicates += sum(1 for a in result.duplicates if a.origin is not None)
@@ -95,20 +103,23 @@ class BulkSink:
         """Returns only when every action is indexed or failed for good (the failures)."""
         pending = actions
         failures: list[Failure] = []
-        attempts: dict[int, int] = {}  # id(action) -> answers that said "retry"
+        first: dict[int, tuple[float, int]] = {}  # id(action) -> (first "retry" answer, answers since)
         delay = self.retry_initial_s
         while pending:
             outcomes = await asyncio.gather(*(self._send(chunk) for chunk in chunks(pending, self.max_bytes)))
             pending = [a for outcome in outcomes for a in outcome.wait]
             for outcome in outcomes:
                 failures += outcome.failed
+                now = self.clock()
                 for failure in outcome.retry:
-                    tries = attempts[id(failure.action)] = attempts.get(id(failure.action), 0) + 1
-                    if tries <= self.max_item_retries:
+                    since, tries = first.get(id(failure.action), (now, 0))
+                    first[id(failure.action)] = (since, tries + 1)
+                    if now - since < self.item_retry_s:
                         pending.append(failure.action)
                         continue
                     self.stats.item_errors[EXHAUSTED] += 1
-                    failures.append(Failure(failure.action, EXHAUSTED, f"retries exhausted after {tries} attempts; "
+                    failures.append(Failure(failure.action, EXHAUSTED,
+                                            f"retries exhausted after {now - since:.0f} s ({tries + 1} answers); "
                                             f"last: {failure.error_type}: {failure.reason}"[:2000]))
             if pending:
                 self.stats.retried += len(pending)

@@ -16,6 +16,7 @@ class Stats:
     dead_lettered: int = 0
     retried: int = 0
     batches: int = 0
+    foreign_families: int = 0  # stream families written under another producer's template (none of ours put)
     item_errors: Counter[str] = field(default_factory=Counter)
     bulk: Histogram = field(default_factory=Histogram)
     lag: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> records behind
@@ -33,6 +34,8 @@ class Stats:
             ("duplicates", self.duplicates, "Records the engine already had (409 on create); counted in indexed."),
             ("dead_lettered", self.dead_lettered, "Records sent to the dead-letter topic and stream."),
             ("retried", self.retried, "Bulk items retried after 429, 5xx or a connection error."),
+            ("foreign_stream_families", self.foreign_families,
+             "Stream families another producer's template or stream already had: written under theirs."),
         ):
             lines += single(f"shipper_{name}_total", "counter", help_, value)
         lines += metric("shipper_item_errors_total", "counter", "Per-item bulk errors by type.",

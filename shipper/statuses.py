@@ -4,11 +4,13 @@ rendered into docs/ARCHITECTURE.md (a test keeps the two equal). Pure: no I/O.
 
 Verdicts:
 - done: indexed, or already there (a redelivery).
-- wait: the engine cannot take anything now; retried with backoff for as long as it takes.
-  Nothing new is fetched meanwhile (Kafka is the buffer), so memory stays bounded.
-- retry: retried with backoff up to SHIPPER_MAX_ITEM_RETRIES times, then dead-lettered with
-  error.type `retries_exhausted`: one deterministic failure never stalls a partition forever,
-  and the dead letter can be replayed once the cause is fixed.
+- wait: the engine cannot take anything now (down, overloaded, disk full); retried with backoff
+  for as long as it takes. Nothing new is fetched meanwhile (Kafka is the buffer: lag grows), so
+  memory stays bounded; an overload is backpressure, never a reason to dead-letter.
+- retry: retried with backoff for up to SHIPPER_ITEM_RETRY_S seconds from the first such answer
+  (a time, not a count: how long an outage lasts does not depend on how fast we ask), then
+  dead-lettered with error.type `retries_exhausted`: one deterministic failure never stalls a
+  partition forever, and the dead letter can be replayed once the cause is fixed.
 - split: the request was refused for its content: halves are sent until the culprit is alone,
   which is then a permanent failure; its neighbours are indexed.
 - fail: permanent; dead-lettered at once with the engine's reason.
@@ -51,7 +53,7 @@ REQUEST_ROWS: tuple[Row, ...] = (
     Row("5xx", Verdict.WAIT, "the engine or a proxy in front of it fails", lambda s, t: s >= 500),
     Row("401", Verdict.WAIT, "the credentials fail for every request until the user or key is restored "
         "on the engine", lambda s, t: s == 401),
-    Row("403", Verdict.RETRY, "a missing privilege, possibly on some indices only: bounded like an item 403",
+    Row("403", Verdict.RETRY, "a missing privilege, possibly on some indices only: bounded in time like an item 403",
         lambda s, t: s == 403),
     Row("any other 4xx (400 unreadable, 413 too large, ...)", Verdict.SPLIT,
         "one record makes the request unacceptable", lambda s, t: 400 <= s < 500),
@@ -63,8 +65,10 @@ ITEM_ROWS: tuple[Row, ...] = (
         lambda s, t: s == 409),
     Row("error.type `cluster_block_exception` (any status: disk flood stage, read-only index)", Verdict.WAIT,
         "the whole cluster refuses writes until an operator frees space", lambda s, t: t == "cluster_block_exception"),
-    Row("429, 5xx, no status", Verdict.RETRY, "transient on one shard, unless it never clears",
-        lambda s, t: s in (429, NO_ANSWER) or s >= 500),
+    Row("429 (`es_rejected_execution_exception`, `circuit_breaking_exception`: overloaded)", Verdict.WAIT,
+        "backpressure: the cluster sheds load and takes the item once it catches up", lambda s, t: s == 429),
+    Row("5xx, no status", Verdict.RETRY, "transient on one shard, unless it never clears",
+        lambda s, t: s == NO_ANSWER or s >= 500),
     Row("403", Verdict.RETRY, "a missing privilege on this index: replayable once granted",
         lambda s, t: s == 403),
     Row("any other status (mapping or parse errors, 400 ...)", Verdict.FAIL,

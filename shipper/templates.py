@@ -12,6 +12,11 @@ templates are put at setup; a service's dataset gets its template the first time
 it (`stream_template`), before the stream exists. Every other producer's streams (Elastic Agent,
 Filebeat, integrations) keep their own templates and mappings.
 
+Someone else's streams stay theirs: before the first write of a dataset, a template of another producer
+that names that dataset (`claims_dataset`), or a stream of the family created under another template,
+means ours is not put at all (any priority: an integration at 200 keeps `logs-nginx.access-*`); the
+records go into those streams under their template, and no lifecycle of ours reaches them.
+
 Priority 650: above the engines' built-in `logs`/`metrics` templates (100), Fleet's integration
 templates (200) and the product's former broad templates (600, removed by `shipper setup`), so a
 dataset our services write is mapped our way; no `@` in the names (Elastic reserves those).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -212,6 +218,46 @@ def split_stream(stream: str) -> tuple[str, str, str] | None:
     if len(parts) != 3 or parts[0] not in ("logs", "metrics") or not parts[1] or not parts[2]:
         return None
     return parts[0], parts[1], parts[2]
+
+
+# What PUT _index_template takes (Elasticsearch and OpenSearch docs, "Create or update index template").
+# A GET answers more: since Elasticsearch 9.2 `created_date_millis` / `modified_date_millis`, which a PUT
+# refuses with 400 (elastic/elasticsearch#132083; Kibana had the same bug, elastic/kibana#249168), so a
+# template read back is rewritten from these fields only, never sent back whole.
+INDEX_TEMPLATE_FIELDS = ("index_patterns", "template", "composed_of", "priority", "version", "_meta", "data_stream",
+                         "allow_auto_create", "ignore_missing_component_templates", "deprecated")
+
+
+def writable_index_template(body: dict[str, Any]) -> dict[str, Any]:
+    """An index template as a GET returned it, reduced to what a PUT accepts."""
+    return {k: body[k] for k in INDEX_TEMPLATE_FIELDS if k in body}
+
+
+def is_ours(template: dict[str, Any]) -> bool:
+    return (template.get("_meta") or {}).get("managed_by") == MANAGED_BY
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    # index patterns know one wildcard, `*`; every other character is literal
+    return re.compile(".*".join(re.escape(part) for part in glob.split("*")), re.DOTALL)
+
+
+def claims_dataset(patterns: list[str], type_: str, dataset: str) -> bool:
+    """Whether a template's index patterns name streams of this `<type>-<dataset>` family in particular
+    (an integration's `logs-nginx.access-*`, `logs-nginx*`, `logs-generic-prod`), as opposed to a catch-all
+    over every dataset (the engines' built-in `logs-*-*`, an operator's `logs-*`, `*`), which our
+    priority is meant to outrank. A pattern claims the family when it matches one of its names but not
+    the same name with a dataset no producer can use."""
+    prefix = f"{type_}-{dataset}-"
+    unusable = f"{type_}-\x00-"
+    for glob in patterns:
+        if glob.startswith(prefix) and "*" not in glob[: len(prefix)]:
+            return True  # inside the family, whatever the namespace part says
+        probe = _pattern(glob)
+        if probe.fullmatch(prefix + "x") or probe.fullmatch(prefix):
+            if not (probe.fullmatch(unusable + "x") or probe.fullmatch(unusable)):
+                return True
+    return False
 
 
 def index_templates(engine: str = "elasticsearch") -> dict[str, dict[str, Any]]:

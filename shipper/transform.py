@@ -21,11 +21,11 @@ from shipper.bulk import Action
 from shipper.context import Batch
 from shipper.deadletter import DeadLetter
 from shipper.decode import Rejected, decode
-from shipper.enrich import enrich
+from shipper.fast import enrich_route, enrich_route_general
 from shipper.ids import record_id
 from shipper.monitor import Doc, Monitor, NullMonitor
 from shipper.provenance import Message, Provenance
-from shipper.route import namespace_of, route, stream_name
+from shipper.route import namespace_of, stream_name
 
 
 @dataclass(slots=True)
@@ -52,29 +52,41 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor) -> Prepared:
+def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: bool = True) -> Prepared:
+    """`fast=False` runs every step of the chain for every record (the general path, which the fast
+    path must match byte for byte: see shipper/fast.py)."""
     out = Prepared()
     actions, dead = out.actions, out.dead
     settings = batch.settings
+    topic_ids = batch.topic_ids
     # Every serialised record is copied into one arena and the actions keep views of it:
     # orjson's own result keeps ~4 KB of buffer per object alive, 10x the record itself.
     arena = bytearray()
     spans: list[tuple[Action, int, int]] = []
     observe = None if type(monitor) is NullMonitor else monitor.observe
+    transform = enrich_route if fast else enrich_route_general
+    max_bytes = settings.max_record_bytes
+    loads, dumps = orjson.loads, orjson.dumps
     for message in messages:
         raw = message.value
+        record: Any = None
+        if raw is not None and len(raw) <= max_bytes:  # decode's common case inline
+            try:
+                record = loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        if type(record) is not dict:
+            try:  # decode again, for the reason
+                record = decode(raw, max_bytes)
+            except Rejected as exc:
+                dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
+                continue
         try:
-            record = decode(raw, settings.max_record_bytes)
-        except Rejected as exc:
-            dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
-            continue
-        try:
-            record = enrich(record, message, batch)
-            stream = route(record, message, batch)
+            record, stream = transform(record, message, batch)
             start = len(arena)
-            arena += orjson.dumps(record)
+            arena += dumps(record)
             origin = Provenance(message, raw, record["service"]["name"])
-            action = Action(record_id(record, message), stream, b"", origin)
+            action = Action(record_id(record, message, topic_ids.get(message.topic, "")), stream, b"", origin)
         except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
             dead.append(DeadLetter(message, raw, "transform", _reason(exc), "decode"))
             continue
@@ -83,7 +95,8 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor) -> Prep
         if observe is not None:
             try:
                 docs: list[Doc] = observe(record, message)
-                actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
+                if docs:
+                    actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
             except Exception as exc:
                 out.observe_failures.append(_reason(exc))
     view = memoryview(arena)

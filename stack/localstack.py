@@ -1,16 +1,21 @@
-"""A real Apache Kafka broker and a real OpenSearch node as local processes, without Docker.
+"""A real Apache Kafka broker, a real OpenSearch node and an Elasticsearch node as local processes,
+without Docker.
 
-Both servers are assembled from Maven Central jars (the only place this machine can fetch
+The servers are assembled from Maven Central jars (the only place this machine can fetch
 them from): `mvn dependency:copy-dependencies` fills a cache directory that is reused across
-runs, a tiny Java launcher starts OpenSearch from the classpath, and Kafka runs its own
+runs, tiny Java launchers start OpenSearch from the classpath and Elasticsearch from the module path
+(only its server and transport-netty4 are served: what that node has and lacks is in
+docs/ARCHITECTURE.md, "Elasticsearch in the local stack"), and Kafka runs its own
 `kafka.Kafka` main in KRaft mode. Everything we start binds to 127.0.0.1, keeps its logs and
 pid file in one state directory, and is stopped by pid.
 
-    python -m stack up | down | status | restart kafka|opensearch | stop kafka|opensearch
+    python -m stack up | down | status | restart kafka|opensearch|elasticsearch | stop ...
 
 Settings (environment): STACK_DIR (state, default <repo>/.stack), STACK_CACHE (jars, default
 ~/.cache/elk-pipeline-stack), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
-SEARCH_PORT (19200), SEARCH_TRANSPORT_PORT (19300), KAFKA_HEAP (512m), SEARCH_HEAP (1g).
+SEARCH_PORT (19200), SEARCH_TRANSPORT_PORT (19300), ELASTICSEARCH_PORT (19210),
+ELASTICSEARCH_TRANSPORT_PORT (19310), KAFKA_HEAP (512m), SEARCH_HEAP (1g), ELASTICSEARCH_HEAP (512m),
+ELASTICSEARCH_VERSION (8.17.0; 9.x needs a JDK 21+, found under /usr/lib/jvm or ELASTICSEARCH_JAVA_HOME).
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class Config:
     search_transport_port: int
     kafka_heap: str
     search_heap: str
+    es_port: int = 19210
+    es_transport_port: int = 19310
+    es_heap: str = "512m"
 
     @classmethod
     def from_env(cls) -> Config:
@@ -59,6 +67,9 @@ class Config:
             search_transport_port=int(_env("SEARCH_TRANSPORT_PORT", "19300")),
             kafka_heap=_env("KAFKA_HEAP", "512m"),
             search_heap=_env("SEARCH_HEAP", "1g"),
+            es_port=int(_env("ELASTICSEARCH_PORT", "19210")),
+            es_transport_port=int(_env("ELASTICSEARCH_TRANSPORT_PORT", "19310")),
+            es_heap=_env("ELASTICSEARCH_HEAP", "512m"),
         )
 
     @property
@@ -68,6 +79,10 @@ class Config:
     @property
     def search_url(self) -> str:
         return f"http://127.0.0.1:{self.search_port}"
+
+    @property
+    def es_url(self) -> str:
+        return f"http://127.0.0.1:{self.es_port}"
 
 
 class StackError(RuntimeError):
@@ -90,12 +105,14 @@ def require_tools() -> None:
         )
 
 
-def fetch_jars(cfg: Config, name: str) -> Path:
-    """Copy the pom's dependencies into the cache once; a marker keyed by the pom's hash skips it later."""
+def fetch_jars(cfg: Config, name: str, version: str | None = None) -> Path:
+    """Copy the pom's dependencies into the cache once; a marker keyed by the pom's hash skips it later.
+    `version` overrides the pom's `<name>.version` property (its jars get their own cache directory)."""
     pom = HERE / f"{name}-pom.xml"
-    lib = cfg.cache / name / "lib"
-    marker = cfg.cache / name / ".fetched"
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    cached = f"{name}-{version}" if version else name
+    lib = cfg.cache / cached / "lib"
+    marker = cfg.cache / cached / ".fetched"
+    digest = hashlib.sha256(pom.read_bytes() + (version or "").encode()).hexdigest()
     if marker.exists() and marker.read_text() == digest and any(lib.glob("*.jar")):
         return lib
     log(f"fetching {name} jars from Maven Central into {lib}")
@@ -103,6 +120,8 @@ def fetch_jars(cfg: Config, name: str) -> Path:
         shutil.rmtree(lib)
     lib.mkdir(parents=True)
     cmd = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"]
+    if version:
+        cmd.append(f"-D{name.split('-')[0]}.version={version}")
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(f"maven could not fetch the {name} jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -110,17 +129,18 @@ def fetch_jars(cfg: Config, name: str) -> Path:
     return lib
 
 
-def compile_launcher(cfg: Config, lib: Path) -> Path:
-    src = HERE / "OpenSearchLauncher.java"
-    out = cfg.cache / "launcher"
+def compile_launcher(cfg: Config, lib: Path, name: str = "OpenSearchLauncher", out_dir: str = "launcher",
+                     javac: str = "javac") -> Path:
+    src = HERE / f"{name}.java"
+    out = cfg.cache / out_dir
     marker = out / ".source"
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     if marker.exists() and marker.read_text() == digest:
         return out
     out.mkdir(parents=True, exist_ok=True)
-    log("compiling the OpenSearch launcher")
+    log(f"compiling {name}")
     result = subprocess.run(
-        ["javac", "-d", str(out), "-cp", f"{lib}/*", str(src)], capture_output=True, text=True
+        [javac, "-d", str(out), "-cp", f"{lib}/*", str(src)], capture_output=True, text=True
     )
     if result.returncode != 0:
         raise StackError(f"javac failed:\n{result.stderr}")
@@ -360,18 +380,109 @@ def wait_opensearch(cfg: Config, timeout: float = 120.0) -> None:
     raise StackError(f"opensearch was not yellow/green within {timeout:.0f}s")
 
 
+# ---------------------------------------------------------------- Elasticsearch
+
+_NETTY4_DESCRIPTOR = """description=Netty 4 based transport implementation
+version={version}
+name=transport-netty4
+classname=org.elasticsearch.transport.netty4.Netty4Plugin
+java.version=17
+elasticsearch.version={version}
+extended.plugins=
+has.native.controller=false
+"""
+
+
+# 8.17 on the Java 17 the rest of the stack uses, by default. ELASTICSEARCH_VERSION=9.2.0 runs 9.x on a
+# JDK 21+ (the Temurin 25 JDK on these machines is found by itself), but there logsdb indices fail on
+# their first refresh: their stored fields need ES's native zstd, whose provider also needs the
+# distribution's libvec, which is not served (docs/ARCHITECTURE.md).
+ES_DEFAULT = "8.17.0"
+
+
+def _java_major(home: Path) -> int:
+    try:
+        release = (home / "release").read_text()
+    except OSError:
+        return 0
+    for line in release.splitlines():
+        if line.startswith("JAVA_VERSION="):
+            return int(line.split("=", 1)[1].strip('"').split(".")[0] or 0)
+    return 0
+
+
+def es_runtime() -> tuple[str, Path | None]:
+    """(Elasticsearch version, JDK home or None for the `java` on PATH): ELASTICSEARCH_VERSION (8.17.0),
+    run by ELASTICSEARCH_JAVA_HOME if set, else for 9.x by the newest JDK 21+ under /usr/lib/jvm."""
+    version = os.environ.get("ELASTICSEARCH_VERSION") or ES_DEFAULT
+    home = os.environ.get("ELASTICSEARCH_JAVA_HOME")
+    if home or int(version.split(".")[0]) < 9:
+        return version, Path(home) if home else None
+    jdks = sorted(Path("/usr/lib/jvm").glob("*"), key=_java_major, reverse=True)
+    jdk = next((j for j in jdks if _java_major(j) >= 21 and (j / "bin" / "javac").exists()), None)
+    if jdk is None:
+        raise StackError(f"Elasticsearch {version} needs a JDK 21+ (set ELASTICSEARCH_JAVA_HOME)")
+    return version, jdk
+
+
+def start_elasticsearch(cfg: Config) -> None:
+    if running_pid(cfg, "elasticsearch") is not None:
+        return
+    version, jdk = es_runtime()
+    java = str(jdk / "bin" / "java") if jdk else _java()
+    lib = fetch_jars(cfg, "elasticsearch", version)
+    netty = fetch_jars(cfg, "elasticsearch-netty4", version)
+    launcher = compile_launcher(cfg, lib, "ElasticsearchLauncher", f"launcher-elasticsearch-{version}",
+                                str(jdk / "bin" / "javac") if jdk else "javac")
+    home = cfg.state / "elasticsearch" / "home"
+    # a throw-away node: without the data stream APIs its streams cannot be deleted, so each start is empty
+    shutil.rmtree(home, ignore_errors=True)
+    module = home / "modules" / "transport-netty4"
+    for sub in (module, home / "plugins", home / "data", home / "logs", home / "config"):
+        sub.mkdir(parents=True, exist_ok=True)
+    for jar in netty.glob("*.jar"):
+        shutil.copy2(jar, module / jar.name)
+    (module / "plugin-descriptor.properties").write_text(_NETTY4_DESCRIPTOR.format(version=version))
+    log(f"starting elasticsearch {version} on {cfg.es_url}")
+    _spawn(cfg, "elasticsearch", [
+        java, f"-Xms{cfg.es_heap}", f"-Xmx{cfg.es_heap}", "-XX:+UseG1GC", f"-Des.path.home={home}",
+        f"-Dlog4j2.configurationFile=file:{HERE / 'log4j2-elasticsearch.properties'}",
+        "-Dlog4j2.disable.jmx=true", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
+        "-Dio.netty.noUnsafe=true", "-Dio.netty.recycler.maxCapacityPerThread=0",
+        "--module-path", str(lib), "--add-modules=ALL-MODULE-PATH", "-cp", str(launcher), "ElasticsearchLauncher",
+        str(home), str(cfg.es_port), str(cfg.es_transport_port),
+    ])
+
+
+def wait_elasticsearch(cfg: Config, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _started_alive(cfg, "elasticsearch"):
+            raise StackError(f"elasticsearch exited; see {cfg.state / 'elasticsearch' / 'elasticsearch.log'}")
+        health = search_health(cfg.es_url)
+        if health and health.get("status") in ("yellow", "green"):
+            return
+        time.sleep(0.5)
+    raise StackError(f"elasticsearch was not yellow/green within {timeout:.0f}s")
+
+
 # ---------------------------------------------------------------- commands
 
-STARTERS = {"kafka": (start_kafka, wait_kafka), "opensearch": (start_opensearch, wait_opensearch)}
+STARTERS = {"kafka": (start_kafka, wait_kafka), "opensearch": (start_opensearch, wait_opensearch),
+            "elasticsearch": (start_elasticsearch, wait_elasticsearch)}
+ALL = tuple(STARTERS)
 
 
 def write_env(cfg: Config) -> Path:
     envfile = cfg.state / "env"
-    envfile.write_text(f"KAFKA_BOOTSTRAP_SERVERS={cfg.bootstrap}\nSEARCH_URL={cfg.search_url}\n")
+    text = f"KAFKA_BOOTSTRAP_SERVERS={cfg.bootstrap}\nSEARCH_URL={cfg.search_url}\n"
+    if running_pid(cfg, "elasticsearch") is not None:
+        text += f"ELASTICSEARCH_URL={cfg.es_url}\n"
+    envfile.write_text(text)
     return envfile
 
 
-def up(cfg: Config, names: tuple[str, ...] = ("kafka", "opensearch")) -> None:
+def up(cfg: Config, names: tuple[str, ...] = ALL) -> None:
     require_tools()
     for name in names:
         (cfg.state / name).mkdir(parents=True, exist_ok=True)
@@ -386,7 +497,7 @@ def up(cfg: Config, names: tuple[str, ...] = ("kafka", "opensearch")) -> None:
     print(envfile.read_text(), end="", flush=True)
 
 
-def down(cfg: Config, names: tuple[str, ...] = ("kafka", "opensearch")) -> None:
+def down(cfg: Config, names: tuple[str, ...] = ALL) -> None:
     for name in names:
         stop(cfg, name)
     log("down")

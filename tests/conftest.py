@@ -1,6 +1,6 @@
 """Session fixtures: where the real Kafka broker and search engine are.
 
-Endpoints come from the environment first (KAFKA_BOOTSTRAP_SERVERS, SEARCH_URL), else from
+Endpoints come from the environment first (KAFKA_BOOTSTRAP_SERVERS, SEARCH_URL, ELASTICSEARCH_URL), else from
 the local stack's `.stack/env` (written by `make stack-up`). Under CI=true a server that does
 not answer fails the run; elsewhere the test is skipped with the command that starts it.
 """
@@ -72,6 +72,30 @@ def search_url() -> str:
         _missing(f"the search engine ({url or 'SEARCH_URL unset'})")
     assert url
     return url
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> str:
+    """The stack's Elasticsearch node (assembled from Maven Central: see docs/ARCHITECTURE.md for what
+    it lacks). It has no `GET /`, so it is probed by its cluster health."""
+    url = _endpoint("ELASTICSEARCH_URL")
+    try:
+        assert url
+        with urllib.request.urlopen(f"{url}/_cluster/health", timeout=5) as response:
+            assert response.headers.get("X-elastic-product") == "Elasticsearch"
+    except Exception:
+        _missing(f"Elasticsearch ({url or 'ELASTICSEARCH_URL unset'})")
+    assert url
+    return url
+
+
+@pytest.fixture(params=["opensearch", "elasticsearch"])
+def engine_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(kind, url) of each engine of the local stack, for the tests that mean the same on both: the
+    OpenSearch node and the Elasticsearch node (which lacks the data stream APIs, ILM, `GET /` and some
+    mapper types: docs/ARCHITECTURE.md). A missing one is skipped, or fails under CI=true."""
+    kind = str(request.param)
+    return kind, str(request.getfixturevalue("search_url" if kind == "opensearch" else "elasticsearch_url"))
 
 
 @pytest.fixture(scope="session")

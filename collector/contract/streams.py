@@ -36,6 +36,9 @@ OWN_WRITER_FIELD = "event.provider"
 
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
+# The catch-all of the services' streams: where records go once the shipper's cap on streams is
+# reached (shipper/streamcap.py). A service stream like any other (the data views include it).
+DATASET_OVERFLOW = "overflow"
 
 _DISALLOWED = re.compile(r'[\\/*?"<>|,#:\-\s\x00-\x1f\x7f]+')
 MAX_PART_BYTES = 100
@@ -61,6 +64,16 @@ def sanitize_namespace(name: str) -> str:
 def is_own_dataset(dataset: str) -> bool:
     """The product's own streams (`elk.*`): records from outside may never be routed there."""
     return dataset.strip().lower().startswith(OWN_DATASET_PREFIX)
+
+
+def is_own_written(source: object) -> bool:
+    """A document the shipper wrote itself: `event.provider` is exactly OWN_WRITER, a plain string.
+    The restore queries ask for the marker with a term query, which also matches an array holding
+    it (`["elk-shipper"]`), so every restored hit is checked with this as well."""
+    if type(source) is not dict:
+        return False
+    event = source.get("event")
+    return type(event) is dict and type(event.get("provider")) is str and event["provider"] == OWN_WRITER
 
 
 def data_stream_name(type_: str, dataset: str, namespace: str = DEFAULT_NAMESPACE) -> str:

@@ -1,6 +1,7 @@
 """Shaping one posted record into the ECS document the library emits (docs/ARCHITECTURE.md).
 
-Plain dicts on the hot path. Per record: top-level `@timestamp` (UTC, millisecond `Z` form),
+Plain dicts on the hot path. Per record: top-level `@timestamp` (UTC, millisecond `Z` form; left
+out when the caller gives none: the record's Kafka time stands for it),
 `log.level` (lower-case), `message`, `ecs.version` first; then nested ECS objects. Dotted ECS
 keys (`"service.name"`) are nested; caller fields that are not ECS go under `labels` (scalars)
 or `extra` (anything else), exactly like `collector.record.build`. `service.name` is the
@@ -22,7 +23,7 @@ from collector.contract.health import PROBE_STATUSES, outcome, probe_status, sta
 from collector.contract.levels import INFO, LEVELS, normalize_level
 from collector.contract.names import is_instance_of, other_service_named
 from collector.contract.streams import DATASET_HEALTH, sanitize_dataset
-from collector.contract.timefmt import ORIGINAL_LABEL, OUT_OF_RANGE_LABEL, normalize_ts, now_iso, plausible_wire
+from collector.contract.timefmt import ORIGINAL_LABEL, OUT_OF_RANGE_LABEL, normalize_ts, plausible_wire
 from collector.redact import REDACTED, Redactor
 
 Record = dict[str, Any]
@@ -63,13 +64,13 @@ def parse_timestamp(value: Any) -> str:
     raise Reject("@timestamp: expected an ISO-8601 string or epoch milliseconds")
 
 
-def _out_of_range(fields: Record, original: Any) -> str:
-    """The receive time for a record whose own time is outside the plausible window (contract
-    timefmt): the sender's value is kept in `labels`, with the mark."""
+def _mark_out_of_range(fields: Record, original: Any) -> None:
+    """A record whose own time is outside the plausible window (contract timefmt) is written with no
+    time of ours, so the shipper takes the time Kafka gives it (the receive time) and a retry stays
+    the same bytes; the sender's value is kept in `labels`, with the mark."""
     labels = fields.get("labels")
     if labels is None or type(labels) is dict:  # anything else is rejected by _rest
         fields["labels"] = {**(labels or {}), ORIGINAL_LABEL: str(original)[:64], OUT_OF_RANGE_LABEL: True}
-    return now_iso()
 
 
 def parse_level(value: Any) -> str:
@@ -192,9 +193,12 @@ class Shaper:
             ts = fields.pop("timestamp", None)
             if ts is None:
                 ts = fields.pop("time", None)
-        timestamp = now_iso() if ts is None else parse_timestamp(ts)
-        if ts is not None and not plausible_wire(timestamp):
-            timestamp = _out_of_range(fields, ts)
+        # None: no time stamped here, so a client's retry of the same body is the same bytes (and the
+        # same document id, issue 20); the shipper takes the Kafka record's time, set as it is written
+        timestamp = None if ts is None else parse_timestamp(ts)
+        if timestamp is not None and not plausible_wire(timestamp):
+            _mark_out_of_range(fields, ts)
+            timestamp = None
 
         log = fields.pop("log", None)
         if log is not None and type(log) is not dict:
@@ -226,6 +230,8 @@ class Shaper:
         fields.pop("ecs", None)
 
         rec: Record = {"@timestamp": timestamp, "log.level": level, "message": message, "ecs.version": ECS_VERSION}
+        if timestamp is None:
+            del rec["@timestamp"]
         if log is not None:
             log_out = red.copy_dict(log)
             log_out.pop("level", None)

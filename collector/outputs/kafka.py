@@ -3,6 +3,11 @@
 Logs go to the logs topic and metric documents to the metrics topic, keyed by service name.
 A dead broker only fills the bounded queue (then drops, counted); the worker keeps reconnecting
 with backoff and, once delivery works again, sends a notice with the number dropped.
+
+No copies on a resend: with `acks=all` (the default) the producer is idempotent, so its own
+retries of a batch are written once; after an error only the records Kafka did not acknowledge
+are sent again, and a record the broker refuses for good (over the topic's message limit) is
+counted as rejected instead of being resent for ever with everything queued behind it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,19 @@ def _refuses_us(exc: BaseException) -> bool:
                       | errors.TopicAuthorizationFailedError | errors.ClusterAuthorizationFailedError)
 
 
+def _refused_for_good(exc: BaseException) -> bool:
+    """The broker will never take this record as it is (larger than the topic allows, or corrupt)."""
+    from aiokafka import errors
+
+    return isinstance(exc, errors.MessageSizeTooLargeError | errors.RecordListTooLargeError
+                      | errors.CorruptRecordException | errors.InvalidTopicError)
+
+
 class KafkaOutput(Output):
     name = "kafka"
 
     def __init__(self, bootstrap_servers: str, key: str, topic_logs: str, topic_metrics: str,
-                 acks: str = "1", request_timeout: float = 10.0, max_request_size: int = MAX_REQUEST_SIZE,
+                 acks: str = "all", request_timeout: float = 10.0, max_request_size: int = MAX_REQUEST_SIZE,
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.bootstrap_servers = bootstrap_servers
@@ -58,6 +71,8 @@ class KafkaOutput(Output):
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             acks=self.acks,
+            # the broker drops the producer's own resends of a batch it already has (needs acks=all)
+            enable_idempotence=self.acks == "all",
             linger_ms=5,
             request_timeout_ms=int(self.request_timeout * 1000),
             max_batch_size=1 << 20,
@@ -86,6 +101,34 @@ class KafkaOutput(Output):
             out.append((topic, value))
         return out
 
+    async def _send(self, producer: Any, pending: list[tuple[str, bytes]]
+                    ) -> list[tuple[tuple[str, bytes], Exception]]:
+        """Sends `pending` and waits for every answer. Acknowledged records are counted delivered and
+        removed from `pending`, refused-for-good ones counted rejected and removed; what is left
+        (with its error) is to be sent again."""
+        futures = []
+        error: Exception | None = None
+        for topic, value in pending:
+            try:
+                futures.append(await producer.send(topic, value=value, key=self.key))
+            except Exception as exc:  # the rest is not sent at all
+                error = exc
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        left: list[tuple[tuple[str, bytes], Exception]] = []
+        for record, result in zip(pending, results, strict=False):
+            if not isinstance(result, Exception):
+                self.delivered += 1
+            elif _refused_for_good(result):
+                self.refused(1, f"Kafka refused a record of {len(record[1])} bytes for {record[0]!r} "
+                                f"({type(result).__name__})")
+            else:
+                left.append((record, result))
+        if error is not None:
+            left += [(record, error) for record in pending[len(futures):]]
+        pending[:] = [record for record, _ in left]
+        return left
+
     async def _main(self) -> None:
         producer = None
         backoff = 0.0
@@ -106,8 +149,9 @@ class KafkaOutput(Output):
             try:
                 if producer is None:
                     producer = await self._connect()
-                futures = [await producer.send(topic, value=value, key=self.key) for topic, value in pending]
-                await asyncio.gather(*futures)
+                unsent = await self._send(producer, pending)
+                if unsent:
+                    raise unsent[0][1]
             except Exception as exc:
                 if _refuses_us(exc):
                     self.auth_failed(f"Kafka refused access ({type(exc).__name__}: {exc})")
@@ -124,8 +168,7 @@ class KafkaOutput(Output):
                     break
                 backoff = self.next_backoff(backoff)
                 await asyncio.to_thread(self.sleep, backoff)
-                continue  # the batch is retried: at-least-once
-            self.delivered += len(pending)
+                continue  # only what was not acknowledged is sent again
             self.connected = True
             self._told = False
             backoff = 0.0

@@ -29,11 +29,13 @@ class ProbeSettings(BaseSettings):
     interval_s: float = Field(2.0, gt=0, description="Seconds between probe rounds.")
     timeout_s: float = Field(1.5, gt=0, description="Per-target timeout; a hanging endpoint never delays the others.")
     confirm_interval_s: float = Field(
-        0.25, ge=0, description="After a failed probe, re-probe that target this soon (each probe still bounded "
-        "by timeout_s) until it answers or has failed confirm_failures times in a row; 0: no confirmation probes.")
+        0.25, ge=0, description="After a failed probe, or while a probe has been out this long (a hang), "
+        "re-probe that target at this interval without waiting for the probes out (each still bounded by "
+        "timeout_s) until it answers or has failed confirm_failures times in a row; 0: no confirmation probes.")
     confirm_failures: int = Field(
         3, ge=1, description="Failures in a row that confirm a target down (the shipper's "
-        "SHIPPER_HEALTH__FAILURES_TO_DOWN); then the normal interval again.")
+        "SHIPPER_HEALTH__FAILURES_TO_DOWN); then the normal interval again. Also the most probes out at "
+        "once per target.")
 
     @field_validator("targets")
     @classmethod

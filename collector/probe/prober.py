@@ -1,10 +1,12 @@
 """Parallel /health polling; each target has its own schedule and timeout, so one hang never
 delays the rest.
 
-A target that fails is re-probed at the short confirmation interval until it answers again or has
-failed `confirm_failures` times in a row, then it returns to the normal interval: a real outage is
-confirmed within about a second of the first failed probe instead of two more probe intervals, and
-a single blip is answered by the next confirmation probe and raises nothing.
+A target that fails, or whose probe is still out after the short confirmation interval (a hang), is
+re-probed at that interval, without waiting for the probes still out, until it answers again or has
+failed `confirm_failures` times in a row; then it returns to the normal interval. A real outage is
+confirmed within about a second of the first failing probe (a hang: one timeout plus two
+confirmation intervals) instead of two more probe intervals, and a single blip is answered by the
+next confirmation probe and raises nothing.
 
 Every result is keyed by its service (collector.contract.names), so all of a service's results
 land in one partition and one shipper replica owns the service's health. A target removed from the
@@ -15,6 +17,7 @@ state at once instead of expiring.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -122,19 +125,63 @@ def removed_doc(service: dict[str, Any], why: str, module: str) -> dict[str, Any
     }
 
 
+async def _probe_and_publish(client: httpx.AsyncClient, instance: str, url: str, timeout_s: float,
+                             publish: Publish) -> str:
+    doc = await probe_one(client, instance, url, timeout_s)
+    await publish(doc)
+    return str(doc["health"]["status"])
+
+
 async def watch_target(client: httpx.AsyncClient, instance: str, url: str, settings: ProbeSettings,
                        publish: Publish) -> None:
     """Probes one target until cancelled: the normal interval, or the confirmation interval while
-    a failure is not yet confirmed."""
-    fails = 0
-    while True:
-        started = time.monotonic()
-        doc = await probe_one(client, instance, url, settings.timeout_s)
-        await publish(doc)
-        fails = 0 if doc["health"]["status"] != "unhealthy" else fails + 1
-        confirming = 0 < fails < settings.confirm_failures and settings.confirm_interval_s > 0
-        wait = settings.confirm_interval_s if confirming else settings.interval_s
-        await asyncio.sleep(max(wait - (time.monotonic() - started), 0.0 if confirming else 0.05))
+    a failure is not yet confirmed.
+
+    A target is suspect when its last answer failed, or when a probe newer than the last answer has
+    been out for a confirmation interval (it may be hanging). While suspect, a confirmation probe
+    starts every confirm_interval_s without waiting for the ones still out, as long as the failures
+    so far plus the probes out stay under confirm_failures: a hang is confirmed in one timeout plus
+    two confirmation intervals, like a 503 in two, and no target ever has more than confirm_failures
+    probes out."""
+    ci, limit = settings.confirm_interval_s, settings.confirm_failures
+    fails = 0  # failed answers in a row, in the order they came
+    out: dict[asyncio.Task[str], float] = {}  # probes out -> when each started
+    answered = -math.inf  # start of the newest probe that answered: older probes out are superseded
+    last_start, next_normal = -math.inf, time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            hanging = [s for s in out.values() if s > answered]
+            suspect = ci > 0 and fails < limit and (fails > 0 or any(now - s >= ci for s in hanging))
+            if suspect:
+                can_start = fails + len(out) < limit
+                wake = last_start + ci if can_start else math.inf
+            else:
+                can_start = not out
+                wake = next_normal if can_start else math.inf
+                if ci > 0 and fails < limit and hanging:  # when the oldest probe out turns suspect
+                    wake = min(wake, min(hanging) + ci)
+            if can_start and now >= wake:
+                out[asyncio.create_task(_probe_and_publish(client, instance, url, settings.timeout_s, publish))] = now
+                last_start = now
+                if not suspect:  # on the normal grid, unless a long outage left it behind
+                    next_normal += settings.interval_s
+                    if next_normal <= now:
+                        next_normal = now + settings.interval_s
+                continue
+            timeout = None if wake == math.inf else max(wake - now, 0.0)
+            if not out:
+                await asyncio.sleep(timeout or 0.0)
+                continue
+            done, _ = await asyncio.wait(out, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=out.__getitem__):
+                started = out.pop(task)
+                fails = 0 if task.result() != "unhealthy" else fails + 1
+                answered = max(answered, started)
+    finally:
+        for task in out:
+            task.cancel()
+        await asyncio.gather(*out, return_exceptions=True)
 
 
 class Publisher:
@@ -171,7 +218,10 @@ async def run(settings: ProbeSettings, stop: asyncio.Event | None = None) -> Non
         if producer is None:
             return
         publish = Publisher(producer, settings.topic, max(settings.interval_s * 3, 5.0))
-        async with httpx.AsyncClient(timeout=settings.timeout_s) as client:
+        # no pool limit of its own: probes out are bounded per target (confirm_failures), and a pool
+        # shared by all targets would let a few hanging ones hold up the rest
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        async with httpx.AsyncClient(timeout=settings.timeout_s, limits=limits) as client:
             containers: dict[str, dict[str, Any]] = {}
             while not stop.is_set():
                 round_start = time.monotonic()

@@ -21,21 +21,30 @@ from collector.tail.settings import Format, Multiline
 
 COMPOSE_SERVICE = "com.docker.compose.service"
 _ID = re.compile(r"^[0-9a-f]{12,64}$")
-_MAX_PARTIAL = 1 << 20  # a line Docker split into pieces is cut at this size
-
-
 class JsonFileDecoder:
-    """json-file objects -> lines of the container's output; split lines put together again."""
+    """json-file objects -> lines of the container's output; split lines put together again (cut at
+    `max_line` characters, like the lines of plain files)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = 256 << 10) -> None:
+        self.max_line = max_line
         self.pieces: list[str] = []
         self.size = 0
         self.first: tuple[int, str, str] | None = None
+        self.last_end = 0
 
     def reset(self) -> None:
         self.pieces = []
         self.size = 0
         self.first = None
+
+    def flush(self) -> Decoded | None:
+        """The pieces held (the head of a line whose rest is in the next file): shipped as they are."""
+        if self.first is None:
+            return None
+        first_start, stream, time = self.first
+        text, end = "".join(self.pieces), self.last_end
+        self.reset()
+        return first_start, end, text, (stream, time)
 
     def __call__(self, start: int, end: int, raw: bytes) -> Decoded | None:
         try:
@@ -49,7 +58,7 @@ class JsonFileDecoder:
             # not what Docker writes: the line itself, never dropped
             self.reset()
             return (start, end, raw.decode("utf-8", "replace"), None) if raw else None
-        if log.endswith("\n") or self.size + len(log) >= _MAX_PARTIAL:
+        if log.endswith("\n") or self.size + len(log) >= self.max_line:
             if self.first is None:
                 return start, end, log.removesuffix("\n").removesuffix("\r"), (stream, time)
             first_start, first_stream, first_time = self.first
@@ -60,6 +69,7 @@ class JsonFileDecoder:
             self.first = (start, stream, time)
         self.pieces.append(log)
         self.size += len(log)
+        self.last_end = end
         return None
 
 

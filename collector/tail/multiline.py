@@ -11,7 +11,8 @@ Default rules, each from the runtime's own output format:
 - Go (runtime panics): `panic: ...` / `fatal error: ...`, then blank lines, `goroutine N [state]:`,
   `pkg.func(...)` lines and `\\t/path/file.go:12 +0x1d` lines, `created by ...`, `exit status 2`.
 - PostgreSQL: DETAIL, HINT, QUERY, CONTEXT, STATEMENT and LOCATION lines of a message.
-- Any line starting with white space continues the record before it; a JSON line never does.
+- Any line starting with white space continues the record before it; a JSON line never does, and
+  nothing else continues a JSON record (a `Traceback` after it is a record of its own).
 
 A record is cut at `max_lines` / `max_bytes` (the rest starts a new record: nothing is dropped) and
 sent after `timeout_s` without a new line.
@@ -29,7 +30,7 @@ from collector.tail.settings import Multiline
 _PY_CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _PY_EXC = re.compile(r"[A-Za-z_][\w.]*(?::|$)")
 _JAVA_EXC = re.compile(r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$)")
-_JAVA_MORE = re.compile(r"(?:Caused by|Suppressed): ")
+_JAVA_MORE = ("Caused by: ", "Suppressed: ")
 _GO_CONT = re.compile(r"goroutine \d+ \[|created by |exit status \d+$|\[signal |[\w./*()\[\]-]+\(.*\)$")
 _PG_CONT = re.compile(_PG_PREFIX + r"(?:DETAIL|HINT|QUERY|CONTEXT|STATEMENT|LOCATION):  ")
 
@@ -55,10 +56,30 @@ class _Pending:
     held: list[tuple[int, str]] = field(default_factory=list)  # blank lines that may belong (Python, Go)
 
 
+_DIGITS = frozenset(b"0123456789")
+
+
+def _whole(line: bytes, after: bytes) -> bool:
+    """Whether the default multiline rules cannot join `after` to `line` (a shortcut past the joiner
+    for most lines of nginx, pino and the like): `line` is JSON (only an indented line continues
+    it), or starts with a digit (it starts no trace) and `after` is JSON or starts with a digit
+    without PostgreSQL's continuation shape (`YYYY-`)."""
+    first = line[:1]
+    if first != b"{" and (not first or first[0] not in _DIGITS):
+        return False
+    nxt = after[:1]
+    if not nxt:
+        return False
+    if nxt == b"{" or (first == b"{" and nxt not in (b" ", b"\t")):
+        return True  # only an indented line continues a JSON record
+    return nxt[0] in _DIGITS and after[4:5] != b"-"
+
+
 class Joiner:
     def __init__(self, cfg: Multiline):
         self.cfg = cfg
         self.off = cfg.mode == "off"
+        self.default = cfg.mode == "default"
         self.start_re = re.compile(cfg.start) if cfg.mode == "pattern" and cfg.start else None
         self.cont_re = re.compile(cfg.continue_) if cfg.mode == "pattern" and cfg.continue_ else None
         self.pending: _Pending | None = None
@@ -96,9 +117,32 @@ class Joiner:
             self.state = GO
             return False
         self.state = NONE
-        if _JAVA_MORE.match(text) or _JAVA_EXC.match(text):
+        if first.isdigit():  # most log lines start with a time or an address: only PostgreSQL's continue
+            return text[4:5] == "-" and _PG_CONT.match(text) is not None
+        return first.isalpha() and (text.startswith(_JAVA_MORE) or _JAVA_EXC.match(text) is not None)
+
+    def alone(self, start: int, end: int, text: str, attrs: Any, raw: bytes, after: bytes) -> list[Joined] | None:
+        """The reader's shortcut past `feed` (None: use `feed`): when `raw` cannot continue what is
+        pending (JSON, or a digit first outside any trace and not PostgreSQL's `YYYY-` shape) and the
+        line `after` it cannot continue it, the records are what is pending and this line."""
+        if not self.default or not _whole(raw, after):
+            return None
+        pending = self.pending
+        if pending is None:
+            self.state = NONE
+            return [Joined(start, end, text, attrs)]
+        if self.state != NONE or (raw[:1] != b"{" and raw[4:5] == b"-"):
+            return None
+        self.pending = None
+        return [self._finish(pending), Joined(start, end, text, attrs)]
+
+    def free(self, raw: bytes, after: bytes) -> bool:
+        """`alone`'s commonest case without the Joined: nothing is pending and neither `raw` nor the
+        line `after` it can be joined to what comes before, so `raw` is a record by itself (True)."""
+        if self.pending is None and self.default and _whole(raw, after):
+            self.state = NONE
             return True
-        return first.isdigit() and _PG_CONT.match(text) is not None
+        return False
 
     def feed(self, start: int, end: int, text: str, attrs: Any, now: float) -> list[Joined]:
         """The records this line completed (usually the one before it)."""
@@ -110,6 +154,12 @@ class Joiner:
             if pending is not None and self.state != NONE:
                 pending.held.append((end, text))
                 pending.last_at = now
+            return out
+        if pending is not None and pending.lines[0][:1] == "{" and text[:1] not in (" ", "\t"):
+            # a JSON record is whole: a traceback printed after it (stderr) is a record of its own
+            self._continues(text)
+            out.append(self._finish(pending))
+            self.pending = _Pending(start, end, [text], len(text), attrs, now)
             return out
         if pending is not None and self._continues(text):
             if len(pending.lines) >= self.cfg.max_lines or pending.size + len(text) > self.cfg.max_bytes:

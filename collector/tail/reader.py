@@ -22,6 +22,8 @@ from collector.tail.multiline import Joiner
 from collector.tail.registry import FP_BYTES, Entry, fingerprint
 from collector.tail.settings import Multiline
 
+ANCHOR_BYTES = 64
+
 # (start offset, end offset, raw line without the newline) -> (start, end, text, attrs) or None
 Decoded = tuple[int, int, str, Any]
 
@@ -46,6 +48,12 @@ class Source:
 
 def identity(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
+
+
+def mark_of(fd: int, offset: int) -> str:
+    """Digest of the (at most ANCHOR_BYTES) bytes before `offset`."""
+    start = max(0, offset - ANCHOR_BYTES)
+    return fingerprint(os.pread(fd, offset - start, start))
 
 
 def head_fingerprint(fd: int) -> str | None:
@@ -77,15 +85,22 @@ class FileTail:
         self.at_eof = False  # the last read found no new data
         self.file_obj = {"path": entry.path}  # the first name it had: the same bytes after a rename
         self.raw_template: tuple[str, bytes] | None = None  # (for which id prefix, the record template)
+        # the same for parsed records: (by which builder, the record's pieces), reset with the id prefix
+        self.parsed_parts: tuple[Any, tuple[str, str, str, str, str, str]] | None = None
         # plain shipping: no decoder, no joining, no parsing (the hot path)
         self.fast = decoder is None and source.fmt == "raw" and source.multiline.mode == "off" and not source.static
         self.inflight = 0  # records sent, not yet acknowledged
+        self.turn = 0  # bytes read since opened (its turn, while other files wait for a descriptor)
+        # the last bytes read and where they end: if they are not there any more, the content was replaced
+        self.anchor: tuple[int, bytes] | None = None
+        self.marked = entry.offset  # the offset entry.mark is about
         self._prefix = ""
         self._set_prefix()
 
     def _set_prefix(self) -> None:
         ident = f"{self.key}:{self.entry.fp}:{self.entry.gen}".encode()
         self._prefix = hashlib.blake2b(ident, digest_size=8).hexdigest()
+        self.parsed_parts = None  # its pieces hold the id prefix
 
     def line_id(self, start: int) -> str:
         """Deterministic: the same line of the same file generation always gets the same id (the
@@ -98,6 +113,8 @@ class FileTail:
         if not data:
             return []
         self.pos += len(data)
+        self.turn += len(data)
+        self.anchor = (self.pos, data[-ANCHOR_BYTES:])
         if self.partial:
             data = self.partial + data
         parts = data.split(b"\n")
@@ -139,23 +156,42 @@ class FileTail:
         self.partial_start = self.pos
         return out
 
-    def changed_under_us(self) -> bool:
-        """Truncated (size below what was read) or rewritten (first line differs): copy-truncate."""
-        st = os.fstat(self.fd)
+    def changed_under_us(self, st: os.stat_result) -> bool:
+        """Truncated (size below what was read) or rewritten: the first line differs, or the last bytes
+        read are not there any more (copy-truncate that regrew past our position, even with the same
+        first line: a CSV header, a banner)."""
         if st.st_size < self.pos:
             return True
-        if self.entry.fp:
+        if self.anchor is not None:
+            end, tail = self.anchor
+            if end > st.st_size or os.pread(self.fd, len(tail), end - len(tail)) != tail:
+                return True
+        elif self.entry.fp:
             head = head_fingerprint(self.fd)
             return head is not None and head != self.entry.fp
         return False
+
+    def mark(self) -> None:
+        """The digest of the bytes before the acknowledged offset, for the registry: a file rewritten
+        while we were away (or an inode reused) with the same first line is told apart by it."""
+        if self.entry.offset != self.marked:
+            self.entry.mark = mark_of(self.fd, self.entry.offset)
+            self.marked = self.entry.offset
+
+    def decoder_idle(self) -> bool:
+        """Nothing held by the decoder (a Docker line split in pieces not yet complete)."""
+        return not getattr(self.decoder, "pieces", None)
 
     def new_generation(self) -> None:
         """The content was replaced: everything from offset 0 again, under new ids."""
         self.entry.gen += 1
         self.entry.offset = 0
         self.entry.fp = ""
+        self.entry.mark = ""
+        self.marked = 0
         self._set_prefix()
         self.pos = self.committed = 0
+        self.anchor = None
         self.rewind()
 
     def rewind(self) -> None:

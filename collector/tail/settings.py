@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -87,8 +88,13 @@ class TailSettings(FileSettings):
                                     "registry is written (fsynced); a crash re-sends at most this much.")
     scan_interval_s: float = Field(2.0, gt=0, description="Seconds between glob / container directory scans.")
     poll_interval_s: float = Field(0.1, gt=0, description="Sleep when no file had new data.")
-    close_inactive_s: float = Field(5.0, gt=0, description="A renamed or deleted file is closed once read to "
-                                    "its end and unchanged this long.")
+    close_inactive_s: float = Field(5.0, gt=0, description="A deleted file is closed once read to its end and "
+                                    "unchanged this long; while files wait for a descriptor, an open file this "
+                                    "quiet gives its slot up (it is reopened at its position when it changes).")
+    close_renamed_s: float = Field(60.0, gt=0, description="A renamed file is closed once read to its end and "
+                                   "unchanged this long (its writer may take a while to reopen the new file).")
+    max_open_files: int | None = Field(None, ge=1, description="Files held open at once (default 1024, and always "
+                                       "64 below the process's descriptor limit); the others wait their turn.")
     max_inflight_bytes: int = Field(8 << 20, ge=64 << 10, description="Bytes sent but not yet acknowledged; "
                                     "reading pauses above it (the files are the buffer while Kafka is away).")
     max_line_bytes: int = Field(256 << 10, ge=1024, le=512 << 10,
@@ -100,6 +106,18 @@ class TailSettings(FileSettings):
     request_timeout_s: float = Field(15.0, gt=0, description="Kafka delivery timeout; then the unacknowledged "
                                      "records are read again from the files.")
     host_name: str | None = Field(None, description="host.name of every record (default: this machine's name).")
+    timezone: str | None = Field(None, description="IANA zone of times printed without one (Python's asctime, "
+                                 "Redis, nginx's error log), e.g. Europe/Berlin; default: this host's zone.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"timezone {value!r}: not an IANA zone name") from exc
+        return value
 
     @field_validator("docker_exclude")
     @classmethod

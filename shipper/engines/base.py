@@ -18,11 +18,14 @@ from shipper.templates import (
     LEGACY_COMPONENTS,
     LEGACY_TEMPLATES,
     MANAGED_BY,
+    claims_dataset,
     component_templates,
     index_templates,
+    is_ours,
     split_stream,
     stream_template,
     stream_template_name,
+    writable_index_template,
 )
 
 log = get_logger("shipper.engines")
@@ -119,18 +122,30 @@ class SearchEngine(ABC):
                                  index_templates(self.name))
         self.prepared.update(index_templates(self.name))
 
-    async def prepare_streams(self, streams: Iterable[str]) -> None:
+    async def prepare_streams(self, streams: Iterable[str]) -> list[str]:
         """Put the index template of each stream family not seen yet, before the first write creates the
         stream (the sink calls it per bulk request; known families cost a set lookup). EngineUnavailable
-        when the engine does not answer: the write is retried later. A template the engine refuses (an
-        operator's template of the same priority over the same names) is logged, and the stream gets
-        whatever the cluster's templates give it."""
+        when the engine does not answer: the write is retried later.
+
+        A family another producer already has (`foreign_owner`) gets no template of ours: its records go
+        into the streams under that producer's template (a mapping conflict then dead-letters the record
+        with the engine's reason), and no lifecycle of ours reaches them. Logged once per family; the
+        families found so are returned, for the caller's counter. A template the engine refuses anyway is
+        logged, and the stream gets whatever the cluster's templates give it."""
+        left: list[str] = []
         for stream in streams:
             parts = split_stream(stream)
             if parts is None:
                 continue
             name = stream_template_name(parts[0], parts[1])
             if name in self.prepared:
+                continue
+            owner = await self.foreign_owner(parts[0], parts[1])
+            if owner is not None:
+                log.warning("stream family belongs to another producer: written under its template, no "
+                            "template or lifecycle of ours put", family=f"{parts[0]}-{parts[1]}", owner=owner)
+                left.append(f"{parts[0]}-{parts[1]}")
+                self.prepared.add(name)
                 continue
             try:
                 await self.request("PUT", f"/_index_template/{name}",
@@ -139,6 +154,31 @@ class SearchEngine(ABC):
                 log.error("index template refused; the stream is mapped by the cluster's templates",
                           template=name, error=str(exc))
             self.prepared.add(name)
+        return left
+
+    async def foreign_owner(self, type_: str, dataset: str) -> str | None:
+        """Who else has the `<type>-<dataset>` family, if anyone: `template <name>` for another producer's
+        index template naming the dataset (whatever its priority; catch-alls such as the built-in
+        `logs-*-*` do not count), `stream <name>` for a stream of the family made under a template not
+        ours. None when the family is free for our template."""
+        found = await self.request(
+            "GET", "/_index_template?filter_path=index_templates.name,index_templates.index_template.index_patterns,"
+                   "index_templates.index_template._meta")
+        for entry in (found or {}).get("index_templates", []):
+            template = entry.get("index_template") or {}
+            if not is_ours(template) and claims_dataset(list(template.get("index_patterns") or []), type_, dataset):
+                return f"template {entry.get('name')}"
+        try:
+            existing = await self.request("GET", f"/_data_stream/{type_}-{dataset}-*?filter_path=data_streams.name,"
+                                                 "data_streams.template")
+        except EngineRejected as exc:  # none (404), or not ours to see (403): the templates decided
+            log.info("data streams of the family not listed", family=f"{type_}-{dataset}", status=exc.status)
+            return None
+        ours = {stream_template_name(type_, dataset), *LEGACY_TEMPLATES}
+        for stream in (existing or {}).get("data_streams", []):
+            if stream.get("template") not in ours:
+                return f"stream {stream.get('name')}"
+        return None
 
     async def remove_legacy_templates(self, names: Iterable[str] = LEGACY_TEMPLATES,
                                       components: Iterable[str] = LEGACY_COMPONENTS) -> list[str]:
@@ -173,19 +213,16 @@ class SearchEngine(ABC):
     async def _narrow_in_use(self, name: str, template: dict[str, Any]) -> None:
         """A former broad template that existing data streams still use cannot be deleted (both engines
         refuse); it is narrowed to exactly those streams instead, so it stops taking over anyone else's
-        new streams while ours keep a template until they are deleted."""
+        new streams while ours keep a template until they are deleted. EngineRejected when it cannot be."""
         streams = await self.request("GET", "/_data_stream")
         using = sorted(d["name"] for d in streams.get("data_streams", []) if d.get("template") == name)
-        if not using:
-            log.warning("former template could not be removed", template=name)
-            return
-        narrowed = {**template, "index_patterns": using,
+        if not using:  # refused for another reason: setup says so rather than leave it taking over
+            raise EngineRejected(400, f"former template {name} could not be removed, and no stream uses it")
+        # rebuilt from the fields a PUT takes, not sent back as read (9.2's read-only dates are refused);
+        # a refusal is raised to `shipper setup`, which fails: the broad template would keep taking over
+        narrowed = {**writable_index_template(template), "index_patterns": using,
                     "_meta": {**(template.get("_meta") or {}), "narrowed_to_existing_streams": True}}
-        try:
-            await self.request("PUT", f"/_index_template/{name}", narrowed)
-        except EngineRejected as exc:  # setup goes on: the per-dataset templates win for new streams anyway
-            log.warning("former template in use left as it was", template=name, status=exc.status)
-            return
+        await self.request("PUT", f"/_index_template/{name}", narrowed)
         log.info("former template narrowed to the streams that still use it", template=name, streams=len(using))
 
     def adapt_index_template(self, body: dict[str, Any]) -> dict[str, Any]:

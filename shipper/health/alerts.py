@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.contract.streams import DATASET_ALERTS, OWN_WRITER, OWN_WRITER_FIELD
+from collector.contract.streams import DATASET_ALERTS, OWN_WRITER, OWN_WRITER_FIELD, is_own_written
 from collector.contract.timefmt import format_epoch, parse_epoch
 from shipper.health.config import RuleSettings
 
@@ -141,6 +141,8 @@ class AlertBook:
         seen: set[Key] = set(self.open)
         for hit in hits:
             src = hit.get("_source") or {}
+            if not is_own_written(src):  # the query's term also matches an array holding the marker
+                continue
             rule = (src.get("rule") or {}).get("id")
             service = (src.get("service") or {}).get("name")
             alert = src.get("alert") or {}

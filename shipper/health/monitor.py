@@ -221,8 +221,9 @@ class HealthMonitor:
         node = ((record.get("service") or {}).get("node") or {}).get("name") or service
         when = parse_epoch(record.get("@timestamp")) or time.time()
         # The trigger is the probe result's place in Kafka, so a redelivery derives the same transition ids
-        # (the enriched record is no such key: it carries event.ingested).
-        trigger = (f"{origin.topic}/{origin.partition}/{origin.offset}" if origin is not None
+        # (the enriched record is no such key: it carries event.ingested); with its Kafka time, because
+        # a topic deleted and created again reuses the offsets (issue 20).
+        trigger = (f"{origin.topic}/{origin.partition}/{origin.offset}/{origin.timestamp}" if origin is not None
                    else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
         now = time.time()
         if action == REMOVED:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collector.contract.streams import OWN_WRITER, OWN_WRITER_FIELD
+from collector.contract.streams import OWN_WRITER, OWN_WRITER_FIELD, is_own_written
 from collector.contract.timefmt import parse_epoch
 from shipper.health.state import HealthState
 
@@ -27,6 +27,8 @@ def apply_hits(state: HealthState, hits: list[dict[str, Any]], now: float,
     """Replay transitions oldest first so the last one per instance/service wins."""
     for hit in hits:
         src = hit.get("_source") or {}
+        if not is_own_written(src):  # the query's term also matches an array holding the marker
+            continue
         health, service = src.get("health") or {}, (src.get("service") or {})
         name, to = service.get("name"), health.get("to")
         when = parse_epoch(src.get("@timestamp"))

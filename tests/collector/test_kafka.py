@@ -135,6 +135,42 @@ async def test_an_oversized_record_is_cut_to_fit_and_the_rest_keeps_flowing(kafk
     assert "max_request_size" in collector.stats()["outputs"]["kafka"]["last_error"]
 
 
+async def test_a_refused_record_is_neither_resent_forever_nor_copies_its_neighbours(kafka_bootstrap: str,
+                                                                                   unique: str):
+    """Issue 20 item 9: the metrics topic takes at most 300 bytes a message, so the broker refuses
+    every metric document for good while the log records beside them are written. Each log record
+    is in Kafka once (no resend of what was acknowledged), the metric documents are counted as
+    rejected, and nothing waits behind them."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    logs, metrics = f"test-{unique}-logs", f"test-{unique}-metrics"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(logs, 1, 1),
+                                   NewTopic(metrics, 1, 1, topic_configs={"max.message.bytes": "300"})])
+    finally:
+        await admin.close()
+    collector.configure(service="api-service", outputs="kafka", kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_topic_logs=logs, kafka_topic_metrics=metrics, metrics_interval=0,
+                        capture_stdlib=False, backoff_initial=0.05, backoff_max=0.2)
+    out = collector.outputs()["kafka"]
+    try:
+        log = collector.get_logger("x")
+        for round_ in range(5):
+            for i in range(20):
+                log.info("event", i=round_ * 20 + i)
+            collector.counter("test.kafka.hits").inc()
+            collector.emit_metrics()
+        wait_for(lambda: out.delivered + out.rejected == out.emitted, timeout=30)
+    finally:
+        collector.shutdown()
+    got = await consume(kafka_bootstrap, logs, 101, wait=10)
+    assert sorted(orjson.loads(m.value)["labels"]["i"] for m in got) == list(range(100))  # each once
+    assert out.delivered == 100 and out.rejected == out.emitted - 100 > 0
+    assert await consume(kafka_bootstrap, metrics, 1, wait=2) == []
+
+
 def test_kafka_refusing_access_is_said_once_and_counted(monkeypatch: pytest.MonkeyPatch,
                                                          capfd: pytest.CaptureFixture[str]):
     # a unit: no ACL-enforcing broker here, so the producer start fails as aiokafka's does on a refused topic

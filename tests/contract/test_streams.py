@@ -9,6 +9,7 @@ from collector.contract.streams import (
     data_stream_name,
     data_stream_pattern,
     is_own_dataset,
+    is_own_written,
     sanitize_dataset,
     sanitize_namespace,
     service_streams,
@@ -58,3 +59,19 @@ def test_patterns_and_own_datasets() -> None:
 ])
 def test_service_streams_leave_out_the_products_own(type_: str, patterns: tuple[str, ...]) -> None:
     assert service_streams(type_) == patterns
+
+
+@pytest.mark.parametrize(("source", "own"), [
+    ({"event": {"provider": "elk-shipper"}}, True),
+    ({"event": {"provider": ["elk-shipper"]}}, False),  # issue 20 item 10: a term query matches it
+    ({"event": {"provider": ["elk-shipper", "elk-shipper"]}}, False),
+    ({"event": {"provider": {"name": "elk-shipper"}}}, False),
+    ({"event": {"provider": "ELK-shipper"}}, False),
+    ({"event": {"provider": "elk-shipper "}}, False),
+    ({"event": {}}, False),
+    ({"event": "elk-shipper"}, False),
+    ({"event.provider": "elk-shipper"}, False),  # the shipper writes objects, never dotted keys
+    ([], False),
+])
+def test_only_a_plain_string_marker_is_own_written(source: object, own: bool) -> None:
+    assert is_own_written(source) is own

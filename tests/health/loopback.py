@@ -65,6 +65,76 @@ class FlipService(_Server):
         return f"http://127.0.0.1:{self.port}/health"
 
 
+class SwitchService:
+    """A /health on loopback, in the test's own event loop, that can answer 200, answer 503, refuse
+    connections (nothing listens) or hang (accepts and never answers); counts the requests hanging at
+    once."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.failed: list[float] = []  # when each failing request came (503 answered or hang accepted)
+        self.hang_next = 0  # hang this many requests, then answer as `mode` says
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.hanging = self.most_hanging = 0
+        self._release = asyncio.Event()
+        self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+    async def listen(self) -> None:
+        self.server = await asyncio.start_server(self._answer, "127.0.0.1", self.port, reuse_address=True)
+
+    async def set(self, mode: str) -> None:
+        if mode == "refused" and self.server is not None:
+            self.server.close()
+            for writer in list(self._open):  # kept-alive connections too: nothing answers any more
+                writer.close()
+            await self.server.wait_closed()
+            self.server = None
+        elif mode != "refused" and self.server is None:
+            await self.listen()
+        self.mode = mode
+
+    async def close(self) -> None:
+        self._release.set()
+        await self.set("refused")
+        await asyncio.sleep(0)  # the handlers see their connections closed and end
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                if self.mode != "ok" or self.hang_next > 0:
+                    self.failed.append(time.time())
+                if self.mode == "hang" or self.hang_next > 0:
+                    self.hang_next = max(0, self.hang_next - 1)
+                    self.hanging += 1
+                    self.most_hanging = max(self.most_hanging, self.hanging)
+                    # until the prober gives up on it (closes the connection) or the test ends
+                    waits = {asyncio.ensure_future(reader.read(1)), asyncio.ensure_future(self._release.wait())}
+                    try:
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        self.hanging -= 1
+                        for w in waits:
+                            w.cancel()
+                    return
+                ok = self.mode == "ok"
+                body = b'{"status": "ok"}' if ok else b'{"status": "unhealthy"}'
+                writer.write(b"HTTP/1.1 " + (b"200 OK" if ok else b"503 Service Unavailable") +
+                             b"\r\ncontent-type: application/json\r\ncontent-length: " + str(len(body)).encode() +
+                             b"\r\n\r\n" + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._open.discard(writer)
+            writer.close()
+
+
 @dataclass
 class Received:
     at: float

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import uvicorn
@@ -20,8 +21,8 @@ from fastapi.responses import JSONResponse
 from collector.contract.names import service_of
 from collector.contract.timefmt import ISO_MS
 from collector.probe.config import ProbeSettings, parse_targets
-from collector.probe.prober import run
-from tests.health.loopback import FlipService
+from collector.probe.prober import run, watch_target
+from tests.health.loopback import FlipService, SwitchService
 
 
 def _free_port() -> int:
@@ -220,3 +221,98 @@ async def test_prober_without_a_broker_waits_and_stops_cleanly() -> None:
     stop.set()
     await asyncio.wait_for(task, 10)
 
+
+
+async def _watch(svc: SwitchService, until: Any, limit_s: float) -> list[tuple[float, float, str]]:
+    """Runs one target's watcher until `until(results)`; results are (started, answered, status) in
+    monotonic seconds, in the order they were published."""
+    results: list[tuple[float, float, str]] = []
+    enough = asyncio.Event()
+
+    async def publish(doc: dict[str, Any]) -> None:
+        now = time.monotonic()
+        results.append((now - doc["event"]["duration"] / 1e9, now, doc["health"]["status"]))
+        if until(results):
+            enough.set()
+
+    settings = ProbeSettings(kafka_bootstrap_servers="127.0.0.1:9", interval_s=2.0, timeout_s=1.5,
+                             confirm_interval_s=0.25, confirm_failures=3, targets=f"api-service-1={svc.url}")
+    async with httpx.AsyncClient(timeout=settings.timeout_s) as client:
+        task = asyncio.create_task(watch_target(client, "api-service-1", svc.url, settings, publish))
+        waiter = asyncio.ensure_future(enough.wait())
+        await asyncio.wait({task, waiter}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return results
+
+
+def _confirmed_after(results: list[tuple[float, float, str]], flipped: float, failures: int = 3) -> float | None:
+    """Seconds from the start of the first probe that began failing (started after the flip) to the
+    answer that made `failures` failures in a row; None if that never happened."""
+    first, run = None, 0
+    for started, answered, status in results:
+        if started < flipped:
+            continue
+        run = run + 1 if status == "unhealthy" else 0
+        if status == "unhealthy" and first is None:
+            first = started
+        if run >= failures and first is not None:
+            return answered - first
+    return None
+
+
+@pytest.mark.parametrize("kind", ["503", "refused", "hang"])
+async def test_every_kind_of_failure_is_confirmed_within_one_timeout_plus_two_confirmation_intervals(
+    kind: str,
+) -> None:
+    """Issue 20 item 12: with 2 s probes, a 1.5 s timeout, confirmation probes every 0.25 s and 3
+    failures to go down, a hang used to be confirmed 4.5 s after the first failing probe (each
+    confirmation probe waited for the previous one to time out), a 503 or a refused connection in
+    0.5 s. Now every kind is confirmed by about 1.5 + 2 x 0.25 s, whatever the phase of the flip;
+    the alert (1 failure -> fired in the shipper, well under 0.5 s) comes within 3 s."""
+    svc = SwitchService()
+    await svc.listen()
+    try:
+        for phase in (0.3, 1.1, 1.8):  # where in the 2 s cycle the service goes down
+            flipped = time.monotonic() + phase
+
+            async def flip(phase: float = phase) -> None:
+                await asyncio.sleep(phase)
+                await svc.set(kind)
+
+            flipper = asyncio.create_task(flip())
+            results = await _watch(svc, lambda r, f=flipped: _confirmed_after(r, f) is not None, 12.0)
+            await flipper
+            took = _confirmed_after(results, flipped)
+            assert took is not None, results
+            assert took <= 1.5 + 2 * 0.25 + 0.3, (kind, phase, took, results)
+            await svc.set("ok")
+    finally:
+        await svc.close()
+
+
+async def test_a_hang_keeps_at_most_confirm_failures_probes_out_and_a_hang_blip_raises_nothing() -> None:
+    """Issue 20 item 12: confirmation probes that do not wait are bounded per target (never more than
+    confirm_failures out at once, one per interval once the target is confirmed down); one hanging
+    answer among good ones is never three failures in a row."""
+    svc = SwitchService()
+    await svc.listen()
+    try:
+        await svc.set("hang")
+        started = time.monotonic()
+        results = await _watch(svc, lambda _: time.monotonic() - started > 7.0, 10.0)
+        assert svc.most_hanging <= 3, svc.most_hanging
+        assert [s for _, _, s in results] and all(s == "unhealthy" for _, _, s in results)
+        # 3 to confirm, then one per 2 s interval: not a probe every 0.25 s
+        assert len(results) <= 3 + 3, results
+        await svc.set("ok")
+        svc.hang_next = 1
+        started = time.monotonic()
+        results = await _watch(svc, lambda _: time.monotonic() - started > 6.0, 8.0)
+        statuses = [s for _, _, s in results]
+        assert statuses.count("unhealthy") == 1, results
+        assert _confirmed_after(results, started) is None
+        assert _confirmed_after(results, started, failures=2) is None
+    finally:
+        await svc.close()

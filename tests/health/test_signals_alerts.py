@@ -171,9 +171,13 @@ def test_restore_keeps_open_alerts_without_refiring() -> None:
     b = book()
     fired = b.evaluate(T0, {("silence", "api"): (True, ""), ("unhealthy", "db"): (True, "")})
     resolved = b.evaluate(T0 + 5, {("unhealthy", "db"): (False, "")})
-    hits = [{"_source": doc} for _, doc in reversed(fired + resolved)]  # newest first
+    # newest first, marked as the shipper marks what it writes
+    hits = [{"_source": {**doc, "event": {**doc["event"], "provider": "elk-shipper"}}}
+            for _, doc in reversed(fired + resolved)]
+    # issue 20 item 10: a newer "resolved" with the marker in an array is no event of ours
+    forged = {**fired[0][1], "event": {**fired[0][1]["event"], "action": "resolved", "provider": ["elk-shipper"]}}
     restored = book()
-    assert restored.restore(hits) == 1
+    assert restored.restore([{"_source": forged}, *hits]) == 1
     assert restored.evaluate(T0 + 10, {("silence", "api"): (True, "")}) == []
     assert actions(restored.evaluate(T0 + 11, {("unhealthy", "db"): (True, "")})) == ["fired"]
     out = restored.evaluate(T0 + 12, {("silence", "api"): (False, "")})
@@ -243,7 +247,8 @@ class _FlakyEngine:
 
 async def test_start_waits_for_a_briefly_unavailable_engine() -> None:
     fired = book().evaluate(T0, {("silence", "api"): (True, "")})
-    engine = _FlakyEngine(fail=2, alert_hits=[{"_source": doc} for _, doc in fired])
+    engine = _FlakyEngine(fail=2, alert_hits=[{"_source": {**doc, "event": {**doc["event"], "provider": "elk-shipper"}}}
+                                              for _, doc in fired])
     mon = HealthMonitor(HealthSettings(), "t")
     await mon.start(engine, restore_within_s=10)  # type: ignore[arg-type]
     try:

@@ -88,6 +88,9 @@ def test_degraded_and_deterministic_ids() -> None:
     assert mon.observe({"event": {"action": "log"}}) == []
 
 
+OWN = {"provider": "elk-shipper"}  # what the shipper stamps on what it writes
+
+
 def test_restore_replays_latest_transition() -> None:
     from shipper.health.restore import apply_hits
 
@@ -102,8 +105,15 @@ def test_restore_replays_latest_transition() -> None:
         {"_source": {"@timestamp": "2026-01-01T00:01:00Z", "health": {"scope": "service", "to": "healthy"},
                      "service": {"name": "other"}}},
     ]
+    hits = [{"_source": {**hit["_source"], "event": OWN}} for hit in hits] + [
+        # issue 20 item 10: the marker in an array (the restore query's term matches it) is no state
+        {"_source": {"event": {"provider": ["elk-shipper"]}, "@timestamp": "2026-01-01T00:02:00Z",
+                     "health": {"scope": "service", "to": "healthy"}, "service": {"name": "svc"}}},
+        {"_source": {"@timestamp": "2026-01-01T00:02:00Z", "health": {"scope": "service", "to": "healthy"},
+                     "service": {"name": "forged"}}},
+    ]
     apply_hits(st, hits, now=1e10, wanted=lambda s: s != "other")
-    assert st.state_of("svc") == "unhealthy" and st.state_of("other") is None
+    assert st.state_of("svc") == "unhealthy" and st.state_of("other") is None and st.state_of("forged") is None
     inst = st.instance("svc", "svc-1")
     assert inst is not None and inst.state == "unhealthy" and inst.seen == 1e10
     # Already unhealthy: more failures raise no duplicate transition after a restart.

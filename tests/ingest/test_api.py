@@ -195,3 +195,16 @@ async def test_metrics_and_health_endpoints(api: Api) -> None:
     assert set(spec["paths"]["/v1/logs"]["post"]["requestBody"]["content"]) == {"application/json",
                                                                                "application/x-ndjson"}
     assert (await api.client.get("/docs")).status_code == 200
+
+
+async def test_a_retried_body_without_a_time_lands_as_the_same_bytes(api: Api) -> None:
+    """Issue 20 item 9: the ingest API stamps no time, so a client's retry of a body is the same bytes
+    in Kafka (and a record with an event.id the same document id in the shipper); the Kafka record's
+    own time is when it was written."""
+    body = ndjson({"message": "paid", "event": {"id": "pay-1"}}, {"message": "shipped", "event": {"id": "ship-1"}})
+    for _ in range(2):  # the client's first try, and its retry a little later
+        assert (await api.post("/v1/logs", body)).json() == {"accepted": 2, "rejected": []}
+    msgs = await api.read(api.settings.topic_logs, 4)
+    values = sorted(m.value for m in msgs)
+    assert values[0] == values[1] and values[2] == values[3] and values[0] != values[2]
+    assert all(b"@timestamp" not in v and m.timestamp > 0 for v, m in zip(values, msgs, strict=True))

@@ -2,7 +2,8 @@
 
 It answers like Elasticsearch (product header, bulk item results, templates) but has no data
 streams and no ILM, so these tests cover what it serves: detection, setup without ILM, and the
-sink's per-item handling, gzip included. Everything else runs against the real OpenSearch.
+sink's per-item handling, gzip included; the per-item handling also runs against the stack's
+Elasticsearch node. Everything else runs against the real OpenSearch.
 """
 
 from __future__ import annotations
@@ -84,9 +85,20 @@ async def test_detected_as_elasticsearch_and_setup_without_ilm(es_url: str) -> N
         await engine.close()
 
 
+@pytest.fixture(params=["imitation", "elasticsearch"])
+async def wire_engine(request: pytest.FixtureRequest) -> SearchEngine:
+    """The adapter against the imitation and against the stack's Elasticsearch node (real bulk item
+    answers; tests/shipper/es_node.py for what the node lacks)."""
+    if request.param == "imitation":
+        return await _engine(request.getfixturevalue("es_url"))
+    from tests.shipper.es_node import node_engine
+
+    return await node_engine(request.getfixturevalue("elasticsearch_url"))
+
+
 @pytest.mark.parametrize("gzip", [False, True])
-async def test_sink_items_created_duplicate_and_mapping_error(es_url: str, gzip: bool) -> None:
-    engine = await _engine(es_url)
+async def test_sink_items_created_duplicate_and_mapping_error(wire_engine: SearchEngine, gzip: bool) -> None:
+    engine = wire_engine
     index = f"logs-es_adapter-g{int(gzip)}{time.monotonic_ns()}"
     stats = Stats()
     sink = BulkSink(engine, stats, max_bytes=1 << 20, concurrency=2, retry_initial_s=0.01, retry_max_s=0.05,

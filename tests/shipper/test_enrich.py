@@ -150,6 +150,7 @@ def test_dotted_key_count_counts_every_dotted_key_once_or_cannot_tell() -> None:
     {"log.level": "INFO", "ecs.version": "8.11.0", "log": {"logger": "app"}, "service": {"name": "a"}},
     {"a.b": 1, "a": {"b": 2}}, {"a.b": 1, "a": 5}, {"a": 5, "a.b": 1}, {"a.b": 1, "a.b.c": 2},
     {"a.b": 1, "a.c": 2, "x": 3}, {".a": 1, "b.": 2, "c.d": 3}, {"a..b": 1}, {"a.b": {"c": 1}, "a": {"b": {"d": 2}}},
+    {"a.b": 1, "a": None}, {"a": None, "a.b": 1}, {"a": {"b": None}, "a.b": 1},
 ])
 def test_expand_top_level_gives_what_the_full_walk_gives(record: dict[str, Any]) -> None:
     import copy
@@ -157,6 +158,17 @@ def test_expand_top_level_gives_what_the_full_walk_gives(record: dict[str, Any])
     from shipper.dotted import expand_top_level
 
     assert expand_top_level(copy.deepcopy(record)) == expand_dotted(copy.deepcopy(record))
+
+
+def test_a_null_where_a_dotted_key_leads_is_indexed_not_dead_lettered() -> None:
+    from shipper.monitor import NullMonitor
+    from shipper.transform import prepare
+
+    raw = b'{"log.level":"info","log":null,"message":"m"}'
+    for fast in (True, False):
+        prepared = prepare([_meta(value=raw)], _batch(), NullMonitor(), fast=fast)
+        assert not prepared.dead
+        assert orjson.loads(prepared.actions[0].source)["log"] == {"level": "info", "value": None}
 
 
 def test_enrich_of_a_library_record_is_the_same_on_the_fast_path() -> None:

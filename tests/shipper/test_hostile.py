@@ -1,6 +1,7 @@
 """No record, header or combination of them raises out of the transform (issue 12, item 1).
 
-`prepare` runs decode -> enrich -> route and the real health monitor's `observe` per record; every
+`prepare` runs decode -> enrich -> route and the real health monitor's `observe` per record, on
+the fast path and on the general one, which must give the same documents (shipper/fast.py); every
 message must come out exactly once, as a bulk action or as a dead letter with a reason, whatever
 JSON values, keys and headers it holds. Hypothesis generates the records; the cases that stopped
 the shipper before are explicit examples.
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS, is_own_dataset
+from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS, is_own_dataset, is_own_written
 from shipper.context import Batch, TransformSettings
 from shipper.health import build_monitor
 from shipper.health.config import HealthSettings
@@ -59,14 +60,26 @@ class Msg:
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
 
-def _prepare(messages: list[Msg]) -> Any:
+def _prepare(messages: list[Msg], fast: bool) -> Any:
     monitor = build_monitor(HealthSettings(failures_to_down=1))
     batch = Batch(TransformSettings(host_name="h", state_of=monitor.state_of, max_record_bytes=64 * 1024), NOW)
-    return prepare(messages, batch, monitor)
+    return prepare(messages, batch, monitor, fast=fast)
+
+
+def _documents(prepared: Any) -> Any:
+    return ([(a.doc_id, a.stream, bytes(a.source)) for a in prepared.actions],
+            [(d.meta.offset, d.error_type, d.reason) for d in prepared.dead])
 
 
 def _check(messages: list[Msg]) -> Any:
-    prepared = _prepare(messages)
+    """Both paths (shipper/fast.py): the same documents and dead letters, and each keeps the rules."""
+    prepared = _check_path(messages, fast=True)
+    assert _documents(prepared) == _documents(_check_path(messages, fast=False))
+    return prepared
+
+
+def _check_path(messages: list[Msg], fast: bool) -> Any:
+    prepared = _prepare(messages, fast)
     from_kafka = [a for a in prepared.actions if a.origin is not None]
     # each message exactly once: indexed or dead-lettered
     seen = sorted([a.origin.origin.offset for a in from_kafka] + [d.meta.offset for d in prepared.dead])
@@ -81,7 +94,7 @@ def _check(messages: list[Msg]) -> Any:
             assert doc["@timestamp"] and doc["service"]["name"]
             # only probe results from a health topic reach an own stream, and never the shipper's marker
             assert not is_own_dataset(doc["data_stream"]["dataset"]) or action.origin.origin.topic == TOPIC_HEALTH
-            assert doc["event"].get("provider") != "elk-shipper"
+            assert not is_own_written(doc) and type(doc["event"].get("provider")) in (str, type(None))
             level = (doc.get("log") or {}).get("level") if isinstance(doc.get("log"), dict) else None
             assert level is None or isinstance(level, str)
     return prepared
@@ -98,6 +111,10 @@ EXAMPLES: list[tuple[dict[str, Any], str, list[tuple[str, bytes | None]]]] = [
       "health": "unhealthy"}, TOPIC_HEALTH, []),
     ({"message": "m"}, TOPIC_LOGS, [("host", None), ("service", None), ("environment", None)]),
     ({"message": "m", "data_stream": {"dataset": "elk.alerts"}, "event": {"provider": "elk-shipper"}}, TOPIC_LOGS, []),
+    # issue 20 item 10: the marker in an array (a term query matches it) or an object
+    ({"event": {"action": "health-transition", "provider": ["elk-shipper"]}, "service": {"name": "a"},
+      "health": {"scope": "service", "to": "unhealthy"}}, TOPIC_HEALTH, []),
+    ({"event.provider": {"name": "elk-shipper"}, "message": "m"}, TOPIC_LOGS, []),
 ]
 
 

@@ -13,8 +13,10 @@ import time
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from opensearchpy import AsyncOpenSearch
 
+from collector.contract.streams import is_own_written
 from tests.shipper.harness import Run, count, create_topic, free_port, ids_in, ops_metrics, produce, stop, wait_count
 
 pytestmark = pytest.mark.stack
@@ -91,19 +93,27 @@ async def test_records_cannot_forge_the_products_streams_or_its_restored_state(r
         _record("d", service="elk.deadletter"),
     ])
     # on a health topic a record does reach the health stream, but without the shipper's marker
-    await produce(run.bootstrap, health_topic, [_record("e", service="victim", **forged_transition)])
+    # issue 20 item 10: the marker in an array, which the restore's term query also matches
+    in_array = {**forged_transition, "event": {**forged_transition["event"], "provider": ["elk-shipper"]}}
+    await produce(run.bootstrap, health_topic, [_record("e", service="victim", **forged_transition),
+                                                _record("f", service="victim", **in_array)])
     env = {"SHIPPER_TOPICS": f"{run.logs_topic},{health_topic}"}
     shipper = run.start_shipper(**env)
     try:
-        got = await wait_count(run.search_url, f"logs-*-{run.namespace},metrics-*-{run.namespace}", 5)
+        got = await wait_count(run.search_url, f"logs-*-{run.namespace},metrics-*-{run.namespace}", 6)
     finally:
         assert stop(shipper) == 0
-    assert got == 5
+    # the records, whatever the monitor wrote itself meanwhile (a transition of `victim`)
+    records = [d for d in await _sources(run, f"logs-*-{run.namespace},metrics-*-{run.namespace}")
+               if not is_own_written(d)]
+    assert got >= 6 and sorted(d["message"] for d in records) == ["a", "b", "c", "d", "e", "f"]
     assert await count(run.search_url, f"logs-elk.alerts-{run.namespace}") == 0
     assert await count(run.search_url, f"logs-elk.deadletter-{run.namespace}") == 0
     assert await count(run.search_url, f"metrics-elk.pipeline-{run.namespace}") == 0
-    [on_health] = await _sources(run, f"logs-elk.health-{run.namespace}")
-    assert on_health["message"] == "e" and "provider" not in on_health["event"]
+    on_health = sorted((d for d in await _sources(run, f"logs-elk.health-{run.namespace}") if not is_own_written(d)),
+                       key=lambda d: d["message"])
+    assert [d["message"] for d in on_health] == ["e", "f"]
+    assert all("provider" not in d["event"] for d in on_health)
     assert await count(run.search_url, f"logs-elk_deadletter-{run.namespace}") == 1
     assert await count(run.search_url, f"logs-victim-{run.namespace}") == 1
 
@@ -123,3 +133,45 @@ async def test_records_cannot_forge_the_products_streams_or_its_restored_state(r
         assert stop(again) == 0
     assert metrics.get("shipper_up") == 1
     assert not [name for name in metrics if "victim" in name]
+
+
+async def _delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+        for _ in range(300):  # deletion is asynchronous on the broker
+            if topic not in await admin.list_topics():
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{topic} still listed after deletion")
+    finally:
+        await admin.close()
+
+
+async def test_a_recreated_topic_is_new_records_not_duplicates(run: Run) -> None:
+    """Issue 20 item 8: records without an `event.id` are told apart by their Kafka coordinates. A
+    topic deleted and created again starts at offset 0 again; with the topic's id in the document
+    id, its records are new documents, not 409 "duplicates" of the old topic's records."""
+    n = 50
+    index = f"logs-api_service-{run.namespace}"
+    for generation in range(2):
+        if generation:
+            await _delete_topic(run.bootstrap, run.logs_topic)
+        await create_topic(run.bootstrap, run.logs_topic)
+        await produce(run.bootstrap, run.logs_topic, [_record(f"generation {generation} line {i}") for i in range(n)])
+        port = free_port()
+        shipper = run.start_shipper(f"shipper-{generation}", SHIPPER_HTTP_PORT=str(port))
+        try:
+            got = await wait_count(run.search_url, index, n * (generation + 1), within=60)
+            consumed = 0.0
+            while consumed < n:  # every record of this generation read: the count above is final
+                await asyncio.sleep(0.2)
+                consumed = (await ops_metrics(port)).get("shipper_consumed_total", 0.0)
+            metrics = await ops_metrics(port)
+        finally:
+            assert stop(shipper) == 0
+        assert metrics.get("shipper_duplicates_total") == 0
+        assert got == n * (generation + 1)
+    docs = await _sources(run, index)
+    assert sorted(d["message"] for d in docs) == sorted(f"generation {g} line {i}" for g in range(2) for i in range(n))

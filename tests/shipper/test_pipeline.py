@@ -107,3 +107,21 @@ def test_a_long_event_original_passes_the_transform_whole() -> None:
     prepared = prepare([message], Batch(TransformSettings(host_name="h"), NOW), NullMonitor())
     assert not prepared.dead
     assert orjson.loads(prepared.actions[0].source)["event"]["original"] == original
+
+
+def test_ids_carry_the_topic_id() -> None:
+    """Issue 20 item 8, pure: the same coordinates in another topic of the same name (recreated,
+    mirrored) are another document; a redelivery of the same record is the same one."""
+    from shipper.deadletter import DeadLetter, entry_id
+    from shipper.ids import record_id
+    from shipper.provenance import Meta
+    from shipper.topic_ids import encode_id
+
+    old, new = encode_id(bytes(range(16))), encode_id(bytes(range(1, 17)))
+    assert len(old) == 22 and old != new
+    message = Meta("elk-logs", 3, 42, 0, value=b'{"message": "m"}')
+    assert record_id({}, message, old) == record_id({}, message, old) == f"elk-logs-3-42-{old}"
+    assert record_id({}, message, old) != record_id({}, message, new)
+    assert record_id({}, message) == "elk-logs-3-42"  # a broker without topic ids
+    letters = [DeadLetter(message, b"x", "decode", "r", "decode", topic_id=tid) for tid in (old, new)]
+    assert [entry_id(d) for d in letters] == [f"dl-elk-logs-3-42-{old}", f"dl-elk-logs-3-42-{new}"]

@@ -48,9 +48,8 @@ def test_classify_reads_every_item() -> None:
                                           _item(429, "es_rejected_execution_exception"), _item(503, "unavailable"),
                                           _item(400, "mapper_parsing_exception")]}
     result = classify(response, actions)
-    assert (result.done, result.duplicates, result.wait) == (actions[:2], actions[1:2], [])
-    assert [(f.action, f.error_type) for f in result.retry] == [
-        (actions[2], "es_rejected_execution_exception"), (actions[3], "unavailable")]
+    assert (result.done, result.duplicates, result.wait) == (actions[:2], actions[1:2], actions[2:3])
+    assert [(f.action, f.error_type) for f in result.retry] == [(actions[3], "unavailable")]
     assert [(f.action, f.error_type, f.reason) for f in result.failed] == [
         (actions[4], "mapper_parsing_exception", "why: because")]
 
@@ -62,6 +61,20 @@ def test_classify_trusts_errors_false_and_distrusts_a_short_answer() -> None:
     assert classify(blocked, actions).wait == actions  # disk full: wait, never dead-letter
     short = classify({"errors": True, "items": [_item(201)]}, actions)
     assert (short.done, short.wait) == ([], actions)
+    # issue 20 item 2: "no errors" without one item per action indexes nothing
+    for answer in ({"errors": False}, {"errors": False, "items": []}, {"errors": False, "items": [_item(201)] * 2},
+                   {"errors": False, "items": [_item(201)] * 4}, {"errors": False, "items": None}):
+        unaccounted = classify(answer, actions)
+        assert (unaccounted.done, unaccounted.wait) == ([], actions)
+
+
+def test_an_item_429_is_backpressure_not_a_failure() -> None:
+    actions = _actions(3)
+    overloaded = classify({"errors": True, "items": [_item(201), _item(429, "es_rejected_execution_exception"),
+                                                     _item(429, "circuit_breaking_exception")]}, actions)
+    assert (overloaded.done, overloaded.wait, overloaded.retry, overloaded.failed) == (
+        actions[:1], actions[1:], [], [])
+    assert overloaded.overloaded == 2
 
 
 class FakeEngine(SearchEngine):

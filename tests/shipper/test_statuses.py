@@ -23,7 +23,7 @@ from shipper.statuses import NO_ANSWER, NOT_BULK, Verdict
 from tests.shipper.imitation import DROP, Answer, ImitationEngine, items
 
 REPO = Path(__file__).resolve().parents[2]
-MAX_RETRIES = 2
+MAX_RETRIES = 2  # answers of a "retry" row after the first one: the imitation's clock ticks once per request
 HTML = Answer(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
 
 
@@ -36,6 +36,9 @@ REQUEST_CASES: list[tuple[int, Answer | str]] = [
     (NO_ANSWER, DROP),
     (NOT_BULK, HTML),
     (NOT_BULK, Answer(200, {"took": 1, "errors": True, "items": []})),  # not one item per action
+    # "no errors" proves nothing without one item per action (issue 20 item 2)
+    (NOT_BULK, Answer(200, {"took": 1, "errors": False})),
+    (NOT_BULK, Answer(200, {"took": 1, "errors": False, "items": [{"create": {"status": 201}}]})),
     (408, Answer(408, {"error": _error("timeout")})),
     (429, Answer(429, {"error": _error("es_rejected_execution_exception")})),
     (502, Answer(502, b"bad gateway", "text/plain")),
@@ -49,7 +52,8 @@ REQUEST_CASES: list[tuple[int, Answer | str]] = [
 ITEM_CASES: list[tuple[int, str | None]] = [
     (201, None), (200, None), (409, "version_conflict_engine_exception"),
     (403, "cluster_block_exception"), (429, "cluster_block_exception"),
-    (429, "es_rejected_execution_exception"), (500, "exception"), (503, "unavailable_shards_exception"),
+    (429, "es_rejected_execution_exception"), (429, "circuit_breaking_exception"),
+    (500, "exception"), (503, "unavailable_shards_exception"),
     (NO_ANSWER, None), (403, "security_exception"),
     (400, "mapper_parsing_exception"), (400, "document_parsing_exception"), (404, "index_not_found_exception"),
 ]
@@ -72,8 +76,10 @@ async def _write(kind: str, script: Callable[[int, list[str]], Answer | str], n:
     with ImitationEngine(script) as imitation:
         engine = _engine(kind, imitation.url)
         try:
+            # the retry bound is a time: one tick per request the engine received
             sink = BulkSink(engine, Stats(), max_bytes=1 << 20, concurrency=2, retry_initial_s=0.001,
-                            retry_max_s=0.002, max_item_retries=MAX_RETRIES)
+                            retry_max_s=0.002, item_retry_s=MAX_RETRIES - 0.5,
+                            clock=lambda: float(len(imitation.requests)))
             failures = await sink.write(_actions(n))
         finally:
             await engine.close()

@@ -21,14 +21,15 @@ from tests.kafka_io import consume
 def settings(bootstrap: str, topic: str, tmp: Path, **kw: Any) -> TailSettings:
     values: dict[str, Any] = {"TAIL_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "topic": topic,
                               "registry_path": tmp / "registry.json", "scan_interval_s": 0.2,
-                              "poll_interval_s": 0.05, "close_inactive_s": 0.5, "registry_flush_s": 0.0}
+                              "poll_interval_s": 0.05, "close_inactive_s": 0.5, "close_renamed_s": 0.5,
+                              "registry_flush_s": 0.0}
     values.update(kw)
     return TailSettings(**values)
 
 
 @asynccontextmanager
-async def running(cfg: TailSettings) -> AsyncIterator[Tailer]:
-    tailer = Tailer(cfg)
+async def running(cfg: TailSettings, tailer: Tailer | None = None) -> AsyncIterator[Tailer]:
+    tailer = tailer or Tailer(cfg)
     stop = asyncio.Event()
     task = asyncio.create_task(tailer.run(stop))
     try:

@@ -5,6 +5,7 @@ pid, like the shipper's fault tests."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,34 @@ async def test_kafka_away_pauses_reading_within_bounds(kafka_bootstrap: str, top
         await until(lambda: True if tail.committed == size else tail.committed, "everything acknowledged",
                     quiet_s=40)
     exactly_once(await records(kafka_bootstrap, topic, 10_500), before + during)
+
+
+@pytest.mark.slow  # a broker stop and start
+async def test_files_created_and_rotated_while_kafka_is_away(kafka_bootstrap: str, topic: str, tmp_path: Path,
+                                                            stack_config: Config) -> None:
+    """Scanning and rotation tracking go on during an outage: a file that appears and is rotated
+    twice while the broker is down (three generations), and a rotation of a known file, all arrive."""
+    app, job = tmp_path / "app.log", tmp_path / "job.log"
+    expected = _write(app, "app-before", 50)
+    cfg = settings(kafka_bootstrap, topic, tmp_path, inputs=[{"paths": [str(tmp_path / "*.log")],
+                                                             "format": "plain"}], request_timeout_s=3.0)
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 50), "50 records")
+        await asyncio.to_thread(down, stack_config, ("kafka",))
+        try:
+            expected += _write(app, "app-during", 10)  # a delivery fails: the tailer knows Kafka is away
+            await until(lambda: True if tailer.sink.producer is None else "connected", "the outage seen")
+            for gen in range(3):
+                expected += _write(job, f"job-gen{gen}", 30)
+                await until(lambda n=2 + gen: True if len(tailer.tails) == n else len(tailer.tails),
+                            f"job.log generation {gen} opened during the outage")
+                if gen < 2:
+                    os.rename(job, tmp_path / f"job.log.{gen + 1}")
+            os.rename(app, tmp_path / "app.log.1")
+            expected += _write(app, "app-after", 20)
+            await until(lambda: True if len(tailer.tails) == 5 else len(tailer.tails), "the new app.log opened")
+        finally:
+            await asyncio.to_thread(up, stack_config, ("kafka",))
+        # read back while the tailer runs: the last line of each file waits for the joiner's timeout
+        recs = await records(kafka_bootstrap, topic, len(expected))
+    exactly_once(recs, expected)

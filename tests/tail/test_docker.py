@@ -48,6 +48,11 @@ class Container:
         self.log.touch()
 
 
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
 def by_message(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["message"]: r for r in recs}
 
@@ -97,3 +102,31 @@ async def test_containers(kafka_bootstrap: str, topic: str, tmp_path: Path) -> N
     assert got["plain start"]["service"] == {"name": "auth-service", "node": {"name": "auth-service-2"}}
     assert got["legacy hello"]["service"]["name"] == "legacy"
     assert got["worker up"]["service"] == {"name": "worker", "node": {"name": "worker"}}
+
+
+async def test_split_line_across_a_rotation_and_long_lines_cut(kafka_bootstrap: str, topic: str,
+                                                              tmp_path: Path) -> None:
+    """A >16 KiB line whose pieces straddle `.1` and the new file keeps its head; a long line is cut
+    at max_line_bytes like a plain file's, not at 1 Mi characters."""
+    root = tmp_path / "docker"
+    app = Container(root, "api-service-1")
+    app.write("before")
+    head, rest = "h" * (2 * PIECE), "r" * 1000
+    for i in range(2):  # two pieces of a line, then the driver rotates
+        append(app.log, orjson.dumps({"log": head[i * PIECE:(i + 1) * PIECE], "stream": "stdout",
+                                      "time": "2026-12-02T10:00:00.1Z"}) + b"\n")
+    cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=str(root), docker_multiline={"mode": "off"},
+                   docker_format="plain", max_line_bytes=64 * 1024)
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 1), "the first line")
+        app.rotate()
+        piece = {"log": rest + "\n", "stream": "stdout", "time": "2026-12-02T10:00:00.2Z"}
+        append(app.log, orjson.dumps(piece) + b"\n")
+        long_line = "".join(chr(ord("a") + i % 26) for i in range(200_000))
+        app.write(long_line)
+        recs = await records(kafka_bootstrap, topic, 3 + 4)
+    messages = [r["message"] for r in recs]
+    assert messages[0] == "before"
+    assert head in messages and rest in messages  # the head is shipped (as its own record), not dropped
+    longs = [m for m in messages if m not in ("before", head, rest)]
+    assert "".join(longs) == long_line and max(map(len, longs)) <= 64 * 1024 + PIECE

@@ -133,3 +133,43 @@ def test_flush_timeout() -> None:
     assert joiner.due(10.4) is None
     done = joiner.due(10.5)
     assert done is not None and (done.start, done.end, done.text) == (0, 6, "first")
+
+
+def test_traceback_after_a_json_line_is_its_own_record() -> None:
+    """A JSON record is whole: the traceback printed after it (on stderr) is not joined into it, so
+    the JSON record keeps its fields; the same for a Java exception."""
+    json_line = '{"level":"error","trace_id":"abc","msg":"payment failed"}'
+    trace = ["Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad"]
+    java = ["java.lang.IllegalStateException: boom", "\tat com.shop.Main.main(Main.java:5)"]
+    assert join([json_line, *trace, json_line, *java]) == [json_line, "\n".join(trace), json_line, "\n".join(java)]
+
+
+def test_the_reader_shortcut_never_splits_what_the_rules_join() -> None:
+    """The tailer skips `feed` for a line the next one cannot continue (`Joiner.alone`): the records
+    are the same as the full rules give."""
+    lines = ['10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+             '::1 - - [02/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+             '{"level":30,"time":1,"msg":"a"}', '{"level":50,"time":2,"msg":"b"}',
+             "Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad",
+             '{"level":30,"msg":"c"}', "    at f (a.js:1:1)", "2026-12-02 10:00:00,250 ERROR app: failed",
+             "java.lang.IllegalStateException: boom", "\tat com.shop.Main.main(Main.java:5)",
+             "2026-12-02 10:00:00.100 UTC [9] ERROR:  duplicate key",
+             "2026-12-02 10:00:00.100 UTC [9] DETAIL:  Key (id)=(1) already exists.",
+             "1:M 02 Dec 2026 10:00:00.123 * Ready", "127.0.0.1 - - [02/Dec/2026:10:00:00 +0000] \"GET /\" 200 1",
+             '{"msg":"x"}', "Traceback (most recent call last):", "ValueError: y",
+             "10.0.0.2 - - [02/Dec/2026:10:00:00 +0000] \"GET /\" 200 1", "2026-12-02 10:00:00.100 UTC [9] LOG:  z",
+             "panic: boom", "", "goroutine 1 [running]:", "main.main()", '{"msg":"d"}', "{}", "1:M x", "2:M y"]
+    joiner = Joiner(Multiline())
+    got: list[str] = []
+    shortcuts = 0
+    for index, line in enumerate(lines):
+        after = lines[index + 1].encode() if index + 1 < len(lines) else None
+        records = joiner.alone(0, 1, line, None, line.encode(), after) if after is not None else None
+        if records is not None:
+            shortcuts += 1
+        else:
+            records = joiner.feed(0, 1, line, None, 0.0)
+        got += [j.text for j in records]
+    last = joiner.flush()
+    assert got + ([last.text] if last else []) == join(lines)
+    assert shortcuts >= 6

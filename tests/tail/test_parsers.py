@@ -3,6 +3,9 @@ tested in test_programs.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import orjson
 import pytest
 
@@ -118,3 +121,93 @@ def test_program_times(fn: str, text: str, want: str | None) -> None:
     from collector.tail.parsers import times
 
     assert getattr(times, fn)(text) == want
+
+
+# -- issue 22, item 8 --------------------------------------------------------------------------------------
+@pytest.fixture
+def zone() -> Iterator[Any]:
+    from collector.tail.parsers import times
+
+    yield times.set_zone
+    times.set_zone(None)
+
+
+@pytest.mark.parametrize("addr", ["::1", "2001:db8::1", "fe80::1ff:fe23:4567:890a"])
+def test_nginx_from_ipv6_clients_in_auto(addr: str) -> None:
+    line = f'{addr} - - [02/Dec/2026:11:00:00 +0100] "GET /api/users?id=3 HTTP/1.1" 404 17 "-" "curl/8"'
+    got = parse(line, "auto")
+    assert got is not None and got["http"]["response"]["status_code"] == 404
+    assert got["url"]["path"] == "/api/users" and got["log.level"] == "warning"
+    assert got["@timestamp"] == "2026-12-02T10:00:00.000Z" and got["source"]["ip"] == addr
+
+
+PY_TRACE = ("Traceback (most recent call last):\n  File \"/srv/app.py\", line 3, in pay\n    charge()\n"
+            "KeyError: 'card'\n\nThe above exception was the direct cause of the following exception:\n\n"
+            "Traceback (most recent call last):\n  File \"/srv/app.py\", line 5, in pay\n"
+            "    raise ValueError(\"bad card\") from e\nValueError: bad card")
+JAVA_TRACE = ("java.lang.IllegalStateException: no connection\n\tat com.shop.Db.get(Db.java:12)\n"
+              "\tat com.shop.Main.main(Main.java:5)\nCaused by: java.net.ConnectException: refused\n\t... 2 more")
+GO_TRACE = ("panic: runtime error: index out of range [5] with length 3\n\ngoroutine 1 [running]:\n"
+            "main.main()\n\t/srv/main.go:8 +0x1d\nexit status 2")
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("2026-12-02 10:00:00,250 ERROR app: payment failed\n" + PY_TRACE,
+     {"type": "ValueError", "message": "bad card", "stack_trace": PY_TRACE}),
+    ("2026-12-02 10:00:00,250 ERROR app: payment failed\n" + JAVA_TRACE,
+     {"type": "java.lang.IllegalStateException", "message": "no connection", "stack_trace": JAVA_TRACE}),
+    (GO_TRACE, {"type": "panic", "message": "runtime error: index out of range [5] with length 3",
+                "stack_trace": GO_TRACE}),
+])
+def test_error_fields_from_joined_traces(text: str, want: dict[str, str]) -> None:
+    got = parse(text, "auto")
+    assert got is not None and got["error"] == want
+    assert got["log.level"] in ("error", "critical")
+
+
+def test_zoneless_times_in_the_host_zone_or_the_configured_one(zone: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        zone(None)  # the host's zone
+        assert parse("2026-12-02 10:00:00,250 INFO app: up", "auto")["@timestamp"] == "2026-12-02T15:00:00.250Z"
+        zone("Europe/Berlin")  # configured: summer time applies in July
+        assert parse("1:M 02 Jul 2026 10:00:00.123 * Ready", "auto")["@timestamp"] == "2026-07-02T08:00:00.123Z"
+        assert parse('2026/12/02 10:00:00 [error] 12#12: boom', "auto")["@timestamp"] == "2026-12-02T09:00:00.000Z"
+        assert parse("2026-12-02T10:00:00.5+02:00 INFO x", "auto")["@timestamp"] == "2026-12-02T08:00:00.500Z"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize(("line", "want"), [
+    ("2026-12-02 10:00:00.123 CET [4242] LOG:  checkpoint starting: time",
+     {"@timestamp": "2026-12-02T09:00:00.123Z", "process": {"pid": 4242}}),
+    ("2026-07-02 10:00:00 EDT [7] LOG:  ready", {"@timestamp": "2026-07-02T14:00:00.000Z"}),
+    ("2026-12-02 10:00:00 CET [4242]: [3-1] user=app,db=shop,app=psql,client=127.0.0.1 ERROR:  relation \"x\" "
+     "does not exist", {"@timestamp": "2026-12-02T09:00:00.000Z", "log.level": "error", "user": {"name": "app"},
+                        "labels": {"pg_severity": "ERROR", "database": "shop"},
+                        "message": "relation \"x\" does not exist"}),
+    ("2026-12-02 10:00:00 UTC [4242-1] LOG:  ready", {"@timestamp": "2026-12-02T10:00:00.000Z"}),
+])
+def test_postgres_zone_names_and_prefixes(line: str, want: dict[str, Any]) -> None:
+    got = parse(line, "auto")
+    assert got is not None
+    for key, value in want.items():
+        assert got[key] == value, key
+
+
+def test_pino_err_fields_kept_and_custom_levels() -> None:
+    err = {"type": "Error", "message": "connect ECONNREFUSED 127.0.0.1:5432", "stack": "Error: connect\n    at x",
+           "errno": -111, "code": "ECONNREFUSED", "syscall": "connect", "address": "127.0.0.1", "port": 5432,
+           "cause": {"message": "socket closed"}}
+    got = parse(orjson.dumps({"level": 35, "time": 1796205600123, "msg": "db down", "err": err}).decode(), "auto")
+    assert got is not None
+    assert got["error"] == {"type": "Error", "message": err["message"], "stack_trace": err["stack"],
+                            "code": "ECONNREFUSED"}
+    assert got["extra"]["err"] == {"errno": -111, "syscall": "connect", "address": "127.0.0.1", "port": 5432,
+                                   "cause": {"message": "socket closed"}}
+    assert got["log.level"] == "warning" and got["labels"]["level"] == 35
+    assert parse('{"level":25,"time":1,"msg":"m"}', "auto")["log.level"] == "info"

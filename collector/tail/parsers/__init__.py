@@ -34,14 +34,25 @@ def _json(text: str) -> dict[str, Any] | None:
 def _candidates(text: str) -> tuple[Any, ...]:
     """The text formats a line can be, from its first characters (one regex tried, not four)."""
     sep = text[4:5]
+    # an nginx client address may be IPv6 (`::1 - -`, `2001:db8::1 - -`): its look-alikes come first
+    access = (nginx.parse_access,) if " - " in text[:48] else ()
     if sep == "-":
-        return (postgres.parse,)  # `2026-12-02 10:00:00.123 UTC [pid]`, else plain with an ISO time
+        return (postgres.parse, *access)  # `2026-12-02 10:00:00.123 UTC [pid]`, else plain with an ISO time
     if sep == "/":
         return (nginx.parse_error,)
     colon = text.find(":", 0, 12)
     if colon > 0 and text[:colon].isdigit():
-        return (redis.parse,)
-    return (nginx.parse_access,) if " - " in text[:64] else ()
+        return (redis.parse, *access)
+    return access
+
+
+def auto_access(text: str) -> bool:
+    """Whether format auto tries the nginx access pattern alone on `text`: `_candidates(text)` is
+    (nginx.parse_access,) (the records' fast path; tested against it)."""
+    if " - " not in text[:48] or text[4:5] in ("-", "/"):
+        return False
+    colon = text.find(":", 0, 12)
+    return not (colon > 0 and text[:colon].isdigit())
 
 
 def parse(text: str, fmt: str) -> Parsed | None:

@@ -13,13 +13,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.contract.levels import normalize_level
+from collector.contract.levels import NUMERIC, normalize_level
 from collector.contract.timefmt import normalize_ts
-from collector.tail.parsers import nginx
+from collector.tail.parsers import nginx, times
 
 _SCALARS = (str, int, float, bool)
 _TIME_KEYS = ("time", "timestamp", "ts", "@timestamp")
 _MESSAGE_KEYS = ("msg", "message", "log")
+_ERROR_KEYS = {"type": "type", "name": "type", "message": "message", "stack": "stack_trace", "code": "code"}
+_NUMERIC = sorted(NUMERIC.items())
+# keys that make a JSON line something other than a plain pino line (another format, or a field with
+# its own handling): a line with none of them, besides level, time, msg, pid and hostname, has only
+# labels left (the records' fast path)
+PINO_PLAIN = frozenset({"ecs.version", "ecs", "log.level", "http.request.method", "request_time", "v", "name",
+                        *_TIME_KEYS, *_MESSAGE_KEYS, "severity", "err", "error", "stack", "req", "res",
+                        "responseTime"})
+
+
+def nearest_level(number: int) -> str:
+    """A custom numeric level (pino's customLevels, e.g. 35) -> the nearest standard one (a tie goes
+    to the more severe)."""
+    return min(_NUMERIC, key=lambda item: (abs(item[0] - number), -item[0]))[1]
 
 
 def detect(obj: dict[str, Any]) -> str:
@@ -60,14 +74,20 @@ def _ecs(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(err: Any, out: dict[str, Any]) -> None:
+    """ECS error.type/message/stack_trace/code; the error's other fields (errno, syscall, address,
+    port, cause...) are kept under extra.err, none dropped."""
     if isinstance(err, dict):
         error: dict[str, Any] = {}
-        for src, dst in (("type", "type"), ("name", "type"), ("message", "message"), ("stack", "stack_trace"),
-                         ("code", "code")):
-            value = err.get(src)
-            if value is not None and dst not in error:
+        rest: dict[str, Any] = {}
+        for key, value in err.items():
+            dst = _ERROR_KEYS.get(key)
+            if dst is not None and dst not in error and value is not None:
                 error[dst] = value if isinstance(value, str) else str(value)
+            elif value is not None:
+                rest[key] = value
         out["error"] = error
+        if rest:
+            out.setdefault("extra", {})["err"] = rest
     elif isinstance(err, str):
         out["error"] = {"message": err}
 
@@ -111,7 +131,8 @@ def _other(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _TIME_KEYS:
         if key in obj:
-            ts = normalize_ts(obj[key])
+            value = obj[key]
+            ts = times.epoch(value) if type(value) in (int, float) else normalize_ts(value)
             if ts is not None:
                 out["@timestamp"] = ts
                 del obj[key]
@@ -120,6 +141,9 @@ def _other(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     if level is None:
         level = obj.pop("severity", None)
     normal = normalize_level(level)
+    if normal is None and type(level) is int:
+        normal = nearest_level(level)
+        obj["level"] = level  # the number kept (labels.level) beside the nearest name
     if normal is not None:
         out["log.level"] = normal
     for key in _MESSAGE_KEYS:
@@ -152,5 +176,5 @@ def _other(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     if labels:
         out["labels"] = labels
     if extra:
-        out["extra"] = extra
+        out.setdefault("extra", {}).update(extra)
     return out

@@ -14,9 +14,16 @@ from typing import Any
 from collector.contract.levels import ERROR, INFO, WARNING, normalize_level
 from collector.tail.parsers import times
 
-_Q = r'"((?:[^"\\]|\\.)*)"'
-_ACCESS = re.compile(r"(\S+) - (\S+) \[([^\]]+)\] " + _Q + r" (\d{3}) (\d+|-)(?: " + _Q + " " + _Q + ")?")
-_REQUEST = re.compile(r"([A-Z]+) (\S+)(?: HTTP/(\d(?:\.\d)?))?$")
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'  # runs of plain characters: not one alternation a character
+ACCESS = re.compile(r"(\S+) - (\S+) \[([^\]]+)\] " + _Q + r" (\d{3}) (\d+|-)(?: " + _Q + " " + _Q + ")?")
+REQUEST = re.compile(r"([A-Z]+) (\S+)(?: HTTP/(\d(?:\.\d)?))?$")
+# ACCESS then REQUEST in one, for whole lines of printable ASCII with no backslash and no `"` outside
+# the quoted fields (the records' fast path): where it matches (fullmatch), ACCESS and REQUEST give
+# the same fields (each field ends at the first character that can end it, in both)
+_NO_ESCAPE = r"!#-\[\]-~"  # printable ASCII but space, `"` and backslash
+ACCESS_PLAIN = re.compile(rf'([{_NO_ESCAPE}]+) - ([{_NO_ESCAPE}]+) \[([ -\[^-~]+)\] "([A-Z]+) ([{_NO_ESCAPE}]+)'
+                          rf'(?: HTTP/(\d(?:\.\d)?))?" (\d{{3}}) (\d+|-)(?: "([ {_NO_ESCAPE}]*)" "([ {_NO_ESCAPE}]*)")?'
+                          r'[ -\[\]-~]*')
 _ERROR = re.compile(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)", re.S)
 _CONTEXT = re.compile(r', (client|server|request|upstream|host|referrer): (?:"([^"]*)"|([^,]*))')
 
@@ -38,7 +45,7 @@ def _request(method: str, target: str, version: str | None, out: dict[str, Any])
 
 
 def parse_access(text: str) -> dict[str, Any] | None:
-    found = _ACCESS.match(text)
+    found = ACCESS.match(text)
     if found is None:
         return None
     addr, user, when, request, status, size, referrer, agent = found.groups()
@@ -52,7 +59,7 @@ def parse_access(text: str) -> dict[str, Any] | None:
     out["source"] = {"address": addr, "ip": addr} if addr[0].isdigit() or ":" in addr else {"address": addr}
     if user != "-":
         out["user"] = {"name": user}
-    req = _REQUEST.match(request)
+    req = REQUEST.match(request)
     if req is not None:
         _request(req[1], req[2], req[3], out)
     http = out.setdefault("http", {})
@@ -84,7 +91,7 @@ def parse_error(text: str) -> dict[str, Any] | None:
         if key == "client":
             out["source"] = {"address": value, "ip": value}
         elif key == "request":
-            req = _REQUEST.match(value)
+            req = REQUEST.match(value)
             if req is not None:
                 _request(req[1], req[2], req[3], out)
         elif key == "host":

@@ -1,0 +1,125 @@
+"""The transform's fast path (shipper/fast.py) gives the general path's documents, byte for byte.
+
+On the shipper benchmark's corpus (the library's own records) and on library records with one
+field made hostile at a time; tests/shipper/test_hostile.py runs its generated records through both
+paths too. The corpus test also checks that the fast path is taken at all: none of its records may
+fall back to a general step except the expansion of records the raw scan cannot read (a backslash).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.bench_shipper import generate
+from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS, TOPIC_METRICS
+from shipper import fast
+from shipper.bulk import bulk_body
+from shipper.context import Batch, TransformSettings
+from shipper.health.config import HealthSettings
+from shipper.health.monitor import HealthMonitor
+from shipper.provenance import Meta
+from shipper.transform import Prepared, prepare
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+KAFKA_MS = int(NOW.timestamp() * 1000)
+CORPUS = [Meta(TOPIC_LOGS, i % 4, i, KAFKA_MS, key, (), value) for i, (key, value) in enumerate(generate(3000))]
+
+
+def _state(service: str) -> str | None:
+    return {"api-service": "healthy", "auth-service": "degraded"}.get(service)
+
+
+def _run(messages: list[Meta], fast_path: bool, **overrides: Any) -> Prepared:
+    monitor = HealthMonitor(HealthSettings(failures_to_down=1), "t")
+    batch = Batch(TransformSettings(host_name="h", state_of=_state, **overrides), NOW)
+    return prepare(messages, batch, monitor, fast=fast_path)
+
+
+def _out(prepared: Prepared) -> tuple[list[tuple[str, str, bytes]], list[tuple[int, str, str]], bytes]:
+    actions = [(a.doc_id, a.stream, bytes(a.source)) for a in prepared.actions]
+    dead = [(d.meta.offset, d.error_type, d.reason) for d in prepared.dead]
+    return actions, dead, bulk_body(prepared.actions)
+
+
+def _same(messages: list[Meta], **overrides: Any) -> Prepared:
+    quick = _run(messages, True, **overrides)
+    assert _out(quick) == _out(_run(messages, False, **overrides))
+    return quick
+
+
+def test_the_benchmark_corpus_gives_the_same_documents_on_both_paths() -> None:
+    prepared = _same(CORPUS)
+    assert len(prepared.actions) >= len(CORPUS) and not prepared.dead
+
+
+def test_the_fast_path_is_taken_for_the_library_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    fallbacks: dict[str, int] = {}
+    for name in ("expand_keys", "normalize_timestamp", "normalize_level", "resolve_service", "stamp_ingest"):
+        step = getattr(fast, name)
+
+        def counted(record: Any, message: Any, batch: Any, step: Any = step, name: str = name) -> Any:
+            fallbacks[name] = fallbacks.get(name, 0) + 1
+            return step(record, message, batch)
+        monkeypatch.setattr(fast, name, counted)
+    _run(CORPUS, True)
+    with_backslash = sum(1 for m in CORPUS if b"\\" in (m.value or b""))
+    assert fallbacks == ({"expand_keys": with_backslash} if with_backslash else {})
+
+
+def test_other_topics_headers_and_settings_give_the_same_documents() -> None:
+    for topic in (TOPIC_METRICS, TOPIC_HEALTH):
+        _same([m._replace(topic=topic) for m in CORPUS[:300]])
+    _same([m._replace(headers=[("service", b"x-1"), ("host", b"h2")]) for m in CORPUS[:300]])
+    _same(CORPUS[:300], namespace="Prod", service_map={"api-service": "api"})
+
+
+def test_past_the_shape_bound_records_still_come_out_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "_shapes", {})
+    monkeypatch.setattr(fast, "MAX_SHAPES", 10)
+    base = orjson.loads(CORPUS[0].value or b"")
+    messages = [Meta(TOPIC_LOGS, 0, i, KAFKA_MS, None, (), orjson.dumps({**base, f"extra{i}.x": i}))
+                for i in range(40)]
+    _same(messages)
+    assert len(fast._shapes) == 10
+
+
+LIBRARY = orjson.loads(CORPUS[1].value or b"")
+# the fields the fast path looks at, each of which can be made uncommon
+PLACES = [("@timestamp",), ("log.level",), ("ecs.version",), ("message",), ("log",), ("log", "level"),
+          ("service",), ("service", "name"), ("service", "node"), ("event",), ("event", "provider"),
+          ("event", "kind"), ("health",), ("agent",), ("ecs",), ("level",), ("msg",), ("labels", "a.b"),
+          ("log.origin",), ("x.y.z",), (".x",), ("data_stream",), ("event", "id")]
+hostile = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63)
+           | st.text(max_size=12)
+           | st.sampled_from(["INFO", "warn", "info", " error", "9999-12-31T23:59:59.000Z", "2026-12-06T11:00:00.000Z",
+                              "\uff12\uff10\uff12\uff16-12-06T11:00:00.000Z", "elk-shipper", "metric", "api-1", ""])
+           | st.dictionaries(st.sampled_from(["level", "name", "node", "x", "a.b"]), st.text(max_size=5), max_size=3)
+           | st.lists(st.integers(min_value=-(2**63), max_value=2**63), max_size=2))
+changes = st.lists(st.tuples(st.sampled_from(PLACES), hostile | st.just(...)), min_size=1, max_size=4)
+
+
+def _changed(edits: list[tuple[tuple[str, ...], Any]]) -> bytes:
+    record: dict[str, Any] = orjson.loads(orjson.dumps(LIBRARY))
+    for path, value in edits:
+        target: Any = record
+        for part in path[:-1]:
+            target = target.get(part) if type(target) is dict else None
+        if type(target) is not dict:
+            continue
+        if value is ...:
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = value
+    return orjson.dumps(record)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(changes, min_size=1, max_size=5), st.sampled_from([TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH]))
+def test_library_records_with_hostile_fields_give_the_same_documents(edits: list[Any], topic: str) -> None:
+    _same([Meta(topic, 0, i, KAFKA_MS, b"k", (), _changed(e)) for i, e in enumerate(edits)])
