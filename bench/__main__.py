@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.bench_logging", "bench.bench_ingest", "bench.bench_otlp", "bench.bench_shipper",
-              "bench.bench_health", "bench.bench_tail")
+BENCHMARKS = ("bench.bench_logging", "bench.bench_ingest", "bench.bench_otlp", "bench.bench_otlp_json",
+              "bench.bench_shipper", "bench.bench_health", "bench.bench_tail")
 
 
 def main() -> int:

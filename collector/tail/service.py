@@ -2,8 +2,9 @@
 
 Backpressure: reading stops while more than `max_inflight_bytes` are unacknowledged, so while
 Kafka is away the files are the buffer and memory stays bounded. A failed delivery rewinds every
-file to its last acknowledged record and reconnects with backoff; the re-sent records carry the
-same ids and bytes, so they collapse in the index. Scanning and rotation tracking go on while Kafka is
+file to its last acknowledged record and reconnects by the sink's rule (collector.kafka_link: a wait
+doubling to 30 s, the outage said once); the re-sent records carry the same ids and bytes, so they
+collapse in the index. Scanning and rotation tracking go on while Kafka is
 away (a file created and rotated during an outage is held open, within the open-file bound).
 
 Open files are bounded (`max_open_files`, below the process's descriptor limit). Matched files past
@@ -541,10 +542,11 @@ class Tailer:
         self.finished.clear()
 
     async def _connect(self) -> bool:
+        """One try, when the sink's rule allows it (`sink.retry_at`, collector.kafka_link): the sink
+        says once that Kafka is away and once that it is back, so a failed try says nothing here."""
         try:
-            await asyncio.wait_for(self.sink.start(), timeout=self.settings.request_timeout_s)
-        except Exception as exc:
-            log.warning("kafka unavailable; reading paused, files still followed", error=type(exc).__name__)
+            await self.sink.start()
+        except Exception:
             return False
         log.info("kafka connected", topic=self.settings.topic)
         return True
@@ -554,17 +556,12 @@ class Tailer:
         if self.registry.problem:
             log.error(self.registry.problem)
         settings = self.settings
-        last_scan = last_save = next_connect = 0.0
-        backoff = 0.5
+        last_scan = last_save = 0.0
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if self.sink.producer is None and now >= next_connect:
-                    if await self._connect():
-                        backoff = 0.5
-                    else:
-                        next_connect = time.monotonic() + backoff
-                        backoff = min(backoff * 2, 5.0)
+                if self.sink.producer is None and now >= self.sink.retry_at:
+                    await self._connect()
                     now = time.monotonic()
                 if now - last_scan >= settings.scan_interval_s:
                     self.scan(now)  # while Kafka is away too: new and rotated files are held open
@@ -573,7 +570,7 @@ class Tailer:
                     if self.registry.dirty and now - last_save >= settings.registry_flush_s:
                         self._save()
                         last_save = now
-                    await _sleep(stop, min(settings.poll_interval_s * 5, max(0.0, next_connect - now)) or 0.01)
+                    await _sleep(stop, min(settings.poll_interval_s * 5, max(0.0, self.sink.retry_at - now)) or 0.01)
                     continue
                 try:
                     moved = self.read_some(now)

@@ -106,11 +106,12 @@ class KafkaSink:
             raise KafkaAway(absent)
         producers = [self._new_producer() for _ in range(self.connections)]
         try:
-            for producer in producers:
-                await producer.start()
-            self.partitions = sorted(await producers[0].partitions_for(self.topic))
-            for producer in producers[1:]:
-                await producer.partitions_for(self.topic)
+            async with asyncio.timeout(self.request_timeout_s):  # a broker that accepts but does not answer
+                for producer in producers:
+                    await producer.start()
+                self.partitions = sorted(await producers[0].partitions_for(self.topic))
+                for producer in producers[1:]:
+                    await producer.partitions_for(self.topic)
         except BaseException as exc:
             for producer in producers:
                 try:

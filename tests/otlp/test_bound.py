@@ -90,7 +90,7 @@ def test_a_json_flood_is_refused_before_orjson_parses_it(body: bytes) -> None:
     t0 = time.perf_counter()
     with pytest.raises(bound.TooMany):
         decode.parse(body, decode.JSON, ExportLogsServiceRequest, bound.LOGS, 10_000)
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 1.0
     tracemalloc.start()
     with pytest.raises(bound.TooMany):
         decode.parse(body, decode.JSON, ExportLogsServiceRequest, bound.LOGS, 10_000)

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from collector import kafka_link
+from collector.tail import service as service_module
 from collector.tail import sink as sink_module
 from collector.tail.sink import KafkaAway, KafkaSink
 from stack.localstack import Config, down, up
+from tests.tail.conftest import running, settings, until
 
 
 class Said:
@@ -102,6 +104,30 @@ async def test_while_kafka_is_away_no_producer_is_made_and_tries_back_off(monkey
     assert waits == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert len(tries) == 8 and not made  # one connection attempt per wait, no producer
     assert said.lines == ["kafka unavailable; reading paused until it is back"]
+
+
+async def test_the_tailer_tries_by_the_sinks_rule_and_says_it_once(monkeypatch: pytest.MonkeyPatch, said: Said,
+                                                                 tmp_path: Any) -> None:
+    """A whole tailer whose broker does not listen, for 4 s: tries at 0, 0.5, 1.5 and 3.5 s (the
+    sink's doubling wait, not the loop's own), one line for the outage, none per try."""
+    monkeypatch.setattr(service_module, "log", said)
+    tries: list[float] = []
+    real_listens = sink_module.broker_listens
+
+    async def listens(bootstrap: str, timeout_s: float) -> str | None:
+        tries.append(time.monotonic())
+        return await real_listens(bootstrap, timeout_s)
+
+    monkeypatch.setattr(sink_module, "broker_listens", listens)
+    (tmp_path / "app.log").write_text("one line\n")
+    cfg = settings(f"127.0.0.1:{_free_port()}", "t", tmp_path, inputs=[{"paths": [str(tmp_path / "app.log")],
+                                                                       "format": "plain"}])
+    async with running(cfg) as tailer:
+        await until(lambda: bool(tries), "the first try")
+        await asyncio.sleep(4 - (time.monotonic() - tries[0]))
+        assert tailer.sink.producer is None
+    assert 3 <= len(tries) <= 5, [round(t - tries[0], 2) for t in tries]
+    assert [line for line in said.lines if "kafka" in line] == ["kafka unavailable; reading paused until it is back"]
 
 
 @pytest.mark.slow  # a broker stop and start: 30-90 s on a loaded machine
