@@ -48,7 +48,8 @@ class Background:
         return PipelineStatus(caught_up=self.consuming() and bool(lag) and not any(lag.values()),
                               lag_total=sum(lag.values()), lag_by_partition=lag,
                               dead_lettered_total=self.stats.dead_lettered, consumed_total=self.stats.consumed,
-                              indexed_total=self.stats.indexed)
+                              indexed_total=self.stats.indexed,
+                              stream_overflow_total=self.pipeline.settings.streams.overflowed)
 
     async def run(self, stopping: asyncio.Event) -> None:
         last: dict[str, float] = {}

@@ -27,6 +27,7 @@ class PipelineStatus:
     dead_lettered_total: int = 0
     consumed_total: int = 0
     indexed_total: int = 0
+    stream_overflow_total: int = 0  # records sent to a catch-all stream (shipper/streamcap.py)
 
 
 class Monitor(Protocol):

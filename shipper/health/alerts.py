@@ -29,6 +29,7 @@ RULES: dict[str, tuple[str, str]] = {
     "dead_letter": ("Dead letters growing", "warning"),
     "consumer_lag": ("Shipper consumer lag over limit", "warning"),
     "tracking_cap": ("Health tracking cap reached", "warning"),
+    "stream_cap": ("Data stream cap reached", "warning"),
 }
 
 # why a resolved alert ended (alert.resolution)

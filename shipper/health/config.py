@@ -46,6 +46,8 @@ class RuleSettings(BaseModel):
         "its windows ends with resolution no_data (unhealthy: after forget_after_s).")
     tracking_cap: bool = Field(True, description="Alert when services or instances beyond the tracking caps "
                                "(max_services, max_instances) are refused.")
+    stream_cap: bool = Field(True, description="Alert while records of new datasets go to the catch-all stream "
+                             "because SHIPPER_MAX_STREAMS is reached.")
     renotify_s: float = Field(3600.0, ge=0, description="Re-notify an open alert this often (0: never).")
     flap_changes: int = Field(4, ge=2, description="This many activations within flap_window_s make a rule flap.")
     flap_window_s: float = Field(600.0, gt=0, description="Window for flap detection.")

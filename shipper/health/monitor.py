@@ -56,9 +56,9 @@ RESTORE_WITHIN_S = 30.0
 # Bounds on the handover work inside a rebalance (Kafka waits for it, up to its rebalance timeout).
 HANDOVER_WITHIN_S = 10.0
 HANDOVER_KEEP_S = 300.0  # resolved alerts whose event is re-written on a handover
-PIPELINE_RULES = ("dead_letter", "consumer_lag", "tracking_cap")
+PIPELINE_RULES = ("dead_letter", "consumer_lag", "tracking_cap", "stream_cap")
 SERVICE_RULES = ("unhealthy", "error_rate", "error_ratio", "silence")
-CAP_QUIET_S = 300.0  # the tracking_cap alert resolves this long after the last refusal
+CAP_QUIET_S = 300.0  # the tracking_cap and stream_cap alerts resolve this long after the last refusal
 LOOK_AFTER_S = 0.001  # a due look lands just after the deadline it waits for
 # probe results whose documents are kept for a redelivery (a batch's worth of transitions, many times over)
 MAX_PRODUCED = 10_000
@@ -74,6 +74,19 @@ def keys_of(service_map: dict[str, str]) -> dict[str, tuple[str, ...]]:
         literal = re.escape(pattern) == pattern or re.escape(pattern).replace("\\-", "-") == pattern
         out[service] = out.get(service, ()) + ((pattern,) if literal else ())
     return out
+
+
+class Recent:
+    """Whether a counter moved within the last CAP_QUIET_S (a cap alert's condition)."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.at: float | None = None
+
+    def moved(self, total: int, now: float) -> bool:
+        if total != self.seen:
+            self.seen, self.at = total, now
+        return self.at is not None and now - self.at <= CAP_QUIET_S
 
 
 class HealthMonitor:
@@ -116,8 +129,8 @@ class HealthMonitor:
         self.scheduled: dict[str, float] = {}
         self.waiting: set[str] = set()  # quiet services whose silence waits for the shipper to catch up
         self.looked = 0  # services the last tick looked at
-        self.refused_seen = 0
-        self.refused_at: float | None = None
+        self.refused = Recent()
+        self.overflowed = Recent()
 
     def _new_state(self) -> HealthState:
         return HealthState(self.settings.failures_to_down, self.settings.successes_to_up,
@@ -445,6 +458,8 @@ class HealthMonitor:
                 else (False, "rule disabled"),
             ("tracking_cap", SHIPPER_SERVICE):
                 self.tracking_cap(now) if rules.tracking_cap else (False, "rule disabled"),
+            ("stream_cap", SHIPPER_SERVICE):
+                self.stream_cap(now, pipeline.stream_overflow_total) if rules.stream_cap else (False, "rule disabled"),
         }
 
     def refused_total(self) -> int:
@@ -452,16 +467,20 @@ class HealthMonitor:
 
     def tracking_cap(self, now: float) -> Condition:
         """On while services or instances over the global caps were refused in the last CAP_QUIET_S."""
-        total = self.refused_total()
-        if total != self.refused_seen:
-            self.refused_seen, self.refused_at = total, now
-        if self.refused_at is None or now - self.refused_at > CAP_QUIET_S:
+        if not self.refused.moved(self.refused_total(), now):
             return False, "no service or instance refused"
         return True, (f"tracking caps reached: {self.signals.refused} log records of services beyond "
                       f"max_services ({self.settings.max_services}) and {self.state.refused_services} probe "
                       f"results of further services not tracked, {self.state.refused_total} results of "
                       f"instances beyond max_instances ({self.settings.max_instances}) refused "
                       "(their records are indexed all the same)")
+
+    def stream_cap(self, now: float, overflowed: int) -> Condition:
+        """On while records of new datasets went to the catch-all stream in the last CAP_QUIET_S."""
+        if not self.overflowed.moved(overflowed, now):
+            return False, "no record sent to the catch-all stream"
+        return True, (f"stream cap reached: {overflowed} records of datasets beyond SHIPPER_MAX_STREAMS went to "
+                      "the catch-all stream (logs-overflow-<ns> / metrics-overflow-<ns>), their service.name kept")
 
     def schedule(self, service: str, when: float) -> None:
         if when < self.scheduled.get(service, float("inf")):

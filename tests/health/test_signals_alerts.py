@@ -483,7 +483,8 @@ async def test_a_restored_alert_of_a_service_that_is_gone_ends() -> None:
     instead of staying open until it falls out of the restore query's range, unresolved."""
     fired = book().evaluate(T0, {("unhealthy", "gone"): (True, "")})
     mon = HealthMonitor(HealthSettings(forget_after_s=600), "t")
-    await mon.start(_FlakyEngine(fail=0, alert_hits=[{"_source": doc} for _, doc in fired]))  # type: ignore[arg-type]
+    hits = [{"_source": {**doc, "event": {**doc["event"], "provider": "elk-shipper"}}} for _, doc in fired]
+    await mon.start(_FlakyEngine(fail=0, alert_hits=hits))  # type: ignore[arg-type]
     await mon.stop()
     assert ("unhealthy", "gone") in mon.book.open
     status = PipelineStatus(lag_by_partition=CAUGHT_UP)
@@ -515,6 +516,23 @@ def test_services_beyond_the_cap_are_counted_and_raise_one_alert() -> None:
     assert resolutions(mon.evaluate(T0 + 31, status)) == []
     assert resolutions(mon.evaluate(T0 + 300, status)) == []
     assert resolutions(mon.evaluate(T0 + 31 + 301, status)) == [("tracking_cap", "resolved", "recovered")]
+
+
+def test_records_sent_to_the_catch_all_stream_raise_one_stream_cap_alert() -> None:
+    """Past SHIPPER_MAX_STREAMS (shipper/streamcap.py) one alert says so while records keep
+    overflowing, and resolves CAP_QUIET_S after the last one."""
+    mon = HealthMonitor(HealthSettings(silence=False, error_rate=False, error_ratio=False), "t")
+    quiet = PipelineStatus(lag_by_partition=CAUGHT_UP)
+    assert resolutions(mon.evaluate(T0, quiet)) == []
+    over = PipelineStatus(lag_by_partition=CAUGHT_UP, stream_overflow_total=160)
+    assert resolutions(mon.evaluate(T0 + 1, over)) == [("stream_cap", "fired", None)]
+    assert "160 records" in mon.book.last_event[("stream_cap", "elk-shipper")][1]["alert"]["reason"]
+    more = PipelineStatus(lag_by_partition=CAUGHT_UP, stream_overflow_total=170)
+    assert resolutions(mon.evaluate(T0 + 200, more)) == []  # still open, not fired again
+    assert resolutions(mon.evaluate(T0 + 450, more)) == []
+    assert resolutions(mon.evaluate(T0 + 501, more)) == [("stream_cap", "resolved", "recovered")]
+    off = HealthMonitor(HealthSettings(stream_cap=False, silence=False, error_rate=False, error_ratio=False), "t")
+    assert resolutions(off.evaluate(T0 + 1, over)) == []
 
 
 def test_instances_beyond_the_global_cap_are_refused_and_counted() -> None:
