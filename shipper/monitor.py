@@ -9,7 +9,6 @@ event.ingested) are the same on redelivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,8 +36,6 @@ class Monitor(Protocol):
 
     def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]: ...
 
-    def observe_batch(self, seen: Sequence[tuple[dict[str, Any], Origin]]) -> tuple[list[Doc], list[BaseException]]: ...
-
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]: ...
 
     def metrics(self) -> list[str]: ...
@@ -60,9 +57,6 @@ class NullMonitor:
     def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
         return []
 
-    def observe_batch(self, seen: Sequence[tuple[dict[str, Any], Origin]]) -> tuple[list[Doc], list[BaseException]]:
-        return observe_each(self, seen)
-
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
         return []
 
@@ -77,20 +71,3 @@ class NullMonitor:
 
     async def stop(self) -> None:
         return None
-
-
-Seen = Sequence[tuple[dict[str, Any], Origin]]  # a batch's records, each with the message it came from
-
-
-def observe_each(monitor: Monitor, seen: Seen) -> tuple[list[Doc], list[BaseException]]:
-    """`observe` for each record of a batch, in order: the documents it returned and what it raised
-    (one record the monitor cannot read never stops the others)."""
-    docs: list[Doc] = []
-    failures: list[BaseException] = []
-    observe = monitor.observe
-    for record, origin in seen:
-        try:
-            docs += observe(record, origin)
-        except Exception as exc:
-            failures.append(exc)
-    return docs, failures

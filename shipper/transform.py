@@ -23,7 +23,7 @@ from shipper.deadletter import DeadLetter
 from shipper.decode import Rejected, decode
 from shipper.fast import enrich_route, enrich_route_general
 from shipper.ids import record_id
-from shipper.monitor import Monitor, NullMonitor
+from shipper.monitor import Doc, Monitor, NullMonitor
 from shipper.provenance import Message, Provenance
 from shipper.route import namespace_of, stream_name
 
@@ -52,18 +52,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-# Records are shown to the monitor a few at a time: one call per group instead of one per record,
-# while the group stays small (holding a whole batch of decoded records costs more in allocation
-# than the calls it saves).
-OBSERVE_EVERY = 64
-
-
-def _observe(monitor: Monitor, seen: list[tuple[dict[str, Any], Message]], out: Prepared) -> None:
-    docs, failures = monitor.observe_batch(seen)
-    out.actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
-    out.observe_failures += [_reason(exc) for exc in failures]
-
-
 def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: bool = True) -> Prepared:
     """`fast=False` runs every step of the chain for every record (the general path, which the fast
     path must match byte for byte: see shipper/fast.py)."""
@@ -75,8 +63,7 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
     # orjson's own result keeps ~4 KB of buffer per object alive, 10x the record itself.
     arena = bytearray()
     spans: list[tuple[Action, int, int]] = []
-    observing = type(monitor) is not NullMonitor
-    seen: list[tuple[dict[str, Any], Message]] = []  # shown to the monitor OBSERVE_EVERY at a time
+    observe = None if type(monitor) is NullMonitor else monitor.observe
     transform = enrich_route if fast else enrich_route_general
     max_bytes = settings.max_record_bytes
     loads, dumps = orjson.loads, orjson.dumps
@@ -105,13 +92,13 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
             continue
         spans.append((action, start, len(arena)))
         actions.append(action)
-        if observing:
-            seen.append((record, message))
-            if len(seen) == OBSERVE_EVERY:
-                _observe(monitor, seen, out)
-                seen = []
-    if seen:
-        _observe(monitor, seen, out)
+        if observe is not None:
+            try:
+                docs: list[Doc] = observe(record, message)
+                if docs:
+                    actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
+            except Exception as exc:
+                out.observe_failures.append(_reason(exc))
     view = memoryview(arena)
     for action, start, end in spans:
         action.source = view[start:end]

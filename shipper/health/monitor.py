@@ -16,7 +16,6 @@ import asyncio
 import heapq
 import re
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -323,36 +322,6 @@ class HealthMonitor:
                 del self.produced[next(iter(self.produced))]  # the oldest: long committed
             self.produced[(origin.topic, origin.partition, origin.offset)] = docs
         return docs
-
-    def observe_batch(self, seen: Sequence[tuple[dict[str, Any], Origin]]) -> tuple[list[Doc], list[BaseException]]:
-        """`observe` for each record of a batch, in order (what `observe_each` would return), with the
-        common case, a log record of an owned service, fed to the signals without `observe`'s frame:
-        ownership cannot change within the batch, so it is asked once per service. Anything else
-        goes to `observe` itself. tests/health/test_observe_batch.py holds the two equal."""
-        docs: list[Doc] = []
-        failures: list[BaseException] = []
-        signals = self.signals.observe
-        everything = self.owner.everything
-        owned: dict[str, bool] = {}
-        for record, origin in seen:
-            try:
-                event = record.get("event")
-                service = record.get("service")
-                name = service.get("name") if type(service) is dict else None
-                if type(event) is dict and event.get("dataset") != DATASET_HEALTH and type(name) is str:
-                    if everything:
-                        signals(record)
-                    else:
-                        mine = owned.get(name)
-                        if mine is None:
-                            mine = owned[name] = self.owner.owns(STREAM, name)
-                        if mine:
-                            signals(record)
-                else:
-                    docs += self.observe(record, origin)
-            except Exception as exc:
-                failures.append(exc)
-        return docs, failures
 
     def _transition_docs(self, moves: list[dict[str, Any]], stream: Any = None) -> list[Doc]:
         docs: list[Doc] = []
