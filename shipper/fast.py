@@ -114,9 +114,10 @@ def enrich_route(record: Record, message: Message, batch: Batch) -> tuple[Record
     else:
         record = resolve_service(record, message, batch)
         name = record["service"]["name"]
-    # stamp_ingest: an event object that does not claim to be the shipper's
+    # stamp_ingest: an event object with no provider, or a text one that is not the shipper's
     event = record.get("event")
-    if type(event) is dict and event.get("provider") != OWN_WRITER:
+    if type(event) is dict and ((provider := event.get("provider")) is None
+                                or (type(provider) is str and provider != OWN_WRITER)):
         event["ingested"] = batch.ingested
         ecs = record.get("ecs")
         if type(ecs) is dict:
