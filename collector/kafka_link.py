@@ -24,10 +24,10 @@ _AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.client", "aiokafka.conn", "aiokafka.c
                      "aiokafka.producer.producer")
 
 
-def next_wait(wait: float, first: float) -> float:
-    """The wait after a failed try that followed `wait`: doubled, at most MAX_WAIT_S (or `first`
-    when that is longer)."""
-    return min(wait * 2, max(MAX_WAIT_S, first))
+def next_wait(wait: float, first: float, cap: float = MAX_WAIT_S) -> float:
+    """The wait after a failed try that followed `wait`: doubled, at most `cap` (or `first` when
+    that is longer)."""
+    return min(wait * 2, max(cap, first))
 
 
 async def broker_listens(bootstrap: str, timeout_s: float) -> str | None:

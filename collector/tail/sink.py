@@ -8,8 +8,10 @@ registry. A failed round fails everything after it too: the caller rewinds the f
 
 While Kafka is away the sink follows the intakes' rule (collector.kafka_link): `start` makes no
 producer until a bootstrap server answers with a real peer (never its own connection), refuses at
-once (KafkaAway, no network) until a wait that doubles per failed try (0.5 s up to 30 s) has
-passed, and says once that Kafka is away and once that it is back.
+once (KafkaAway, no network) until a wait that doubles per failed try (0.5 s up to 5 s) has
+passed, and says once that Kafka is away and once that it is back. The tailer's cap is shorter than
+the intakes' (30 s): its files hold what waits, and a try is one TCP connect, so it reconnects soon
+after the broker is back (a broker just restarted often refuses the first producer start as well).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ log = collector.get_logger("collector.tail")
 
 MAX_ROUNDS = 6
 FIRST_WAIT_S = 0.5  # after the first failed try while Kafka is away; doubles per failed try
+MAX_WAIT_S = 5.0
 OVERHEAD = 70  # what a record takes in a batch besides its key and value (counted against the bound)
 
 
@@ -133,7 +136,7 @@ class KafkaSink:
             log.warning("kafka unavailable; reading paused until it is back", reason=reason)
             self.wait_s = FIRST_WAIT_S
         else:
-            self.wait_s = next_wait(self.wait_s, FIRST_WAIT_S)
+            self.wait_s = next_wait(self.wait_s, FIRST_WAIT_S, MAX_WAIT_S)
         self.away = reason
         self.retry_at = self.clock() + self.wait_s
 

@@ -91,10 +91,11 @@ async def test_a_stop_hands_every_partition_over(kafka_bootstrap: str, unique: s
 
 
 class At:
-    """A probe result's place in Kafka (the monitor reads topic, partition and offset)."""
+    """A probe result's place in Kafka (the monitor reads topic, partition, offset and Kafka's time)."""
 
     def __init__(self, topic: str, partition: int, offset: int) -> None:
         self.topic, self.partition, self.offset = topic, partition, offset
+        self.timestamp = 1_764_979_200_000 + offset
 
 
 def probe(service: str, status: str, when: float) -> dict[str, Any]:

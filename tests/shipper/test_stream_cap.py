@@ -24,6 +24,7 @@ from tests.shipper.harness import (
     log_record,
     ops_metrics,
     produce,
+    sources_in,
     stop,
     wait_count,
 )
@@ -123,6 +124,8 @@ async def test_a_producer_inventing_names_is_capped_and_the_others_are_indexed(r
     shipper = run.start_shipper(**env)
     try:
         seen = await _metrics_when(port, "shipper_indexed_total", 305)
+        # the one alert that says so (health rule stream_cap), written while the shipper runs
+        alerts = await wait_count(run.search_url, f"logs-elk.alerts-{ns}", 1, within=60)
     finally:
         assert stop(shipper) == 0
     try:
@@ -132,7 +135,10 @@ async def test_a_producer_inventing_names_is_capped_and_the_others_are_indexed(r
         streams = await _streams(run.search_url, ns)
         admitted = {f"logs-h{h}_{u}-{ns}": 10 for h in range(4)}  # the first four names that came
         assert streams == {f"logs-api_service-{ns}": 100, **admitted, f"logs-overflow-{ns}": 160,
-                           f"metrics-overflow-{ns}": 5}
+                           f"metrics-overflow-{ns}": 5, f"logs-elk.alerts-{ns}": 1}
+        assert alerts == 1
+        [alert] = await sources_in(run.search_url, f"logs-elk.alerts-{ns}", ["rule", "event.action"])
+        assert (alert["rule"]["id"], alert["event"]["action"]) == ("stream_cap", "fired")
         ids = await ids_in(run.search_url, f"logs-*-{ns},metrics-*-{ns},-*elk.*")
         assert sorted(ids) == sorted(orjson.loads(v)["event"]["id"] for v in good + hostile + metric + later)
         overflow = await ids_in(run.search_url, f"logs-overflow-{ns}")
@@ -140,7 +146,7 @@ async def test_a_producer_inventing_names_is_capped_and_the_others_are_indexed(r
         assert await _templates(run.search_url, f"elk-pipeline-*-*{u}") == \
             sorted(f"elk-pipeline-logs-h{h}_{u}" for h in range(4))
         log_text = (run.logdir / "shipper.log").read_text()
-        assert log_text.count("stream cap reached") == 1
+        assert log_text.count('"message":"stream cap reached') == 1  # once (the alert's reason says it too)
 
         # a restart: the five streams in the namespace count, so a new name goes to the catch-all
         await produce(run.bootstrap, run.logs_topic, [log_record(4000, f"new-{u}"), log_record(4001, "api-service")])

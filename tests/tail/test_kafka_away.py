@@ -61,6 +61,7 @@ def test_the_wait_doubles_up_to_its_cap() -> None:
         waits.append(kafka_link.next_wait(waits[-1], 0.5))
     assert waits == [0.5, 1, 2, 4, 8, 16, 30, 30, 30, 30]
     assert kafka_link.next_wait(60, 60) == 60  # a first wait longer than the cap stays
+    assert kafka_link.next_wait(4, 0.5, cap=5) == 5  # a shorter cap (the tailer's)
 
 
 async def test_a_self_connection_is_not_taken_for_the_broker(monkeypatch: pytest.MonkeyPatch, said: Said) -> None:
@@ -101,7 +102,7 @@ async def test_while_kafka_is_away_no_producer_is_made_and_tries_back_off(monkey
             with pytest.raises(KafkaAway):
                 await sink.start()
         clock[0] = sink.retry_at
-    assert waits == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert waits == [0.5, 1, 2, 4, 5, 5, 5, 5]
     assert len(tries) == 8 and not made  # one connection attempt per wait, no producer
     assert said.lines == ["kafka unavailable; reading paused until it is back"]
 
