@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -25,3 +26,13 @@ async def consume(bootstrap: str, topic: str, count: int, wait: float = 20.0) ->
     finally:
         await consumer.stop()
     return out
+
+
+def self_connected() -> socket.socket:
+    """A TCP socket connected to itself (simultaneous open): what a client can get from a port in the
+    ephemeral range that nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.connect(sock.getsockname())
+    assert sock.getsockname() == sock.getpeername()
+    return sock

@@ -15,7 +15,7 @@ from collector import kafka_link
 from collector.ingest import producer as producer_module
 from collector.ingest.config import IngestSettings
 from collector.ingest.producer import BatchSender, KafkaGate, Unavailable, _fill
-from tests.kafka_io import consume
+from tests.kafka_io import consume, self_connected
 
 pytestmark = pytest.mark.stack
 
@@ -57,22 +57,12 @@ async def test_many_batches_deliver_every_record_once_in_order(kafka_bootstrap: 
     assert {m.key for m in got} == {b"api-service"}
 
 
-def _self_connected() -> socket.socket:
-    """A TCP socket connected to itself (simultaneous open): what a client can get from a port in the
-    ephemeral range that nothing listens on."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.connect(sock.getsockname())
-    assert sock.getsockname() == sock.getpeername()
-    return sock
-
-
 async def test_a_self_connection_is_not_taken_for_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[object] = []
     real_open = asyncio.open_connection
 
     async def open_itself(host: str, port: int, **kw: object) -> object:
-        return await real_open(sock=_self_connected())
+        return await real_open(sock=self_connected())
 
     gate = KafkaGate(IngestSettings(kafka_bootstrap_servers="127.0.0.1:40000", tokens={}, kafka_timeout_s=2))
     monkeypatch.setattr(gate, "_new_producer", lambda: made.append(1))

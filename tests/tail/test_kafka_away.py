@@ -17,6 +17,7 @@ from collector.tail import service as service_module
 from collector.tail import sink as sink_module
 from collector.tail.sink import KafkaAway, KafkaSink
 from stack.localstack import Config, down, up
+from tests.kafka_io import self_connected
 from tests.tail.conftest import running, settings, until
 
 
@@ -45,16 +46,6 @@ def _free_port() -> int:
         return int(free.getsockname()[1])
 
 
-def _self_connected() -> socket.socket:
-    """A TCP socket connected to itself (simultaneous open): what a client can get from a port in the
-    ephemeral range that nothing listens on."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.connect(sock.getsockname())
-    assert sock.getsockname() == sock.getpeername()
-    return sock
-
-
 def test_the_wait_doubles_up_to_its_cap() -> None:
     waits = [0.5]
     for _ in range(9):
@@ -69,7 +60,7 @@ async def test_a_self_connection_is_not_taken_for_the_broker(monkeypatch: pytest
     real_open = asyncio.open_connection
 
     async def open_itself(host: str, port: int, **kw: object) -> object:
-        return await real_open(sock=_self_connected())
+        return await real_open(sock=self_connected())
 
     sink = KafkaSink(f"127.0.0.1:{_free_port()}", "t", request_timeout_s=2)
     monkeypatch.setattr(sink, "_new_producer", lambda: made.append(1))
