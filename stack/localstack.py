@@ -368,16 +368,21 @@ def search_health(url: str, timeout: float = 5.0) -> dict | None:
         return None
 
 
-def wait_opensearch(cfg: Config, timeout: float = 120.0) -> None:
+def wait_engine(cfg: Config, name: str, url: str, timeout: float = 120.0) -> None:
+    """Wait until the engine `name` (its process started by us) answers yellow or green at `url`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _started_alive(cfg, "opensearch"):
-            raise StackError(f"opensearch exited; see {cfg.state / 'opensearch' / 'opensearch.log'}")
-        health = search_health(cfg.search_url)
+        if not _started_alive(cfg, name):
+            raise StackError(f"{name} exited; see {cfg.state / name / f'{name}.log'}")
+        health = search_health(url)
         if health and health.get("status") in ("yellow", "green"):
             return
         time.sleep(0.5)
-    raise StackError(f"opensearch was not yellow/green within {timeout:.0f}s")
+    raise StackError(f"{name} was not yellow/green within {timeout:.0f}s")
+
+
+def wait_opensearch(cfg: Config) -> None:
+    wait_engine(cfg, "opensearch", cfg.search_url)
 
 
 # ---------------------------------------------------------------- Elasticsearch
@@ -454,16 +459,8 @@ def start_elasticsearch(cfg: Config) -> None:
     ])
 
 
-def wait_elasticsearch(cfg: Config, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _started_alive(cfg, "elasticsearch"):
-            raise StackError(f"elasticsearch exited; see {cfg.state / 'elasticsearch' / 'elasticsearch.log'}")
-        health = search_health(cfg.es_url)
-        if health and health.get("status") in ("yellow", "green"):
-            return
-        time.sleep(0.5)
-    raise StackError(f"elasticsearch was not yellow/green within {timeout:.0f}s")
+def wait_elasticsearch(cfg: Config) -> None:
+    wait_engine(cfg, "elasticsearch", cfg.es_url)
 
 
 # ---------------------------------------------------------------- commands
