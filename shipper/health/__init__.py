@@ -23,4 +23,5 @@ def build_monitor(settings: object, forward: Forward | None = None) -> Monitor:
     else:
         monitor = HealthMonitor(health, namespace, topics, roles.health, roles.metrics)
     monitor.forward = forward
+    monitor.group = str(getattr(settings, "group_id", ""))
     return monitor

@@ -108,6 +108,7 @@ class HealthMonitor:
         # Produces stream shares to Kafka ((topic, partition, value) each; set by the shipper): the
         # counts of services whose stream another replica owns, sent on once a tick (shares.py).
         self.forward: Forward | None = None
+        self.group = ""  # the consumer group (set by the shipper): only its own shares count
         self.forwarding: asyncio.Task[None] | None = None
         self.forwarded = self.lost = self.misrouted = 0  # records sent on, lost on the way, sent here wrongly
         self.share_offsets: dict[TP, int] = {}  # the newest share merged per partition (redelivery)
@@ -325,6 +326,8 @@ class HealthMonitor:
                 refused.append((message, share))
                 continue
             tp = (message.topic, message.partition)
+            if share.group != self.group:
+                continue  # another consumer group shipping the same topics: its owners are not ours
             if message.offset <= self.share_offsets.get(tp, -1):
                 continue  # redelivered: merged already
             self.share_offsets[tp] = message.offset
@@ -355,7 +358,7 @@ class HealthMonitor:
         self.lost += lost
         caught_up = self.signals.caught_up_since is not None and not self.restoring
         messages = [(topic, partition, value) for (topic, partition), parts in by_home.items()
-                    for value in encode(parts, self.signals.bucket_s, caught_up, now)]
+                    for value in encode(parts, self.group, self.signals.bucket_s, caught_up, now)]
         return messages, sum(sum(p.records.values()) for parts in by_home.values() for p in parts.values())
 
     async def _forward(self, messages: list[tuple[str, int, bytes]], records: int) -> None:

@@ -53,6 +53,7 @@ class ServiceShare(BaseModel):
 class Share(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    group: str = Field(max_length=MAX_NAME)  # the sender's consumer group: another group's shares are not ours
     bucket_s: float = Field(gt=0)
     caught_up: StrictBool  # the sender was caught up: its silence of the service can be trusted
     services: list[ServiceShare] = Field(max_length=MAX_SERVICES_PER_SHARE)
@@ -67,14 +68,14 @@ class Share(BaseModel):
         return part, self.bucket_s / bucket_s
 
 
-def encode(parts: dict[str, Stream], bucket_s: float, caught_up: bool, now: float) -> list[bytes]:
+def encode(parts: dict[str, Stream], group: str, bucket_s: float, caught_up: bool, now: float) -> list[bytes]:
     """Message values for `parts` (service -> counts), MAX_SERVICES_PER_SHARE services each."""
     services = [{"name": name, "max_ts": part.max_ts, "min_ts": part.min_ts,
                  "buckets": [[b, n, part.errors.get(b, 0)] for b, n in sorted(part.records.items())]}
                 for name, part in parts.items()]
     return [orjson.dumps({"@timestamp": format_epoch(now),
                           "event": {"provider": OWN_WRITER, "kind": "metric", "action": SHARE_ACTION},
-                          "share": {"bucket_s": bucket_s, "caught_up": caught_up,
+                          "share": {"group": group, "bucket_s": bucket_s, "caught_up": caught_up,
                                     "services": services[i:i + MAX_SERVICES_PER_SHARE]}})
             for i in range(0, len(services), MAX_SERVICES_PER_SHARE)]
 

@@ -78,6 +78,10 @@ async def test_a_service_read_by_two_replicas_is_counted_once_by_its_owner() -> 
     assert (owner.signals.counted, owner.signals.merged, other.forwarded) == (30, 10, 10)
     rules = RuleSettings(error_window_s=60, error_ratio_min_records=20)
     assert owner.signals.error_ratio(SERVICE, now, rules)[1].startswith("10 of 40 records")
+    # another consumer group shipping the same topics has owners of its own
+    owner.group = "another"
+    assert owner.receive_shares(as_messages(sent, 200)) == []
+    assert sum(owner.signals.streams[SERVICE].records.values()) == 40 and owner.misrouted == 0
     # the reader that does not own the service never judges it, even from shares that reach it
     assert other.receive_shares(as_messages(sent, 100)) == []
     assert SERVICE not in other.signals.streams and other.misrouted == 10
@@ -134,16 +138,16 @@ def test_a_share_from_a_replica_behind_holds_silence_back() -> None:
 
 @pytest.mark.parametrize("doc", [
     {"event": {"provider": ["elk-shipper"], "action": "stream-share"}, "share": {}},  # item 10's forged marker
-    {"event": {"action": "stream-share"}, "share": {"bucket_s": 10, "caught_up": True, "services": []}},
+    {"event": {"action": "stream-share"}, "share": {"group": "", "bucket_s": 10, "caught_up": True, "services": []}},
     {"event": {"provider": "elk-shipper", "action": "other"}, "share": {}},
     {"event": {"provider": "elk-shipper", "action": "stream-share"},
-     "share": {"bucket_s": 10, "caught_up": True,
+     "share": {"group": "", "bucket_s": 10, "caught_up": True,
                "services": [{"name": "a", "max_ts": "x", "min_ts": "x", "buckets": []}]}},
     {"event": {"provider": "elk-shipper", "action": "stream-share"},
-     "share": {"bucket_s": 10, "caught_up": True,
+     "share": {"group": "", "bucket_s": 10, "caught_up": True,
                "services": [{"name": "a", "max_ts": iso(1.0), "min_ts": iso(1.0), "buckets": [[1, -5, 0]]}]}},
     {"event": {"provider": "elk-shipper", "action": "stream-share"},
-     "share": {"bucket_s": 10, "caught_up": True,
+     "share": {"group": "", "bucket_s": 10, "caught_up": True,
                "services": [{"name": "a", "max_ts": iso(1.0), "min_ts": iso(1.0), "buckets": []}]
                * (MAX_SERVICES_PER_SHARE + 1)}},
     [],
@@ -158,9 +162,51 @@ def test_shares_round_trip_in_bounded_messages() -> None:
     for n in range(MAX_SERVICES_PER_SHARE + 1):
         part = parts[f"s{n}"] = Stream(max_ts=iso(20.0), min_ts=iso(10.0))
         part.records[1], part.errors[1] = 4, 1
-    values = encode(parts, 10.0, True, 30.0)
+    values = encode(parts, "g", 10.0, True, 30.0)
     assert len(values) == 2
     shares = [decode(v) for v in values]
     assert all(isinstance(s, Share) for s in shares)
     names = [svc.name for s in shares if isinstance(s, Share) for svc in s.services]
     assert names == list(parts)
+
+
+class _Sink:
+    """Takes every action (a stand-in for the bulk sink in a pure unit)."""
+
+    def __init__(self) -> None:
+        self.streams: list[str] = []
+
+    async def write(self, actions: list[Any], waiting: Any = None) -> list[Any]:
+        self.streams += [a.stream for a in actions]
+        return []
+
+
+@pytest.mark.parametrize("tracking", [True, False])
+async def test_a_share_is_never_indexed_and_a_forged_one_is_dead_lettered(tracking: bool) -> None:
+    from shipper.context import TransformSettings
+    from shipper.monitor import NullMonitor
+    from shipper.pipeline import Pipeline
+    from shipper.stats import Stats
+
+    part = Stream(max_ts=iso(time.time()), min_ts=iso(time.time() - 5))
+    part.records[1] = 7
+    share = encode({SERVICE: part}, "", 10.0, True, time.time())[0]
+    forged = orjson.dumps({"event": {"provider": ["elk-shipper"], "action": "stream-share"}, "share": {}})
+    header = [(SHARE_HEADER, b"1")]
+    messages = [Meta("logs", 0, 0, 0, SERVICE.encode(), (), orjson.dumps(rec(SERVICE, time.time()))),
+                Meta("logs", 0, 1, 0, None, header, share), Meta("logs", 0, 2, 0, None, header, forged)]
+    monitor = HealthMonitor(HealthSettings()) if tracking else NullMonitor()
+    sink, dead = _Sink(), []
+
+    async def publish(entries: list[tuple[bytes | None, bytes]]) -> None:
+        dead.extend(orjson.loads(value) for _, value in entries)
+
+    stats = Stats()
+    pipeline = Pipeline(sink=sink, stats=stats, settings=TransformSettings(host_name="h"),  # type: ignore[arg-type]
+                        monitor=monitor, publish_dead=publish)
+    await pipeline.process(messages)
+    assert sink.streams == ["logs-shop-default", "logs-elk.deadletter-default"]
+    assert [(d["error"]["type"], d["dead_letter"]["offset"]) for d in dead] == [("share", 2)]
+    assert (stats.consumed, stats.dead_lettered) == (2, 1)  # the valid share is no record of a service
+    if isinstance(monitor, HealthMonitor):
+        assert sum(monitor.signals.streams[SERVICE].records.values()) == 8
