@@ -64,7 +64,7 @@ LOOK_AFTER_S = 0.001  # a due look lands just after the deadline it waits for
 MAX_PRODUCED = 10_000
 # an instance announced as gone by its prober (target removed, container removed)
 REMOVED = "health-removed"
-FORWARD_WITHIN_S = 10.0  # producing one tick's stream shares; past it their counts are lost (counted)
+FORWARD_WITHIN_S = 5.0  # producing one tick's stream shares (also inside a rebalance); past it they are lost (counted)
 Forward = Callable[[list[tuple[str, int, bytes]]], Awaitable[None]]
 
 
@@ -504,7 +504,8 @@ class HealthMonitor:
         if not self.refused.moved(self.refused_total(), now):
             return False, "no service or instance refused"
         return True, (f"tracking caps reached: {self.signals.refused} log records of services beyond "
-                      f"max_services ({self.settings.max_services}) and {self.state.refused_services} probe "
+                      f"max_services ({self.settings.max_services}), {self.signals.partial_refused} of services "
+                      f"owned by other replicas beyond it within a tick, {self.state.refused_services} probe "
                       f"results of further services not tracked, {self.state.refused_total} results of "
                       f"instances beyond max_instances ({self.settings.max_instances}) refused "
                       "(their records are indexed all the same)")
