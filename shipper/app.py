@@ -48,8 +48,8 @@ class Shipper:
         self.settings = settings
         self.stats = Stats()
         self.stopping = asyncio.Event()
-        self.monitor = build_monitor(settings)
         self.producer = DeadLetterProducer(settings)
+        self.monitor = build_monitor(settings, forward=self.producer.send_shares)
         # through the dead-letter producer's connection (it is started before the consumer)
         self.topic_ids = TopicIds(lambda: self.producer.client.client, settings.retry_initial_s, settings.retry_max_s)
         self.source = KafkaSource(settings, hooks=(self.topic_ids, self.monitor))

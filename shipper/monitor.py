@@ -9,11 +9,12 @@ event.ingested) are the same on redelivery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipper.engines.base import SearchEngine
-from shipper.provenance import Origin
+from shipper.provenance import Message, Origin
 
 Doc = tuple[str, dict[str, Any]]  # (document id, document with its data_stream.* fields set)
 
@@ -36,6 +37,11 @@ class Monitor(Protocol):
 
     def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]: ...
 
+    def receive_shares(self, messages: Sequence[Message]) -> list[tuple[Message, str]]:
+        """Stream shares (messages with the share header, shipper/health/shares.py) read from Kafka;
+        returns those that are no valid share, with the reason (they are dead-lettered)."""
+        ...
+
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]: ...
 
     def metrics(self) -> list[str]: ...
@@ -56,6 +62,12 @@ class NullMonitor:
 
     def observe(self, record: dict[str, Any], origin: Origin | None = None) -> list[Doc]:
         return []
+
+    def receive_shares(self, messages: Sequence[Message]) -> list[tuple[Message, str]]:
+        """Health tracking is off: valid shares (of replicas that track it) are left aside all the same."""
+        from shipper.health.shares import decode  # the health package imports this module
+
+        return [(m, reason) for m in messages if isinstance(reason := decode(m.value), str)]
 
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
         return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from collector.contract.streams import is_share
 from shipper import deadletter
 from shipper.context import Batch, TransformSettings
 from shipper.deadletter import DeadLetter
@@ -39,8 +40,12 @@ class Pipeline:
         """Returns once every message is indexed or dead-lettered (the caller then may commit them)."""
         if not messages:
             return
-        self.stats.consumed += len(messages)
         ids = await self.topic_ids({m.topic for m in messages}) if self.topic_ids is not None else {}
+        shares = [m for m in messages if m.headers and is_share(m.headers)]
+        refused = self.monitor.receive_shares(shares) if shares else []
+        if shares:  # another replica's counts for the health monitor: never indexed (shipper/health/shares.py)
+            messages = [m for m in messages if not (m.headers and is_share(m.headers))]
+        self.stats.consumed += len(messages) + len(refused)
         now = datetime.now(UTC)
         prepared = prepare(messages, Batch(self.settings, now, topic_ids=ids), self.monitor)
         if prepared.observe_failures:
@@ -48,6 +53,7 @@ class Pipeline:
             log.warning("the monitor could not read records; they are indexed all the same",
                         records=len(prepared.observe_failures), first=prepared.observe_failures[0])
         dead = prepared.dead
+        dead += [DeadLetter(m, m.value, "share", reason, "decode") for m, reason in refused]
         failures = await self.sink.write(prepared.actions, self.waiting)
         for failure in failures:
             origin = failure.action.origin

@@ -1,4 +1,5 @@
-"""The Kafka producer of the dead-letter topic, shared by `shipper run` and `shipper replay`.
+"""The Kafka producer of the dead-letter topic, shared by `shipper run` and `shipper replay`; it
+also carries the health monitor's stream shares (shipper/health/shares.py).
 
 Idempotent and acks=all: a dead letter counts as durable only once every in-sync replica has it,
 and the batch it came from is committed only after that. A broker that is away is waited for; a
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from collector.contract.streams import SHARE_HEADER
 from shipper.config import ShipperSettings
 from shipper.log import get_logger
 
@@ -62,6 +64,13 @@ class DeadLetterProducer:
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         await self.client.send_and_wait(topic, value, key=key)
+
+    async def send_shares(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+        """Stream shares (shipper/health/shares.py), each on the partition of its services' owner,
+        with the share header; returns once Kafka has them all (the caller bounds the wait)."""
+        futures = [await self.client.send(topic, value, partition=partition, headers=[(SHARE_HEADER, b"1")])
+                   for topic, partition, value in messages]
+        await asyncio.gather(*futures)
 
     async def publish(self, entries: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Until the broker has them all: the batch is not committed before its dead letters are durable."""

@@ -80,7 +80,10 @@ class _CommitFinishedOnRevoke(ConsumerRebalanceListener):
         log.info("partitions assigned", partitions=sorted(f"{t}/{p}" for t, p in keys))
         if not self.source.hooks:
             return
-        counts = {t: len(self.source.consumer.partitions_for_topic(t) or ()) for t in {t for t, _ in keys}}
+        # every subscribed topic's, not only the assigned ones': a service's stream is owned through its
+        # partition of the first logs topic even by a replica that holds none of that topic
+        topics = {t for t, _ in keys} | set(self.source.settings.topic_list)
+        counts = {t: len(self.source.consumer.partitions_for_topic(t) or ()) for t in topics}
         for hook in self.source.hooks:
             try:
                 await hook.partitions_assigned(keys, counts)
@@ -243,12 +246,6 @@ class KafkaSource:
 
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())
-
-    def pause(self) -> None:
-        self.consumer.pause(*self.consumer.assignment())
-
-    def resume(self) -> None:
-        self.consumer.resume(*self.consumer.paused())
 
     async def stop(self) -> None:
         """Leaves the group. aiokafka leaves without calling the revoke listener, so the hooks are

@@ -34,6 +34,12 @@ OWN_DATASETS = frozenset({DATASET_HEALTH, DATASET_ALERTS, DATASET_DEAD_LETTER, D
 OWN_WRITER = "elk-shipper"
 OWN_WRITER_FIELD = "event.provider"
 
+# The Kafka header of a stream share: counts of a service's log records that one shipper replica
+# sends on to the replica that owns the service's stream, on a logs topic (shipper/health/shares.py).
+# A message with it is never indexed as a log record: it is merged if it also carries the own-writer
+# marker as a plain string and is a valid share, else dead-lettered. No intake writes Kafka headers.
+SHARE_HEADER = "elk-stream-share"
+
 DEFAULT_NAMESPACE = "default"
 GENERIC_DATASET = "generic"
 # The catch-all of the services' streams: where records go once the shipper's cap on streams is
@@ -74,6 +80,13 @@ def is_own_written(source: object) -> bool:
         return False
     event = source.get("event")
     return type(event) is dict and type(event.get("provider")) is str and event["provider"] == OWN_WRITER
+
+
+def is_share(headers: object) -> bool:
+    """A Kafka message's headers ((key, value) pairs) mark it as a stream share (SHARE_HEADER)."""
+    if not isinstance(headers, list | tuple):
+        return False
+    return any(type(h) is tuple and len(h) == 2 and h[0] == SHARE_HEADER for h in headers)
 
 
 def data_stream_name(type_: str, dataset: str, namespace: str = DEFAULT_NAMESPACE) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from shipper.health.config import HealthSettings
-from shipper.health.monitor import HealthMonitor
+from shipper.health.monitor import Forward, HealthMonitor
 from shipper.monitor import Monitor, NullMonitor
 
 
-def build_monitor(settings: object) -> Monitor:
-    """Accepts the shipper's settings (uses its `.health`) or a HealthSettings directly."""
+def build_monitor(settings: object, forward: Forward | None = None) -> Monitor:
+    """Accepts the shipper's settings (uses its `.health`) or a HealthSettings directly; `forward`
+    produces stream shares to Kafka (shipper/health/shares.py)."""
     health = getattr(settings, "health", settings)
     if not isinstance(health, HealthSettings):
         health = HealthSettings()
@@ -17,7 +18,10 @@ def build_monitor(settings: object) -> Monitor:
     roles = getattr(settings, "roles", None)
     if not health.enabled:
         return NullMonitor()
-    service_map = getattr(settings, "service_map", None)
     if roles is None:
-        return HealthMonitor(health, namespace, topics, service_map=service_map)
-    return HealthMonitor(health, namespace, topics, roles.health, roles.metrics, service_map)
+        monitor = HealthMonitor(health, namespace, topics)
+    else:
+        monitor = HealthMonitor(health, namespace, topics, roles.health, roles.metrics)
+    monitor.forward = forward
+    monitor.group = str(getattr(settings, "group_id", ""))
+    return monitor

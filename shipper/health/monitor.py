@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -41,12 +41,13 @@ from shipper.health.alerts import AlertBook, Condition, Key
 from shipper.health.config import SHIPPER_SERVICE, HealthSettings, RuleSettings
 from shipper.health.ownership import HEALTH, STREAM, TP, Ownership
 from shipper.health.restore import apply_hits, restore_query
-from shipper.health.signals import Signals, last_seen_query, seed_from
+from shipper.health.shares import decode, encode
+from shipper.health.signals import Signals, Stream, last_seen_query, seed_from
 from shipper.health.state import HealthState
 from shipper.health.webhooks import WebhookNotifier
 from shipper.log import get_logger
 from shipper.monitor import Doc, PipelineStatus
-from shipper.provenance import Origin
+from shipper.provenance import Message, Origin
 
 log = get_logger("shipper.health")
 
@@ -63,16 +64,8 @@ LOOK_AFTER_S = 0.001  # a due look lands just after the deadline it waits for
 MAX_PRODUCED = 10_000
 # an instance announced as gone by its prober (target removed, container removed)
 REMOVED = "health-removed"
-
-
-def keys_of(service_map: dict[str, str]) -> dict[str, tuple[str, ...]]:
-    """Mapped name -> the literal names (Kafka keys) mapped to it; names reached only through a
-    pattern have no known key (their stream is owned once their records arrive, never seeded)."""
-    out: dict[str, tuple[str, ...]] = {}
-    for pattern, service in service_map.items():
-        literal = re.escape(pattern) == pattern or re.escape(pattern).replace("\\-", "-") == pattern
-        out[service] = out.get(service, ()) + ((pattern,) if literal else ())
-    return out
+FORWARD_WITHIN_S = 5.0  # producing one tick's stream shares (also inside a rebalance); past it they are lost (counted)
+Forward = Callable[[list[tuple[str, int, bytes]]], Awaitable[None]]
 
 
 class Recent:
@@ -91,10 +84,8 @@ class Recent:
 class HealthMonitor:
     def __init__(self, settings: HealthSettings, namespace: str = "default", topics: list[str] | None = None,
                  health_topics: frozenset[str] = frozenset({TOPIC_HEALTH}),
-                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS}),
-                 service_map: dict[str, str] | None = None) -> None:
+                 metrics_topics: frozenset[str] = frozenset({TOPIC_METRICS})) -> None:
         self.settings = settings
-        self.keys_of = keys_of(service_map or {})
         self.state = self._new_state()
         self.namespace = sanitize_namespace(namespace)
         all_rules = [settings.rules, *(settings.rules_for(s) for s in settings.services)]
@@ -112,7 +103,15 @@ class HealthMonitor:
         # without Kafka (`topics` None) owns everything.
         self.owner = Ownership(topics or [TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH], health_topics, metrics_topics,
                                everything=topics is None)
+        self.signals.owns = lambda service: self.owner.owns(STREAM, service)
         self.engine: SearchEngine | None = None
+        # Produces stream shares to Kafka ((topic, partition, value) each; set by the shipper): the
+        # counts of services whose stream another replica owns, sent on once a tick (shares.py).
+        self.forward: Forward | None = None
+        self.group = ""  # the consumer group (set by the shipper): only its own shares count
+        self.forwarding: asyncio.Task[None] | None = None
+        self.forwarded = self.lost = self.misrouted = 0  # records sent on, lost on the way, sent here wrongly
+        self.share_offsets: dict[TP, int] = {}  # the newest share merged per partition (redelivery)
         self.capped_logged: set[str] = set()
         # The newest offset observed per owned partition: a partition kept across a rebalance is
         # redelivered from its committed offset, and what was observed already must not count twice.
@@ -148,19 +147,13 @@ class HealthMonitor:
         part = self.part_of(key)
         if part is None:
             return self.owner.leader()
-        return self.owns_stream(key[1]) if part == STREAM else self.owner.owns(part, key[1])
+        return self.owner.owns(part, key[1])
 
     def owns_stream(self, service: str) -> bool:
-        """A service's stream signals belong to the replica that reads its log records: the owner of
-        the partition they arrive on, which their Kafka key decides, not the name they are indexed
-        under (SHIPPER_SERVICE_MAP renames the key). Before any record arrives (restore, seed) the
-        name's own partition, or for a mapped name the partitions of the literal names mapped to it."""
-        if self.owner.everything:
-            return True
-        stream = self.signals.streams.get(service)
-        if stream is not None and stream.home is not None:
-            return stream.home in self.owner.owned
-        return any(self.owner.owns(STREAM, key) for key in self.keys_of.get(service, (service,)))
+        """A service's stream signals belong to the owner of its name's partition of the first logs
+        topic, whatever partition its records arrive on (their Kafka key decides that, and
+        SHIPPER_SERVICE_MAP renames the key): the replicas that read them send their counts there."""
+        return self.owner.owns(STREAM, service)
 
     def _not_owned(self) -> tuple[set[str], set[str], set[Key]]:
         return ({s for s in self.state.services if not self.owner.owns(HEALTH, s)},
@@ -174,6 +167,7 @@ class HealthMonitor:
         Their state is kept until the assignment: an eager rebalance revokes everything and
         usually gives most of it back."""
         self.owner.revoke(revoked)
+        await self.flush_shares(time.time())  # counts of this tenure go on before the partitions move
         _, _, keys = self._not_owned()
         handed = [self.book.last_event[k] for k in keys if k in self.book.last_event]
         if handed and self.engine is not None:
@@ -189,8 +183,9 @@ class HealthMonitor:
         The index only fills in what memory does not hold when the answers are applied: a service
         kept across the rebalance, or one whose records were read meanwhile, keeps its newer state."""
         self.owner.assign(assigned, counts)
-        for tp in [tp for tp in self.offsets if tp not in self.owner.owned]:
-            del self.offsets[tp]  # a partition regained later starts a new tenure from its committed offset
+        for offsets in (self.offsets, self.share_offsets):
+            for tp in [tp for tp in offsets if tp not in self.owner.owned]:
+                del offsets[tp]  # a partition regained later starts a new tenure from its committed offset
         health, streams, keys = self._not_owned()
         self.state.drop(health)
         self.signals.drop(streams)
@@ -285,12 +280,7 @@ class HealthMonitor:
             self.offsets[tp] = origin.offset
         event = record.get("event")
         if not isinstance(event, dict) or event.get("dataset") != DATASET_HEALTH:
-            service = record.get("service")
-            name = service.get("name") if type(service) is dict else None
-            if origin is not None:  # read here: this replica owns its partition, whatever the name
-                self.signals.observe(record, tp)
-            elif self.owner.everything or (type(name) is str and self.owner.owns(STREAM, name)):
-                self.signals.observe(record)
+            self.signals.observe(record)  # a stream owned elsewhere is counted to be sent on
             return []
         action = event.get("action")
         if action not in ("health-check", REMOVED):
@@ -322,6 +312,80 @@ class HealthMonitor:
                 del self.produced[next(iter(self.produced))]  # the oldest: long committed
             self.produced[(origin.topic, origin.partition, origin.offset)] = docs
         return docs
+
+    # ------------------------------------------------------------------ stream shares
+
+    def receive_shares(self, messages: Sequence[Message]) -> list[tuple[Message, str]]:
+        """Counts another replica read of services whose stream this one owns: merged as if read
+        here. Returns the messages that are no valid share, with why (dead-lettered)."""
+        refused: list[tuple[Message, str]] = []
+        now = time.time()
+        for message in messages:
+            share = decode(message.value)
+            if isinstance(share, str):
+                refused.append((message, share))
+                continue
+            tp = (message.topic, message.partition)
+            if share.group != self.group:
+                continue  # another consumer group shipping the same topics: its owners are not ours
+            if message.offset <= self.share_offsets.get(tp, -1):
+                continue  # redelivered: merged already
+            self.share_offsets[tp] = message.offset
+            for service in share.services:
+                part, scale = share.stream(service, self.signals.bucket_s)
+                records = sum(part.records.values())
+                if not self.owns_stream(service.name):  # the sender's idea of the partitions differs
+                    self.misrouted += records
+                elif self.signals.merge(service.name, part, now, share.caught_up, scale):
+                    self.signals.merged += records
+        return refused
+
+    def _outgoing(self, now: float) -> tuple[list[tuple[str, int, bytes]], int]:
+        """The counts of services owned elsewhere since the last call, as share messages for their
+        owners' partitions, and how many records they hold. A service this replica has come to own
+        meanwhile is merged here instead."""
+        by_home: dict[TP, dict[str, Stream]] = {}
+        lost = 0
+        for service, part in self.signals.take_partial().items():
+            home = self.owner.home(service)
+            if self.owns_stream(service):
+                if self.signals.merge(service, part, now):
+                    self.signals.counted += sum(part.records.values())
+            elif home is None or self.forward is None:
+                lost += sum(part.records.values())
+            else:
+                by_home.setdefault(home, {})[service] = part
+        self.lost += lost
+        caught_up = self.signals.caught_up_since is not None and not self.restoring
+        messages = [(topic, partition, value) for (topic, partition), parts in by_home.items()
+                    for value in encode(parts, self.group, self.signals.bucket_s, caught_up, now)]
+        return messages, sum(sum(p.records.values()) for parts in by_home.values() for p in parts.values())
+
+    async def _forward(self, messages: list[tuple[str, int, bytes]], records: int) -> None:
+        assert self.forward is not None
+        try:
+            await asyncio.wait_for(self.forward(messages), FORWARD_WITHIN_S)
+            self.forwarded += records
+        except Exception as exc:  # Kafka refused or did not answer: these counts are lost, not resent twice
+            self.lost += records
+            log.warning("could not send stream counts to their owners", records=records, error=repr(exc))
+
+    def send_shares(self, now: float) -> None:
+        """Once a tick: the counts of services owned elsewhere go to their owners, one send at a time
+        (while one is out, the counts wait in the bounded partial map)."""
+        if self.forwarding is not None and not self.forwarding.done():
+            return
+        messages, records = self._outgoing(now)
+        if messages:
+            self.forwarding = asyncio.create_task(self._forward(messages, records))
+
+    async def flush_shares(self, now: float) -> None:
+        """Everything counted for other owners, sent now (a rebalance, a stop), within FORWARD_WITHIN_S."""
+        if self.forwarding is not None:
+            await asyncio.wait({self.forwarding}, timeout=FORWARD_WITHIN_S)
+        messages, records = self._outgoing(now)
+        if messages:
+            await self._forward(messages, records)
 
     def _transition_docs(self, moves: list[dict[str, Any]], stream: Any = None) -> list[Doc]:
         docs: list[Doc] = []
@@ -432,14 +496,16 @@ class HealthMonitor:
         }
 
     def refused_total(self) -> int:
-        return self.signals.refused + self.state.refused_services + self.state.refused_total
+        return self.signals.refused + self.signals.partial_refused + self.state.refused_services \
+            + self.state.refused_total
 
     def tracking_cap(self, now: float) -> Condition:
         """On while services or instances over the global caps were refused in the last CAP_QUIET_S."""
         if not self.refused.moved(self.refused_total(), now):
             return False, "no service or instance refused"
         return True, (f"tracking caps reached: {self.signals.refused} log records of services beyond "
-                      f"max_services ({self.settings.max_services}) and {self.state.refused_services} probe "
+                      f"max_services ({self.settings.max_services}), {self.signals.partial_refused} of services "
+                      f"owned by other replicas beyond it within a tick, {self.state.refused_services} probe "
                       f"results of further services not tracked, {self.state.refused_total} results of "
                       f"instances beyond max_instances ({self.settings.max_instances}) refused "
                       "(their records are indexed all the same)")
@@ -474,12 +540,13 @@ class HealthMonitor:
         stream = self.signals.streams.get(service)
         if stream is not None and stream.last_event:
             silent_at = stream.last_event + rules.silence_s
+            listening = self.signals.listening_since(service)
             if silent_at > now:
                 times.append(silent_at)
-            elif self.signals.caught_up_since is None:
+            elif listening is None:
                 self.waiting.add(service)  # looked at again once caught up
-            elif now - self.signals.caught_up_since <= rules.silence_s:
-                times.append(self.signals.caught_up_since + rules.silence_s)
+            elif now - listening <= rules.silence_s:
+                times.append(listening + rules.silence_s)
             times.append(stream.last_event + rules.silence_forget_s)
             if now - stream.first_event < rules.error_window_s and \
                     sum(stream.records.values()) >= rules.error_ratio_min_records:
@@ -549,6 +616,7 @@ class HealthMonitor:
         return docs
 
     async def tick(self, now: float, pipeline: PipelineStatus) -> list[Doc]:
+        self.send_shares(now)
         docs = self.evaluate(now, pipeline)
         self._announce([d for d in docs if d[1]["event"].get("kind") == "alert"])
         return docs
@@ -574,6 +642,16 @@ class HealthMonitor:
                     [({"kind": "logs"}, self.signals.refused), ({"kind": "health"}, self.state.refused_services)]),
             *single("shipper_health_services", "gauge", "Services tracked (stream signals; this replica).",
                     len(self.signals.streams)),
+            *metric("shipper_health_stream_records_total", "counter",
+                    "Log records counted into the streams this replica owns: read here, or read by another "
+                    "replica and received in a stream share.",
+                    [({"via": "read"}, self.signals.counted), ({"via": "share"}, self.signals.merged)]),
+            *metric("shipper_health_shared_records_total", "counter",
+                    "Log records of services whose stream another replica owns: sent on in stream shares, "
+                    "refused (more than max_services such services within a tick), lost (Kafka refused the "
+                    "share), or received here although this replica does not own their stream.",
+                    [({"outcome": "sent"}, self.forwarded), ({"outcome": "refused"}, self.signals.partial_refused),
+                     ({"outcome": "lost"}, self.lost), ({"outcome": "misrouted"}, self.misrouted)]),
             *metric("shipper_webhook_deliveries_total", "counter",
                     "Alert events handed to webhooks, by outcome (dropped: queue full, oldest first).",
                     [({"outcome": "delivered"}, delivery.delivered), ({"outcome": "failed"}, delivery.failed),

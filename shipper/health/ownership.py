@@ -4,8 +4,12 @@ Every producer keys its records by service name (the prober, the ingest API, the
 output), so all of a service's records on a topic are in one partition, and the replica of the
 consumer group that owns that partition sees all of them and nothing of it reaches the others.
 That replica owns the service: its health state for the partition of the health topics
-(SHIPPER_HEALTH_TOPICS), its stream signals (silence, error rate, error ratio) for the partition
-of the logs topics (neither health nor metrics topics). Partition
+(SHIPPER_HEALTH_TOPICS), its stream signals (silence, error rate, error ratio) for its name's
+partition of the first logs topic (neither health nor metrics topics): one partition, whatever
+key or topic the records arrive with, so one owner even for names given by SHIPPER_SERVICE_MAP
+(whose records arrive on their key's partition) and for producers that do not key by service;
+the replicas that read such records send their counts on to that owner (shipper/health/shares.py).
+Partition
 ownership is Kafka's, so a rebalance moves services with their partitions: the old owner hands
 them over (writes the newest event of their alerts, drops them without resolving), the new owner
 restores them from the index before it reads their records.
@@ -48,14 +52,25 @@ class Ownership:
             named = [t for t in self.topics if t not in self.health_topics and t not in self.metrics_topics]
         return named or list(self.topics)
 
+    def home(self, service: str) -> TP | None:
+        """The one partition whose owner owns `service`'s stream: its name's partition in the first
+        logs topic (None before the partition counts are known)."""
+        for topic in self.topics_of(STREAM):
+            if self.counts.get(topic):
+                return topic, partition_of(service, self.counts[topic])
+        return None
+
     def owns(self, part: str, service: str) -> bool:
         if self.everything:
             return True
         key = (part, service)
         found = self._cache.get(key)
         if found is None:
-            found = any((t, partition_of(service, self.counts[t])) in self.owned
-                        for t in self.topics_of(part) if self.counts.get(t))
+            if part == STREAM:
+                found = self.home(service) in self.owned
+            else:
+                found = any((t, partition_of(service, self.counts[t])) in self.owned
+                            for t in self.topics_of(part) if self.counts.get(t))
             if len(self._cache) > 100_000:
                 self._cache.clear()
             self._cache[key] = found

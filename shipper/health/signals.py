@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +87,9 @@ class Stream:
     bucket_s: float = 10.0
     prefix: str = ""  # the last @timestamp's second and its bucket: records come in time order
     prefix_bucket: int = 0
-    home: tuple[str, int] | None = None  # the partition its first record came from (who reads it owns it)
+    # when a share from a replica that was not caught up last arrived: that replica may be draining a
+    # backlog of this service, so silence counts only from then (as for this replica's own lag)
+    behind_at: float = 0.0
 
 
 @dataclass
@@ -111,14 +113,22 @@ class Signals:
     max_streams: int = 1_000_000
     refused: int = 0  # log records of services over max_streams (indexed, not tracked)
     dirty: set[str] = field(default_factory=set)  # streams with records since the last tick
+    # Whether this replica owns a service's stream; records of the others are counted in `partial`
+    # (at most max_streams services between two ticks) and sent on to their owner (shares.py).
+    owns: Callable[[str], bool] = lambda service: True
+    partial: dict[str, Stream] = field(default_factory=dict)
+    partial_refused: int = 0  # log records of services over max_streams in `partial` (never counted)
+    counted: int = 0  # log records counted into owned streams, as read here
+    merged: int = 0  # ... and as received from other replicas in shares
 
     @property
     def bucket_s(self) -> float:
         return self.error_window_s / BUCKETS_PER_WINDOW
 
-    def observe(self, record: dict[str, Any], home: tuple[str, int] | None = None) -> None:
+    def observe(self, record: dict[str, Any]) -> None:
         """Hot path: one log record of a service (not probe results; metric documents are no records
-        of a service's traffic: counted, they diluted its error ratio)."""
+        of a service's traffic: counted, they diluted its error ratio). A service whose stream
+        another replica owns is counted in `partial`, to be sent on."""
         stream_kind = record.get("data_stream")
         if type(stream_kind) is dict and stream_kind.get("type") == METRICS:
             return
@@ -131,16 +141,23 @@ class Signals:
             self.freshest_ts = ts
         stream = self.streams.get(name)
         if stream is None:
-            if len(self.streams) >= self.max_streams:
-                self.refused += 1
-                return
-            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s, home=home)
+            stream = self.partial.get(name)
+            if stream is None:
+                stream = self._new(name, ts)
+                if stream is None:
+                    return
+            else:
+                if ts > stream.max_ts:
+                    stream.max_ts = ts
+                if ts < stream.min_ts:
+                    stream.min_ts = ts
         else:
             if ts > stream.max_ts:
                 stream.max_ts = ts
-            if ts < stream.min_ts:
+            if ts < stream.min_ts:  # a seeded stream's min_ts sorts after every timestamp
                 stream.min_ts = ts
-        self.dirty.add(name)
+            self.dirty.add(name)
+            self.counted += 1
         prefix = ts[:19]
         if prefix == stream.prefix:
             bucket = stream.prefix_bucket
@@ -165,6 +182,61 @@ class Signals:
             code = response.get("status_code") if type(response) is dict else None
             if type(code) is int and 500 <= code <= 599:
                 stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
+
+    def _new(self, name: str, ts: str) -> Stream | None:
+        """The first record of a service since the last tick: its own stream, or a partial one when
+        another replica owns its stream; None past the cap (counted)."""
+        if self.owns(name):
+            if len(self.streams) >= self.max_streams:
+                self.refused += 1
+                return None
+            self.dirty.add(name)
+            self.counted += 1
+            stream = self.streams[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s)
+            return stream
+        if len(self.partial) >= self.max_streams:
+            self.partial_refused += 1
+            return None
+        stream = self.partial[name] = Stream(max_ts=ts, min_ts=ts, bucket_s=self.bucket_s)
+        return stream
+
+    def take_partial(self) -> dict[str, Stream]:
+        """The counts of services owned elsewhere since the last call (to be sent on)."""
+        partial, self.partial = self.partial, {}
+        return partial
+
+    def merge(self, service: str, part: Stream, now: float, caught_up: bool = True,
+              scale: float = 1.0) -> bool:
+        """Counts of `service`'s records that another replica read (a share), or that were counted
+        here as another's before this replica came to own the stream: merged as if read here (last
+        seen = the newest record, per-bucket records and errors). `scale`: the sender's bucket size
+        over this one's. False when the stream cap refuses a new stream."""
+        stream = self.streams.get(service)
+        if stream is None:
+            if len(self.streams) >= self.max_streams:
+                self.refused += sum(part.records.values())
+                return False
+            stream = self.streams[service] = Stream(max_ts=part.max_ts, min_ts=part.min_ts, bucket_s=self.bucket_s)
+        if part.max_ts > stream.max_ts:
+            stream.max_ts = part.max_ts
+        if part.min_ts < stream.min_ts:
+            stream.min_ts = part.min_ts
+        for buckets, into in ((part.records, stream.records), (part.errors, stream.errors)):
+            for bucket, n in buckets.items():
+                mine = bucket if scale == 1.0 else int(bucket * scale)
+                into[mine] = into.get(mine, 0) + n
+        if not caught_up:
+            stream.behind_at = now
+        self.dirty.add(service)
+        return True
+
+    def listening_since(self, service: str) -> float | None:
+        """Since when silence of `service` can be heard: caught up here, and no share from a replica
+        that was behind since then."""
+        stream = self.streams.get(service)
+        if self.caught_up_since is None or stream is None:
+            return self.caught_up_since
+        return max(self.caught_up_since, stream.behind_at)
 
     def drop(self, services: Iterable[str]) -> None:
         """Forget services another replica owns now."""
@@ -257,9 +329,10 @@ class Signals:
         quiet = now - stream.last_event
         if quiet <= rules.silence_s:
             return False, f"last record {quiet:.0f}s ago"
-        if self.caught_up_since is None:
+        listening = self.listening_since(service)
+        if listening is None:
             return None, "shipper not caught up"
-        if now - self.caught_up_since <= rules.silence_s:
+        if now - listening <= rules.silence_s:
             return None, "caught up too recently to tell"
         return True, f"no records for {quiet:.0f}s (threshold {rules.silence_s:g}s) while the shipper is caught up"
 

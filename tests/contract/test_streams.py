@@ -10,6 +10,7 @@ from collector.contract.streams import (
     data_stream_pattern,
     is_own_dataset,
     is_own_written,
+    is_share,
     sanitize_dataset,
     sanitize_namespace,
     service_streams,
@@ -75,3 +76,19 @@ def test_service_streams_leave_out_the_products_own(type_: str, patterns: tuple[
 ])
 def test_only_a_plain_string_marker_is_own_written(source: object, own: bool) -> None:
     assert is_own_written(source) is own
+
+
+@pytest.mark.parametrize(("headers", "share"), [
+    ([("elk-stream-share", b"1")], True),
+    ((("trace", b"x"), ("elk-stream-share", None)), True),  # the header decides; the value is checked later
+    ([("ELK-stream-share", b"1")], False),  # Kafka header keys are case-sensitive
+    ([("elk-stream-share ", b"1")], False),
+    ([("service", b"elk-stream-share")], False),
+    ([], False),
+    ((), False),
+    (None, False),
+    ([("elk-stream-share",)], False),
+    (["elk-stream-share"], False),
+])
+def test_a_share_is_told_by_its_header(headers: object, share: bool) -> None:
+    assert is_share(headers) is share
