@@ -3,7 +3,9 @@
 Layout (moby daemon/logger/jsonfilelog): `<root>/containers/<id>/<id>-json.log`, one JSON object a
 line: `{"log": "text\\n", "stream": "stdout|stderr", "time": "RFC 3339 with nanoseconds"}`; a line
 longer than 16 KiB is split into several objects, all but the last without the trailing newline.
-Rotation renames `<id>-json.log` to `.1`, `.2`... (the open descriptor follows it). Metadata is in
+Rotation renames `<id>-json.log` to `.1`, `.2`... (the open descriptor follows it); a line being
+written when it rotates has its first pieces in `.1` and the rest in the new file, which takes the
+head over (JsonFileDecoder.take_head, collector.tail.service). Metadata is in
 `config.v2.json` beside it: `Name` ("/api-service-1"), `Config.Image`, `Config.Labels`.
 """
 
@@ -37,8 +39,20 @@ class JsonFileDecoder:
         self.size = 0
         self.first = None
 
+    def take_head(self, older: JsonFileDecoder) -> None:
+        """The pieces `older` holds at its end (a line split across a rotation) continue in this file:
+        the line is this file's first, at offset 0 (its id and offset belong to this file)."""
+        assert older.first is not None
+        _, stream, time = older.first
+        self.first = (0, stream, time)
+        self.pieces, self.size, self.last_end = older.pieces, older.size, 0
+        older.reset()
+
+    def holds(self) -> bool:
+        return self.first is not None
+
     def flush(self) -> Decoded | None:
-        """The pieces held (the head of a line whose rest is in the next file): shipped as they are."""
+        """The pieces held when no file continues them (the rest never came): shipped as they are."""
         if self.first is None:
             return None
         first_start, stream, time = self.first

@@ -59,7 +59,7 @@ class _Pending:
 _DIGITS = frozenset(b"0123456789")
 
 
-def _whole(line: bytes, after: bytes) -> bool:
+def whole(line: bytes, after: bytes) -> bool:
     """Whether the default multiline rules cannot join `after` to `line` (a shortcut past the joiner
     for most lines of nginx, pino and the like): `line` is JSON (only an indented line continues
     it), or starts with a digit (it starts no trace) and `after` is JSON or starts with a digit
@@ -125,7 +125,7 @@ class Joiner:
         """The reader's shortcut past `feed` (None: use `feed`): when `raw` cannot continue what is
         pending (JSON, or a digit first outside any trace and not PostgreSQL's `YYYY-` shape) and the
         line `after` it cannot continue it, the records are what is pending and this line."""
-        if not self.default or not _whole(raw, after):
+        if not self.default or not whole(raw, after):
             return None
         pending = self.pending
         if pending is None:
@@ -139,7 +139,7 @@ class Joiner:
     def free(self, raw: bytes, after: bytes) -> bool:
         """`alone`'s commonest case without the Joined: nothing is pending and neither `raw` nor the
         line `after` it can be joined to what comes before, so `raw` is a record by itself (True)."""
-        if self.pending is None and self.default and _whole(raw, after):
+        if self.pending is None and self.default and whole(raw, after):
             self.state = NONE
             return True
         return False

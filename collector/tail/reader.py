@@ -94,6 +94,10 @@ class FileTail:
         # the last bytes read and where they end: if they are not there any more, the content was replaced
         self.anchor: tuple[int, bytes] | None = None
         self.marked = entry.offset  # the offset entry.mark is about
+        # a Docker line split across a rotation: this file's first line carries the older file's head
+        # (that file, its generation and its end: acknowledged with this file's first record)
+        self.carried: tuple[FileTail, int, int] | None = None
+        self.handed = False  # its head went to the next file: kept open until that is acknowledged
         self._prefix = ""
         self._set_prefix()
 

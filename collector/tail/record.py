@@ -15,8 +15,8 @@ import orjson
 from collector.contract.ecs import ECS_VERSION
 from collector.contract.levels import NUMERIC, normalize_level
 from collector.contract.timefmt import normalize_ts
-from collector.tail.multiline import Joined
-from collector.tail.parsers import auto_access, parse, unparsed
+from collector.tail.multiline import Joined, whole
+from collector.tail.parsers import auto_access_ascii, parse, unparsed
 from collector.tail.parsers.jsonlogs import PINO_PLAIN
 from collector.tail.parsers.nginx import ACCESS_PLAIN, level_of_status
 from collector.tail.parsers.times import clf, epoch
@@ -25,6 +25,7 @@ from collector.tail.reader import FileTail
 AGENT = {"type": "elk-tail"}
 _SCALARS = (str, int, float, bool)
 _LEVEL_BYTES = {name: name.encode() for name in NUMERIC.values()}
+_STATUS_LEVEL = [_LEVEL_BYTES[level_of_status(code)] for code in range(1000)]  # ACCESS_PLAIN: 3 digits
 _DIGITS = b"0123456789"
 _TOP = ("@timestamp", "log.level", "message", "ecs.version")
 
@@ -103,27 +104,69 @@ class Builder:
         shape names a service)."""
         if line[:1] == b"{":
             return self._pino(tail, start, line)
-        # only lines of printable ASCII without a backslash match: the only JSON escaping is then of
-        # `"`, and the fields hold none, so they go in as they are
-        found = ACCESS_PLAIN.fullmatch(line)
-        if found is None or not auto_access(line[:48].decode()):
-            return None
-        addr, user, when, method, target, version, status, size, referrer, agent = found.groups()
-        if when != self._when[0]:  # a file's lines share their second: the last time is kept
-            ts = clf(when.decode())
-            if ts is None:
-                return None
-            self._when = (when, ts.encode())
-        code = int(status)
-        path, _, query = target.partition(b"?")
-        return self._parts(tail)[0] % (
-            self._when[1], _LEVEL_BYTES[level_of_status(code)], line.replace(b'"', b'\\"'), addr,
-            b',"ip":"%b"' % addr if addr[0] in _DIGITS or b":" in addr else b"",
-            b'},"user":{"name":"%b"' % user if user != b"-" else b"", method,
-            b',"referrer":"%b"' % referrer if referrer and referrer != b"-" else b"",
-            b',"version":"%b"' % version if version else b"", code, int(size) if size != b"-" else 0, target, path,
-            b',"query":"%b"' % query if query else b"",
-            b'},"user_agent":{"original":"%b"' % agent if agent and agent != b"-" else b"", start, start)
+        values: list[bytes] = []
+        self.fast_run(tail, [(start, start, line)], 0, 1, 1, 0, 1 << 62, values, alone=True)
+        return values[0] if values else None
+
+    def fast_run(self, tail: FileTail, lines: list[tuple[int, int, bytes]], index: int, stop: int, room: int,
+                 overhead: int, max_record: int, values: list[bytes], alone: bool = False) -> tuple[int, int, int]:
+        """`fast` over lines[index:stop] in one loop (the tailer's commonest case: per-line calls would
+        cost as much as the work): each line that is a record by itself (`whole` with the line after
+        it; `alone`: not checked, the caller knows) and that the fast path writes is appended to
+        `values`, while the records' sizes (each plus `overhead`) stay below `room`; it stops at the
+        first other line. Returns where it stopped, the size added and the end of the last line taken
+        (-1: none).
+
+        nginx: only lines of printable ASCII without a backslash match ACCESS_PLAIN: the only JSON
+        escaping is then of `"`, and the fields hold none, so they go in as they are (joined by `+`:
+        cheaper than a `%` per optional field)."""
+        size = 0
+        last = -1
+        append = values.append
+        fullmatch = ACCESS_PLAIN.fullmatch
+        pino = self._pino
+        nginx = tail.parsed_parts[1][0] if tail.parsed_parts is not None and tail.parsed_parts[0] is self \
+            else self._parts(tail)[0]
+        levels = _STATUS_LEVEL
+        digits = _DIGITS
+        while index < stop and size < room:
+            start, end, line = lines[index]
+            if not alone and not whole(line, lines[index + 1][2]):
+                break
+            if line[:1] == b"{":
+                value = pino(tail, start, line)
+                if value is None:
+                    break
+            else:
+                if not auto_access_ascii(line):
+                    break
+                found = fullmatch(line)
+                if found is None:
+                    break
+                addr, user, when, method, target, version, status, size_field, referrer, agent = found.groups()
+                if when != self._when[0]:
+                    ts = clf(when.decode())
+                    if ts is None:
+                        break
+                    self._when = (when, ts.encode())
+                code = int(status)
+                path, _, query = target.partition(b"?")
+                value = nginx % (
+                    self._when[1], levels[code], line.replace(b'"', b'\\"'), addr,
+                    b',"ip":"' + addr + b'"' if addr[0] in digits or b":" in addr else b"",
+                    b'},"user":{"name":"' + user + b'"' if user != b"-" else b"", method,
+                    b',"referrer":"' + referrer + b'"' if referrer and referrer != b"-" else b"",
+                    b',"version":"' + version + b'"' if version else b"", code,
+                    int(size_field) if size_field != b"-" else 0, target, path,
+                    b',"query":"' + query + b'"' if query else b"",
+                    b'},"user_agent":{"original":"' + agent + b'"' if agent and agent != b"-" else b"", start, start)
+            if len(value) > max_record:
+                break
+            append(value)
+            size += len(value) + overhead
+            last = end
+            index += 1
+        return index, size, last
 
     def _pino(self, tail: FileTail, start: int, line: bytes) -> bytes | None:
         """A pino line of level, time (epoch ms), pid, hostname, msg and scalar fields only."""

@@ -34,7 +34,7 @@ import orjson
 import collector
 from collector.tail.docker import JsonFileDecoder
 from collector.tail.inputs import file_source, matches
-from collector.tail.multiline import Joined
+from collector.tail.multiline import NONE, Joined
 from collector.tail.parsers import times
 from collector.tail.reader import FileTail, Source, head_fingerprint, identity, mark_of
 from collector.tail.record import Builder
@@ -275,6 +275,8 @@ class Tailer:
         for tail in list(self.tails.values()):
             if tail in busy or tail.joiner.pending is not None or not tail.decoder_idle():
                 continue
+            if tail.handed or tail.carried is not None:
+                continue  # a head handed over across a rotation: both files stay until it is acknowledged
             quiet = tail.at_eof and now - tail.idle_since >= min(self.settings.close_inactive_s, 1.0)
             if tail.key in self.finished or (not quiet and tail.turn < TURN_BYTES):
                 continue
@@ -291,6 +293,7 @@ class Tailer:
 
     def _new_generation(self, tail: FileTail, why: str) -> None:
         log.info(f"file {why}; reading it from the start", path=tail.path)
+        _undo_handover(tail, rewind_older=True)
         tail.new_generation()
         self.finished.discard(tail.key)
         self.registry.put(tail.key, tail.entry)
@@ -300,7 +303,7 @@ class Tailer:
         busy = self._busy()
         for key in list(self.finished):
             tail = self.tails[key]
-            if tail in busy:
+            if tail in busy or tail.handed:
                 continue
             deleted = tail.deleted()
             if self.queue and not deleted:
@@ -407,7 +410,17 @@ class Tailer:
         # a line followed by one that cannot continue it is a record by itself (Docker lines: the decoder
         # may change them, so they always go through `feed`)
         last_index = len(lines) - 1 if decoder is None else -1
-        for index, (start, end, raw) in enumerate(lines):
+        count = len(lines)
+        index = -1
+        while index + 1 < count:
+            index += 1
+            if quick and (key0 == source_key or not values) and index < last_index:
+                index, size, end = self._quick_run(tail, lines, index, last_index, values, size, room)
+                if end >= 0:
+                    key0, last = source_key, end
+                if index >= count:
+                    break
+            start, end, raw = lines[index]
             if size >= room:
                 tail.unread(start)  # the bound holds per record, not per chunk read
                 self.paused = True
@@ -465,6 +478,27 @@ class Tailer:
         if values:
             sink.add_many(key0, values, tail, gen, last, size)
 
+    def _quick_run(self, tail: FileTail, lines: list[tuple[int, int, bytes]], index: int, stop: int,
+                   values: list[bytes], size: int, room: int) -> tuple[int, int, int]:
+        """`_lines`' commonest case in a loop of its own (Builder.fast_run): from `index` (before `stop`,
+        the last line), lines that are records by themselves (`Joiner.free`) and that `Builder.fast`
+        writes, appended to `values` while there is room. Returns where it stopped, the size, and the
+        end of the last line taken (-1: none)."""
+        joiner = tail.joiner
+        if joiner.pending is not None or not joiner.default:
+            return index, size, -1
+        taken = len(values)
+        try:
+            index, added, last = self.builder.fast_run(tail, lines, index, stop, room - size,
+                                                       len(tail.source.key) + OVERHEAD, self.sink.max_record, values)
+        except Exception:  # a bug there must never cost a line: the general path decides
+            del values[taken:]
+            return index, size, -1
+        size += added
+        if last >= 0:
+            joiner.state = NONE  # as `Joiner.free` leaves it
+        return index, size, last
+
     def read_some(self, now: float) -> bool:
         """One pass over the files, starting where the last one stopped; True when any had new data."""
         moved = False
@@ -483,6 +517,8 @@ class Tailer:
                 st = os.fstat(tail.fd)
                 if st.st_size == tail.pos:  # nothing new, nothing shorter: no read
                     lines = []
+                elif tail.pos == 0 and tail.carried is None and not self._older_read(tail):
+                    continue  # a container's rotated file is read to its end before its new one
                 else:
                     if tail.changed_under_us(st):
                         # checked before every read: a copy-truncate that regrew past our position while we
@@ -507,7 +543,8 @@ class Tailer:
             if joined is not None:
                 self._emit(tail, joined)
             if (tail.detached_at is not None and tail.key not in self.finished
-                    and now - tail.idle_since >= self.settings.close_inactive_s):
+                    and now - tail.idle_since >= self.settings.close_inactive_s
+                    and not self._successor_due(tail, now)):
                 # renamed or deleted, read to its end and quiet: the last partial line and record go out
                 self._lines(tail, tail.rest_of_file(), now)
                 self._flush_decoder(tail)
@@ -518,8 +555,41 @@ class Tailer:
         self._next = first
         return moved
 
+    def _older_read(self, tail: FileTail) -> bool:
+        """For a container's file about to be read from offset 0: False while a rotated file of the same
+        container is still open and not read to its end (its lines come first). When one ends with the
+        head of a line split across the rotation (pieces without their last), this file's first line
+        is its rest: the head is taken over, so the line is one record (this file's first), and the
+        older file's end is acknowledged with it."""
+        decoder = tail.decoder
+        if not isinstance(decoder, JsonFileDecoder):
+            return True
+        older = [t for t in self.tails.values()
+                 if t is not tail and t.source is tail.source and t.detached_at is not None]
+        for other in older:
+            if other.partial or other.pos < os.fstat(other.fd).st_size:
+                return False
+        heads = [t for t in older if isinstance(t.decoder, JsonFileDecoder) and t.decoder.holds() and not t.handed]
+        if len(heads) == 1:  # more than one: which continues here cannot be told; each ships its head
+            other = heads[0]
+            decoder.take_head(other.decoder)  # type: ignore[arg-type]
+            tail.carried = (other, other.entry.gen, other.pos)
+            other.handed = True
+        return True
+
+    def _successor_due(self, tail: FileTail, now: float) -> bool:
+        """A rotated container file that ends with the head of a split line is not finished while the
+        container's new file may still continue it: opened and not read yet, within close_renamed_s
+        of the rotation (then the head ships alone)."""
+        if not (isinstance(tail.decoder, JsonFileDecoder) and tail.decoder.holds() and tail.detached_at is not None
+                and now - tail.detached_at < self.settings.close_renamed_s):
+            return False
+        return (any(t is not tail and t.source is tail.source and t.detached_at is None and t.pos == 0
+                    for t in self.tails.values())
+                or any(k.source is tail.source and k.queued and not k.detached for k in self.known.values()))
+
     def _flush_decoder(self, tail: FileTail) -> None:
-        """The head of a Docker line split across a rotation is shipped, not dropped with the file."""
+        """The head of a Docker line split across a rotation that no file continued: shipped alone."""
         flush = getattr(tail.decoder, "flush", None)
         decoded = flush() if flush is not None else None
         if decoded is not None:
@@ -531,6 +601,12 @@ class Tailer:
         for done in self.sink.settled():
             for tail, (gen, end) in done.marks.items():
                 tail.acknowledged(gen, end)
+                if tail.carried is not None and gen == tail.entry.gen and end > 0:
+                    # its first record (the line whose head was in the rotated file) is acknowledged
+                    older, older_gen, older_end = tail.carried
+                    older.acknowledged(older_gen, older_end)
+                    older.handed = False
+                    tail.carried = None
             self.registry.dirty = True
 
     async def _fail(self, exc: BaseException) -> None:
@@ -538,6 +614,7 @@ class Tailer:
                     error=type(exc).__name__, detail=str(exc)[:200])
         await self.sink.stop()
         for tail in self.tails.values():
+            _undo_handover(tail, rewind_older=False)  # both are rewound: the head is taken over again
             tail.rewind()
         self.finished.clear()
 
@@ -618,6 +695,16 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+def _undo_handover(tail: FileTail, rewind_older: bool) -> None:
+    """A head taken over across a rotation and not acknowledged: the older file reads it again."""
+    if tail.carried is not None:
+        older = tail.carried[0]
+        older.handed = False
+        tail.carried = None
+        if rewind_older:
+            older.rewind()
 
 
 def _changed(known: Known, st: os.stat_result) -> bool:

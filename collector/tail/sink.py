@@ -229,13 +229,16 @@ class KafkaSink:
         return await (await producer.send_batch(batch, self.topic, partition=part))
 
     def settled(self) -> list[Round]:
-        """Rounds acknowledged in full, in order; raises the first failure (nothing after it counts)."""
-        out = []
+        """Rounds acknowledged in full, in order; raises the first failure (nothing after it counts),
+        once the rounds before it were returned: their marks must reach the files before the rewind."""
+        out: list[Round] = []
         while self.rounds and all(f.done() for f in self.rounds[0].futures):
             head = self.rounds[0]
             for f in head.futures:
                 exc = f.exception() if not f.cancelled() else RuntimeError("delivery cancelled")
                 if exc is not None:
+                    if out:
+                        return out  # the next call raises
                     raise exc
             self.rounds.popleft()
             self.inflight_bytes -= head.size

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
+from aiokafka.errors import KafkaTimeoutError
 
+from collector.tail.reader import identity
+from collector.tail.registry import Registry
+from collector.tail.sink import KafkaSink
 from tests.tail.conftest import delivered, exactly_once, records, running, settings, until
 
 PIECE = 16 * 1024  # the daemon's buffer: longer lines arrive in pieces
@@ -104,29 +109,113 @@ async def test_containers(kafka_bootstrap: str, topic: str, tmp_path: Path) -> N
     assert got["worker up"]["service"] == {"name": "worker", "node": {"name": "worker"}}
 
 
+def split_head(app: Container, head: str, time: str = "2026-12-02T10:00:00.1Z") -> None:
+    """The pieces of a line without its last: what the driver wrote when it rotated mid-line."""
+    for i in range(0, len(head), PIECE):
+        append(app.log, orjson.dumps({"log": head[i:i + PIECE], "stream": "stderr", "time": time}) + b"\n")
+
+
+def split_rest(app: Container, rest: str) -> None:
+    append(app.log, orjson.dumps({"log": rest + "\n", "stream": "stderr", "time": "2026-12-02T10:00:00.2Z"}) + b"\n")
+
+
+def joined_across(recs: list[dict[str, Any]], head: str, rest: str) -> None:
+    """One record for the split line: the rotated file's head and the new file's rest, with the head's
+    stream and time, as the new file's first line."""
+    messages = [r["message"] for r in recs]
+    assert head not in messages and rest not in messages, "the head or the rest shipped alone"
+    line = by_message(recs)[head + rest]
+    assert line["labels"]["stream"] == "stderr" and line["@timestamp"] == "2026-12-02T10:00:00.100Z"
+    assert line["log"]["offset"] == 0
+
+
 async def test_split_line_across_a_rotation_and_long_lines_cut(kafka_bootstrap: str, topic: str,
                                                               tmp_path: Path) -> None:
-    """A >16 KiB line whose pieces straddle `.1` and the new file keeps its head; a long line is cut
-    at max_line_bytes like a plain file's, not at 1 Mi characters."""
+    """A >16 KiB line whose pieces straddle `.1` and the new file is one record, head joined to rest;
+    a long line is cut at max_line_bytes like a plain file's, not at 1 Mi characters."""
     root = tmp_path / "docker"
     app = Container(root, "api-service-1")
     app.write("before")
     head, rest = "h" * (2 * PIECE), "r" * 1000
-    for i in range(2):  # two pieces of a line, then the driver rotates
-        append(app.log, orjson.dumps({"log": head[i * PIECE:(i + 1) * PIECE], "stream": "stdout",
-                                      "time": "2026-12-02T10:00:00.1Z"}) + b"\n")
+    split_head(app, head)  # two pieces of a line, then the driver rotates
     cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=str(root), docker_multiline={"mode": "off"},
                    docker_format="plain", max_line_bytes=64 * 1024)
     async with running(cfg) as tailer:
         await until(lambda: delivered(tailer, 1), "the first line")
         app.rotate()
-        piece = {"log": rest + "\n", "stream": "stdout", "time": "2026-12-02T10:00:00.2Z"}
-        append(app.log, orjson.dumps(piece) + b"\n")
+        split_rest(app, rest)
         long_line = "".join(chr(ord("a") + i % 26) for i in range(200_000))
         app.write(long_line)
-        recs = await records(kafka_bootstrap, topic, 3 + 4)
+        await until(lambda: delivered(tailer, 2 + 4), "the split line and the long one")
+        await until(lambda: True if len(tailer.tails) == 1 else len(tailer.tails), "the rotated file closed")
+    recs = await records(kafka_bootstrap, topic, 2 + 4)
     messages = [r["message"] for r in recs]
     assert messages[0] == "before"
-    assert head in messages and rest in messages  # the head is shipped (as its own record), not dropped
-    longs = [m for m in messages if m not in ("before", head, rest)]
+    joined_across(recs, head, rest)
+    longs = [m for m in messages if m not in ("before", head + rest)]
     assert "".join(longs) == long_line and max(map(len, longs)) <= 64 * 1024 + PIECE
+    assert len(recs) == 2 + len(longs)
+    positions = Registry(tmp_path / "registry.json").entries
+    rotated = app.log.with_name(app.log.name + ".1")
+    assert positions[identity(rotated.stat())].offset == rotated.stat().st_size  # the head acknowledged
+
+
+async def test_split_line_across_a_rotation_while_down(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    """The head read before a stop (held, not shipped), the rotation and the rest while the tailer is
+    down: after the restart the rotated file is found by identity and the line is still one record."""
+    root = tmp_path / "docker"
+    app = Container(root, "api-service-1")
+    app.write("before")
+    head, rest = "H" * (PIECE + 500), "R" * 700
+    split_head(app, head)
+    cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=str(root), docker_multiline={"mode": "off"},
+                   docker_format="plain")
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 1), "the first line")
+        await until(lambda: True if next(iter(tailer.tails.values())).pos == app.log.stat().st_size else "reading",
+                    "the head read")
+    app.rotate()
+    split_rest(app, rest)
+    app.write("after")
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 2), "the split line and the next")
+        await until(lambda: True if len(tailer.tails) == 1 else len(tailer.tails), "the rotated file closed")
+    recs = await records(kafka_bootstrap, topic, 3)
+    exactly_once(recs, ["before", head + rest, "after"])
+    joined_across(recs, head, rest)
+
+
+async def test_split_line_across_a_rotation_when_a_delivery_fails(kafka_bootstrap: str, topic: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delivery of the joined line fails (injected into the sink): both files are read again from
+    what was acknowledged and the head is taken over again; the line is still one record, once."""
+    root = tmp_path / "docker"
+    app = Container(root, "api-service-1")
+    app.write("before")
+    head, rest = "h" * (PIECE + 100), "r" * 300
+    split_head(app, head)
+    failures = [1]  # armed once the first line is acknowledged
+    armed = False
+    deliver = KafkaSink._deliver
+
+    async def failing(self: KafkaSink, producer: Any, batch: Any, part: int) -> Any:
+        if armed and failures:
+            failures.pop()
+            raise KafkaTimeoutError("injected")
+        return await deliver(self, producer, batch, part)
+
+    monkeypatch.setattr(KafkaSink, "_deliver", failing)
+    cfg = settings(kafka_bootstrap, topic, tmp_path, docker_root=str(root), docker_multiline={"mode": "off"},
+                   docker_format="plain")
+    async with running(cfg) as tailer:
+        await until(lambda: delivered(tailer, 1), "the first line")
+        armed = True
+        app.rotate()
+        split_rest(app, rest)
+        app.write("after")
+        await until(lambda: delivered(tailer, 3), "the split line and the next, after the failure")
+        assert not failures
+        await until(lambda: True if len(tailer.tails) == 1 else len(tailer.tails), "the rotated file closed")
+    recs = await records(kafka_bootstrap, topic, 3)
+    exactly_once(recs, ["before", head + rest, "after"])
+    joined_across(recs, head, rest)

@@ -167,3 +167,28 @@ async def test_kafka_stopped_and_back_is_said_once_each(kafka_bootstrap: str, to
     assert said.lines == ["kafka unavailable; reading paused until it is back", "kafka available again"]
     assert sink.away is None and sink.producer is not None
     await sink.stop()
+
+
+async def test_rounds_acknowledged_before_a_failed_one_are_settled_first() -> None:
+    """A failed round after acknowledged ones: the acknowledged ones are returned (their marks move
+    the files on) before the failure is raised; raising at once dropped them, so the rewind re-sent
+    lines Kafka already had (and counted them twice)."""
+    loop = asyncio.get_running_loop()
+    sink = KafkaSink("127.0.0.1:1", "t")
+
+    def round_(error: Exception | None, tail: str) -> sink_module.Round:
+        future: asyncio.Future[Any] = loop.create_future()
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+        return sink_module.Round([future], {tail: (0, 100)}, records=3, size=300)
+
+    sink.rounds.extend([round_(None, "a"), round_(None, "b"), round_(RuntimeError("broker gone"), "a")])
+    sink.inflight_bytes = 900
+    done = sink.settled()
+    assert [r.marks for r in done] == [{"a": (0, 100)}, {"b": (0, 100)}]
+    assert sink.delivered == 6 and sink.inflight_bytes == 300
+    with pytest.raises(RuntimeError, match="broker gone"):
+        sink.settled()
+    assert sink.delivered == 6

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -137,8 +138,86 @@ def test_fast_path_writes_what_the_general_path_writes(tmp_path: Path) -> None:
 
 
 def test_auto_access_is_the_detection_rule() -> None:
-    from collector.tail.parsers import _candidates, auto_access
+    from collector.tail.parsers import _candidates, auto_access, auto_access_ascii
     from collector.tail.parsers.nginx import parse_access
 
-    for line in _NGINX + _PINO + ["a - - [x]", "abc - - [x]", "ab - -", "1234:5 - -", "x" * 46 + " - -", "::1 - -"]:
+    for line in _NGINX + _PINO + ["a - - [x]", "abc - - [x]", "ab - -", "1234:5 - -", "x" * 46 + " - -", "::1 - -",
+                                  "x" * 45 + " - -", "12 - - [x]", "1:2 - -", ":12 - -"]:
         assert auto_access(line) == (_candidates(line) == (parse_access,)), line
+        if line.isascii():
+            assert auto_access_ascii(line.encode()) == auto_access(line[:48]), line
+
+
+class _Sink:
+    """What the tailer adds, in order: (key, value, end of the record)."""
+
+    max_record = 1 << 20
+
+    def __init__(self) -> None:
+        self.out: list[tuple[bytes, bytes, int]] = []
+
+    def room(self, limit: int) -> int:
+        return 1 << 40
+
+    def add_many(self, key: bytes, values: list[bytes], tail: object, gen: int, end: int, size: int) -> None:
+        self.out += [(key, value, -1) for value in values[:-1]] + [(key, values[-1], end)]
+
+    def add(self, key: bytes, value: bytes, tail: object, gen: int, end: int) -> None:
+        self.out.append((key, value, end))
+
+
+def _shipped(tmp_path: Path, lines: list[str], fast: bool, chunk: int,
+             taken: list[int]) -> list[tuple[bytes, bytes, int]]:
+    from collector.tail.service import Tailer
+    from collector.tail.settings import TailSettings
+
+    log = tmp_path / "mixed.log"
+    if not log.exists():
+        log.write_text("".join(line + "\n" for line in lines))
+    cfg = TailSettings(TAIL_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", topic="t", registry_path=tmp_path / "registry.json",
+                       inputs=[{"paths": [str(log)], "service": "api", "format": "auto"}])
+    tailer = Tailer(cfg)
+    sink = _Sink()
+    tailer.sink = sink  # type: ignore[assignment]
+    if not fast:  # every line the general way
+        tailer.builder.fast = lambda tail, start, line: None  # type: ignore[method-assign]
+        tailer.builder.fast_run = lambda tail, lines, index, *rest, **kw: (index, 0, -1)  # type: ignore[method-assign]
+    else:  # the runs it took (else this test would compare nothing)
+        run = tailer.builder.fast_run
+
+        def counted(*args: Any, **kw: Any) -> tuple[int, int, int]:
+            index, size, last = run(*args, **kw)
+            taken[0] += index - args[2]
+            return index, size, last
+
+        tailer.builder.fast_run = counted  # type: ignore[method-assign]
+    tailer.scan(0.0)
+    tail = next(iter(tailer.tails.values()))
+    while lines_read := tail.read(chunk):
+        tailer._lines(tail, lines_read, 0.0)
+    last = tail.joiner.flush()
+    if last is not None:
+        tailer._emit(tail, last)
+    tail.close()
+    return sink.out
+
+
+def test_the_fast_loop_ships_what_the_general_path_ships(tmp_path: Path) -> None:
+    """`_lines` with Builder.fast_run and Builder.fast (runs of nginx and pino lines written straight
+    from their bytes) adds the same records, keys, ends and order as with every line built the
+    general way, over a file that mixes them with lines they leave (traces joined, other formats,
+    hostile nginx and pino lines), read in chunks of several sizes (runs cut anywhere)."""
+    trace = ["Traceback (most recent call last):", '  File "app.py", line 1, in <module>', "ValueError: boom"]
+    lines = []
+    for i in range(60):
+        lines += [_NGINX[i % len(_NGINX)], _PINO[i % len(_PINO)], _NGINX[0].replace("/api", f"/api/{i}")]
+        if i % 7 == 0:
+            lines += ["2026-12-02 10:00:00,123 ERROR worker: failed", *trace]
+        if i % 11 == 0:
+            lines += ["    at main (/app/index.js:3:9)", '{"level":30,"msg":"x"}', "plain"]
+    for chunk in (1 << 20, 4096, 700, 150):
+        taken = [0]
+        general = _shipped(tmp_path, lines, False, chunk, taken)
+        assert len(general) > 150
+        assert _shipped(tmp_path, lines, True, chunk, taken) == general, chunk
+        assert taken[0] > len(general) // 3, taken

@@ -107,11 +107,6 @@ async def _outage(stack: Config, tailer: Tailer, world: World) -> None:
 
 
 @pytest.mark.slow  # two broker stops and starts: about 1-2 minutes
-# Known open defect (issue 22): run alone it passes (6 of 6 here), but in two full-suite CI runs the
-# tailer reconnected 4 s after the first broker stop and then delivered nothing for 40 s (stuck at the
-# same count both times, no further delivery failure logged). Not strict, so a pass shows as XPASS;
-# kept visible in every run until the cause is found.
-@pytest.mark.xfail(reason="issue 22: no delivery after the first broker restart in a full-suite run", strict=False)
 async def test_soak_a_week_a_thousand_files_two_outages(kafka_bootstrap: str, topic: str, tmp_path: Path,
                                                        stack_config: Config) -> None:
     logs = tmp_path / "logs"
@@ -149,8 +144,11 @@ async def test_soak_a_week_a_thousand_files_two_outages(kafka_bootstrap: str, to
             await until(lambda: _all_followed(tailer, rotated), "the rotated files followed during the outage")
         finally:
             await asyncio.to_thread(up, stack_config, ("kafka",))
-        sent = tailer.sink.delivered
-        await until(lambda: acked(sent + 100 * 5 + 400), "after outage 1", quiet_s=40)
+        # against what was written, never against a count taken after `up` returned: `up` waits for a
+        # consumer-group round trip, and the tailer (retrying every 5 s at most, needing only metadata)
+        # often reconnects and delivers before that; a target of "count then + the outage's lines" was
+        # then past the total and never reached (CI: stuck at 6330, every line delivered)
+        await until(lambda: acked(len(world.expected)), "after outage 1", quiet_s=40)
 
         # a copy-truncate while behind: a big file, truncated and regrown while still being read
         big = logs / "big.log"

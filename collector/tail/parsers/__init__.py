@@ -55,6 +55,15 @@ def auto_access(text: str) -> bool:
     return not (colon > 0 and text[:colon].isdigit())
 
 
+def auto_access_ascii(line: bytes) -> bool:
+    """`auto_access` for a line of ASCII bytes (characters and bytes are the same), without decoding it
+    (the records' fast path; tested against it)."""
+    if b" - " not in line[:48] or line[4:5] in (b"-", b"/"):
+        return False
+    colon = line.find(b":", 0, 12)
+    return not (colon > 0 and line[:colon].isdigit())
+
+
 def parse(text: str, fmt: str) -> Parsed | None:
     """ECS fields of `text` in format `fmt` ("auto": detected); None when it is not of that format."""
     if fmt == "auto":
