@@ -86,7 +86,7 @@ class FileTail:
         self.file_obj = {"path": entry.path}  # the first name it had: the same bytes after a rename
         self.raw_template: tuple[str, bytes] | None = None  # (for which id prefix, the record template)
         # the same for parsed records: (by which builder, the record's pieces), reset with the id prefix
-        self.parsed_parts: tuple[Any, tuple[bytes, bytes]] | None = None
+        self.parsed_parts: tuple[Any, tuple[tuple[bytes, ...], bytes]] | None = None
         # plain shipping: no decoder, no joining, no parsing (the hot path)
         self.fast = decoder is None and source.fmt == "raw" and source.multiline.mode == "off" and not source.static
         self.inflight = 0  # records sent, not yet acknowledged

@@ -65,35 +65,38 @@ class Builder:
         tail.raw_template = (tail.line_id(0), template)
         return template
 
-    def _parts(self, tail: FileTail) -> tuple[bytes, bytes]:
-        """The per-format fast paths' records of `tail` as bytes %-templates, everything constant per
-        file generation (service, id prefix, file, host, agent) in place. nginx: time, level, message
-        text, address, `ip`, `user`, method, `referrer`, `version`, status, bytes, URL, path, `query`,
-        `user_agent`, offset in hex, offset; pino: time, level, message JSON, pid, hostname JSON,
-        `labels`, offset in hex, offset."""
+    def _parts(self, tail: FileTail) -> tuple[tuple[bytes, ...], bytes]:
+        """The per-format fast paths' records of `tail`, everything constant per file generation
+        (service, id prefix, file, host, agent) in place. nginx: the constant pieces between the
+        fields, joined with them (time, level, message text, address, `ip`, `user`, method,
+        `referrer`, `version`, status, bytes, URL, path, `query`, `user_agent`, offset in hex,
+        offset); pino: a bytes %-template of time, level, message JSON, pid, hostname JSON, `labels`,
+        offset in hex, offset."""
         cached = tail.parsed_parts
         if cached is not None and cached[0] is self:
             return cached[1]
         source = tail.source
-        host = orjson.dumps(self.host).decode()
-        agent = ',"agent":' + orjson.dumps(AGENT).decode() + "}"
-        head = (',"ecs.version":' + orjson.dumps(ECS_VERSION).decode() + ',"service":'
-                + orjson.dumps(source.service_obj).decode() + ",")
-        event = '"event":{"id":"' + tail.line_id(0)[:-1]
-        where = '"},"log":{"file":' + orjson.dumps(tail.file_obj).decode() + ',"offset":'
+        host = orjson.dumps(self.host)
+        agent = b',"agent":' + orjson.dumps(AGENT) + b"}"
+        head = b',"ecs.version":' + orjson.dumps(ECS_VERSION) + b',"service":' + orjson.dumps(source.service_obj) + b","
+        event = b'"event":{"id":"' + tail.line_id(0)[:-1].encode()
+        where = b'"},"log":{"file":' + orjson.dumps(tail.file_obj) + b',"offset":'
+        # NUL marks a field: orjson writes none in its output (it escapes control characters)
+        nginx = (b'{"@timestamp":"\0","log.level":"\0","message":"\0"' + head + b'"source":{"address":"\0"\0\0},'
+                 b'"http":{"request":{"method":"\0"\0}\0,"response":{"status_code":\0,"body":{"bytes":\0}}},'
+                 b'"url":{"original":"\0","path":"\0"\0\0},' + event + b"\0" + where + b"\0"
+                 + b'},"host":' + host + agent)
+        pieces = tuple(nginx.split(b"\0"))
+        assert len(pieces) == 18
 
-        def lit(value: str) -> bytes:
-            return value.replace("%", "%%").encode()
+        def lit(value: bytes) -> bytes:
+            return value.replace(b"%", b"%%")
 
-        nginx = (b'{"@timestamp":"%b","log.level":"%b","message":"%b"' + lit(head) + b'"source":{"address":"%b"%b%b},'
-                 b'"http":{"request":{"method":"%b"%b}%b,"response":{"status_code":%d,"body":{"bytes":%d}}},'
-                 b'"url":{"original":"%b","path":"%b"%b%b},' + lit(event) + b'%x' + lit(where) + b'%d'
-                 + lit('},"host":' + host + agent))
         pino = (b'{"@timestamp":"%b","log.level":"%b","message":%b' + lit(head) + b'"process":{"pid":%d},'
                 b'"host":{"hostname":%b,' + lit(host[1:]) + b'%b,' + lit(event) + b'%x' + lit(where) + b'%d'
-                + lit("}" + agent))
-        tail.parsed_parts = (self, (nginx, pino))
-        return nginx, pino
+                + lit(b"}" + agent))
+        tail.parsed_parts = (self, (pieces, pino))
+        return pieces, pino
 
     def fast(self, tail: FileTail, start: int, line: bytes) -> bytes | None:
         """`build(...)[1]` for the commonest lines of format auto, written straight from the parsed
@@ -125,8 +128,10 @@ class Builder:
         append = values.append
         fullmatch = ACCESS_PLAIN.fullmatch
         pino = self._pino
-        nginx = tail.parsed_parts[1][0] if tail.parsed_parts is not None and tail.parsed_parts[0] is self \
-            else self._parts(tail)[0]
+        cached = tail.parsed_parts
+        (p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15, p16, p17) = (
+            cached[1][0] if cached is not None and cached[0] is self else self._parts(tail)[0])
+        join = b"".join
         levels = _STATUS_LEVEL
         digits = _DIGITS
         while index < stop and size < room:
@@ -151,15 +156,19 @@ class Builder:
                     self._when = (when, ts.encode())
                 code = int(status)
                 path, _, query = target.partition(b"?")
-                value = nginx % (
-                    self._when[1], levels[code], line.replace(b'"', b'\\"'), addr,
-                    b',"ip":"' + addr + b'"' if addr[0] in digits or b":" in addr else b"",
-                    b'},"user":{"name":"' + user + b'"' if user != b"-" else b"", method,
-                    b',"referrer":"' + referrer + b'"' if referrer and referrer != b"-" else b"",
-                    b',"version":"' + version + b'"' if version else b"", code,
-                    int(size_field) if size_field != b"-" else 0, target, path,
-                    b',"query":"' + query + b'"' if query else b"",
-                    b'},"user_agent":{"original":"' + agent + b'"' if agent and agent != b"-" else b"", start, start)
+                # numbers as nginx wrote them unless a leading zero makes JSON's form differ
+                value = join((
+                    p0, self._when[1], p1, levels[code], p2, line.replace(b'"', b'\\"'), p3, addr, p4,
+                    b',"ip":"' + addr + b'"' if addr[0] in digits or b":" in addr else b"", p5,
+                    b'},"user":{"name":"' + user + b'"' if user != b"-" else b"", p6, method, p7,
+                    b',"referrer":"' + referrer + b'"' if referrer and referrer != b"-" else b"", p8,
+                    b',"version":"' + version + b'"' if version else b"", p9,
+                    status if status[0] != 48 else b"%d" % code, p10,
+                    b"0" if size_field == b"-" else size_field if size_field[0] != 48 or len(size_field) == 1
+                    else b"%d" % int(size_field), p11, target, p12, path, p13,
+                    b',"query":"' + query + b'"' if query else b"", p14,
+                    b'},"user_agent":{"original":"' + agent + b'"' if agent and agent != b"-" else b"", p15,
+                    b"%x" % start, p16, b"%d" % start, p17))
             if len(value) > max_record:
                 break
             append(value)

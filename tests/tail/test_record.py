@@ -77,6 +77,10 @@ _NGINX = [
     '2026/12/02 10:00:00 [error] 7#7: *1 boom, client: 10.0.0.1',
     "10.0.0.1 - - [02/Dec/2026:10:00:05 +0000] \"GET / HTTP/1.1\" 2000 1",
     "plain text line with no format",
+    # numbers with leading zeros (JSON writes them without), a single zero, a status of 0xx
+    '10.0.0.1 - - [02/Dec/2026:10:00:05 +0000] "GET / HTTP/1.1" 099 0 "-" "x"',
+    '10.0.0.1 - - [02/Dec/2026:10:00:05 +0000] "GET / HTTP/1.1" 500 000 "-" "x"',
+    '10.0.0.1 - - [02/Dec/2026:10:00:05 +0000] "GET / HTTP/1.1" 404 -',
 ]
 _PINO = [
     '{"level":30,"time":1796205600000,"pid":7,"hostname":"api-1","reqId":1,"msg":"order 1 processed"}',
@@ -130,7 +134,7 @@ def test_fast_path_writes_what_the_general_path_writes(tmp_path: Path) -> None:
     assert builder.fast(tail, 0, _PINO[1].encode().replace(b"no labels", b"\xff")) is None
     assert builder.fast(tail, 0, _NGINX[0].encode().replace(b"X11", b"\xff")) is None
     # the shapes it exists for are taken (else this test would compare nothing)
-    assert {_NGINX[i] for i in (0, 1, 4, 5, 6, 15)} | set(_PINO[:4]) <= taken
+    assert {_NGINX[i] for i in (0, 1, 4, 5, 6, 15, 21, 22, 23)} | set(_PINO[:4]) <= taken
     # IPv6 clients that look like other formats' starts, escapes, non-ASCII, control characters, quotes
     # outside the quoted fields, other formats: the general path
     assert not taken & {_NGINX[i] for i in (2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20)}
