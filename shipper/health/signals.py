@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +165,56 @@ class Signals:
             code = response.get("status_code") if type(response) is dict else None
             if type(code) is int and 500 <= code <= 599:
                 stream.errors[bucket] = stream.errors.get(bucket, 0) + 1
+
+    def count_prefix(self) -> int:
+        """How much of an @timestamp (the wire form) `observe_counts` groups by: its 10 seconds
+        (`2026-12-06T16:01:2`) when a bucket is a whole number of 10 seconds (such a group then falls
+        in one bucket), else its second."""
+        return 18 if self.bucket_s % 10 == 0 else 19
+
+    def observe_counts(self, counts: Mapping[tuple[str, str], list[Any]],
+                       maybe: Mapping[tuple[str, str, Any, Any], int],
+                       homes: Mapping[str, tuple[str, int]] | None = None) -> None:
+        """`observe` of many log records at once (the transform's fast path, shipper/fast.py), with the
+        same result: `counts[(service, prefix)]` = [records, lowest @timestamp, highest @timestamp],
+        the prefix `count_prefix` characters of the @timestamp, or all of it for one later than the
+        batch's time (clamped alone, as `observe` clamps it); `maybe[(service, prefix, log.level,
+        http.response.status_code)]` = records that may be errors (not a level known to be none, or
+        a numeric status code of 500 or more): which are is decided here, by observe's rule; `homes`
+        the partition each service's first record came from. `counts` in the order the records
+        came (a stream is made, or refused past max_streams, in that order)."""
+        streams = self.streams
+        buckets: dict[tuple[str, str], int] = {}
+        for (name, prefix), (n, low, high) in counts.items():
+            if high > self.freshest_ts:
+                self.freshest_ts = high
+            stream = streams.get(name)
+            if stream is None:
+                if len(streams) >= self.max_streams:
+                    self.refused += n
+                    continue
+                stream = streams[name] = Stream(max_ts=high, min_ts=low, bucket_s=self.bucket_s,
+                                                home=homes.get(name) if homes else None)
+            else:
+                if high > stream.max_ts:
+                    stream.max_ts = high
+                if low < stream.min_ts:
+                    stream.min_ts = low
+            self.dirty.add(name)
+            when = event_time({"@timestamp": low})
+            if when is None:
+                continue
+            bucket = buckets[(name, prefix)] = int(min(when, time.time()) // stream.bucket_s)
+            stream.records[bucket] = stream.records.get(bucket, 0) + n
+        for (name, prefix, level, code), n in maybe.items():
+            at = buckets.get((name, prefix))
+            if at is None:
+                continue
+            # observe's rule: an error level, or else an HTTP 5xx answer
+            if ((level is not None and level not in _NOT_ERRORS and (level in ERROR_LEVELS or is_error(level)))
+                    or (type(code) is int and 500 <= code <= 599)):
+                errors = streams[name].errors
+                errors[at] = errors.get(at, 0) + n
 
     def drop(self, services: Iterable[str]) -> None:
         """Forget services another replica owns now."""
