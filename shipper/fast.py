@@ -270,6 +270,8 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
                         key = (name, prefix, level, code)
                         maybe[key] = maybe.get(key, 0) + 1
             continue
+        if uptos:  # the records before a probe result are counted before it is observed (it may drop a stream)
+            _hand_counts(observe_counts, uptos, counts, maybe, homes, out)
         try:
             docs: list[Doc] = observe(record, message)
             if docs:
@@ -280,14 +282,23 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
     if counted and not is_health:
         uptos[(topic, partition)] = floor
     if uptos:
-        try:
-            observe_counts(uptos, counts, maybe, homes)
-        except Exception as exc:
-            out.observe_failures.append(failure_reason(exc))
+        _hand_counts(observe_counts, uptos, counts, maybe, homes, out)
     view = memoryview(arena)
     for action, line, start, end in spans:
         action.source = view[start:end]
         action.line = view[line:end + 1]
+
+
+def _hand_counts(observe_counts: Callable[..., None], uptos: dict[tuple[str, int], int],
+                 counts: dict[tuple[str, str], list[Any]], maybe: dict[tuple[str, str, Any, Any], int],
+                 homes: dict[str, tuple[str, int]], out: Prepared) -> None:
+    """The counts gathered so far to the monitor, and a fresh start for the rest of the batch."""
+    try:
+        observe_counts(uptos, counts, maybe, homes)
+    except Exception as exc:
+        out.observe_failures.append(failure_reason(exc))
+    for gathered in (uptos, counts, maybe, homes):
+        gathered.clear()
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -153,5 +153,28 @@ def test_the_health_monitor_sees_the_same_on_both_paths() -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(changes, min_size=1, max_size=8), st.sampled_from([TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH]))
 def test_the_health_monitor_sees_the_same_of_hostile_records(edits: list[Any], topic: str) -> None:
-    messages = [Meta(topic, i % 2, i, KAFKA_MS, b"k", (), _changed(e)) for i, e in enumerate(edits)]
+    # every third on the health topic: probe results among the log records, observed as they come
+    messages = [Meta(TOPIC_HEALTH if i % 3 == 2 else topic, i % 2, i, KAFKA_MS, b"k", (), _changed(e))
+                for i, e in enumerate(edits)]
     assert _seen(messages, True, batches=2) == _seen(messages, False, batches=2)
+
+
+def test_a_probe_result_in_the_batch_sees_the_counts_before_it() -> None:
+    """A probe result is observed when it comes, so the log records before it are counted first:
+    the removal of a service's last instance forgets its stream, and only the records after it
+    start a new one, as with one observe per record."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    logs = [m._replace(partition=0, timestamp=now_ms) for m in CORPUS[:40]]
+    service = orjson.loads(logs[-1].value or b"")["service"]["name"]  # one with records after the removal
+
+    def probe(action: str, offset: int) -> Meta:
+        record = {"@timestamp": orjson.loads(logs[0].value or b"")["@timestamp"],
+                  "event": {"kind": "state", "dataset": "elk.health", "action": action},
+                  "service": {"name": service, "node": {"name": f"{service}-1"}}, "health": {"status": "healthy"}}
+        return Meta(TOPIC_HEALTH, 0, offset, now_ms, None, (), orjson.dumps(record))
+
+    batch = [probe("health-check", 0), *logs[:20], probe("health-removed", 1), *logs[20:]]
+    fast_seen = _seen(batch, True, batches=1)
+    assert fast_seen == _seen(batch, False, batches=1)
+    counted = sum(fast_seen[4][service][3].values())
+    assert 0 < counted < sum(1 for m in logs if orjson.loads(m.value or b"")["service"]["name"] == service)
