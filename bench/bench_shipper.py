@@ -718,6 +718,11 @@ def render(results: list[Result], n: int, concurrency: int, batch_records: int, 
                 ratio = ours.rate() / other.rate()
                 lines.append(f"- {what} (throughput): **{ratio:.2f}x** (target >= {target:g}x): "
                              f"{'met' if ratio >= target else 'missed'}")
+        rsyslog = by.get("rsyslog")
+        if rsyslog and rsyslog.ok:  # issue 24: CPU per record against rsyslog's, in the same run
+            ratio = (ours.cpu_s / ours.count) / (rsyslog.cpu_s / rsyslog.count)
+            lines.append(f"- ours / rsyslog (CPU-s per million, best rounds): **{ratio:.2f}x** (target <= 1.25x, "
+                         f"goal 1.0x): {'met' if ratio <= 1.25 else 'missed'}")
         lines.append(f"- peak RSS of the shipper: **{peak['ours']:.0f} MB** (target < 300 MB): "
                      f"{'met' if peak['ours'] < 300 else 'missed'}")
         alt = by.get("ours-alt")

@@ -20,6 +20,7 @@ from typing import Any
 from shipper.provenance import Message
 
 MAX_ID_BYTES = 512  # Elasticsearch and OpenSearch refuse a longer _id
+SHORT_ID = MAX_ID_BYTES // 4  # characters: an id no longer always fits (a character is at most 4 bytes)
 
 
 def record_id(record: dict[str, Any], message: Message, topic_id: str = "") -> str:
@@ -42,6 +43,6 @@ def coordinates_id(topic: str, partition: int, offset: int, topic_id: str = "") 
 
 def bounded_id(doc_id: str) -> str:
     """The id itself when it fits in 512 bytes, else a hash of it (a character is at most 4 bytes in UTF-8)."""
-    if len(doc_id) <= MAX_ID_BYTES // 4 or len(doc_id.encode(errors="surrogatepass")) <= MAX_ID_BYTES:
+    if len(doc_id) <= SHORT_ID or len(doc_id.encode(errors="surrogatepass")) <= MAX_ID_BYTES:
         return doc_id
     return "h-" + hashlib.blake2b(doc_id.encode(errors="surrogatepass"), digest_size=20).hexdigest()

@@ -17,11 +17,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from shipper.bulk import Action, Failure, bulk_body, chunks, classify
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.stats import Stats
 from shipper.statuses import Verdict, request_verdict
+
+_origin = attrgetter("origin")  # None: a document the shipper made itself
 
 EXHAUSTED = "retries_exhausted"
 
@@ -71,7 +74,7 @@ class BulkSink:
         if result.overloaded:
             self.stats.item_errors["overloaded"] += result.overloaded
         # records from Kafka only; dead-letter entries, monitor and pipeline documents are not "indexed"
-        self.stats.indexed += sum(1 for a in result.done if a.origin is not None)
+        self.stats.indexed += len(result.done) - list(map(_origin, result.done)).count(None)
         self.stats.duplicates += sum(1 for a in result.duplicates if a.origin is not None)
         for failure in result.failed:
             self.stats.item_errors[failure.error_type] += 1

@@ -21,7 +21,7 @@ from shipper.bulk import Action
 from shipper.context import Batch
 from shipper.deadletter import DeadLetter
 from shipper.decode import Rejected, decode
-from shipper.fast import enrich_route, enrich_route_general
+from shipper.fast import enrich_route_general, failure_reason, prepare_fast
 from shipper.ids import record_id
 from shipper.monitor import Doc, Monitor, NullMonitor
 from shipper.provenance import Message, Provenance
@@ -48,14 +48,17 @@ def doc_action(doc_id: str, doc: dict[str, Any]) -> Action:
     return Action(doc_id, name, orjson.dumps(doc))
 
 
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
+def _own_actions(docs: list[Doc]) -> list[Action]:
+    return [doc_action(doc_id, doc) for doc_id, doc in docs]
 
 
 def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: bool = True) -> Prepared:
     """`fast=False` runs every step of the chain for every record (the general path, which the fast
     path must match byte for byte: see shipper/fast.py)."""
     out = Prepared()
+    if fast:
+        prepare_fast(messages, batch, monitor, out, _own_actions)
+        return out
     actions, dead = out.actions, out.dead
     settings = batch.settings
     topic_ids = batch.topic_ids
@@ -64,7 +67,7 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
     arena = bytearray()
     spans: list[tuple[Action, int, int]] = []
     observe = None if type(monitor) is NullMonitor else monitor.observe
-    transform = enrich_route if fast else enrich_route_general
+    transform = enrich_route_general
     max_bytes = settings.max_record_bytes
     loads, dumps = orjson.loads, orjson.dumps
     for message in messages:
@@ -88,7 +91,7 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
             origin = Provenance(message, raw, record["service"]["name"])
             action = Action(record_id(record, message, topic_ids.get(message.topic, "")), stream, b"", origin)
         except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
-            dead.append(DeadLetter(message, raw, "transform", _reason(exc), "decode"))
+            dead.append(DeadLetter(message, raw, "transform", failure_reason(exc), "decode"))
             continue
         spans.append((action, start, len(arena)))
         actions.append(action)
@@ -96,9 +99,9 @@ def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: b
             try:
                 docs: list[Doc] = observe(record, message)
                 if docs:
-                    actions += [doc_action(doc_id, doc) for doc_id, doc in docs]
+                    actions += _own_actions(docs)
             except Exception as exc:
-                out.observe_failures.append(_reason(exc))
+                out.observe_failures.append(failure_reason(exc))
     view = memoryview(arena)
     for action, start, end in spans:
         action.source = view[start:end]

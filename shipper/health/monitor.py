@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -312,6 +312,22 @@ class HealthMonitor:
                 del self.produced[next(iter(self.produced))]  # the oldest: long committed
             self.produced[(origin.topic, origin.partition, origin.offset)] = docs
         return docs
+
+    def observed_upto(self, topic: str, partition: int) -> int:
+        """The newest offset of the partition observed already (-1: none): `observe_counts` takes only later ones."""
+        return self.offsets.get((topic, partition), -1)
+
+    def count_prefix(self) -> int:
+        return self.signals.count_prefix()
+
+    def observe_counts(self, uptos: Mapping[TP, int], counts: Mapping[tuple[str, str], list[Any]],
+                       maybe: Mapping[tuple[str, str, Any, Any], int]) -> None:
+        """`observe` of the log records (no probe results) of one batch, counted by the transform's fast
+        path (see Signals.observe_counts): those of each partition up to offset `uptos[partition]`."""
+        for tp, upto in uptos.items():
+            if upto > self.offsets.get(tp, -1):
+                self.offsets[tp] = upto
+        self.signals.observe_counts(counts, maybe)
 
     # ------------------------------------------------------------------ stream shares
 

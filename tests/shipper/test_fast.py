@@ -79,14 +79,12 @@ def test_other_topics_headers_and_settings_give_the_same_documents() -> None:
     _same(CORPUS[:300], namespace="Prod", service_map={"api-service": "api"})
 
 
-def test_past_the_shape_bound_records_still_come_out_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast, "_shapes", {})
-    monkeypatch.setattr(fast, "MAX_SHAPES", 10)
+def test_records_with_other_dotted_keys_come_out_the_same() -> None:
     base = orjson.loads(CORPUS[0].value or b"")
-    messages = [Meta(TOPIC_LOGS, 0, i, KAFKA_MS, None, (), orjson.dumps({**base, f"extra{i}.x": i}))
-                for i in range(40)]
-    _same(messages)
-    assert len(fast._shapes) == 10
+    variants = [{**base, f"extra{i}.x": i} for i in range(5)]
+    variants += [{"ecs.version": "1", **{k: v for k, v in base.items() if k not in ("log", "ecs.version")}}]
+    variants += [{k: v for k, v in base.items() if k != "log"}, {**base, "ecs": {"x": 1}}, {**base, "log": None}]
+    _same([Meta(TOPIC_LOGS, 0, i, KAFKA_MS, None, (), orjson.dumps(v)) for i, v in enumerate(variants)])
 
 
 LIBRARY = orjson.loads(CORPUS[1].value or b"")
@@ -123,3 +121,74 @@ def _changed(edits: list[tuple[tuple[str, ...], Any]]) -> bytes:
 @given(st.lists(changes, min_size=1, max_size=5), st.sampled_from([TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH]))
 def test_library_records_with_hostile_fields_give_the_same_documents(edits: list[Any], topic: str) -> None:
     _same([Meta(topic, 0, i, KAFKA_MS, b"k", (), _changed(e)) for i, e in enumerate(edits)])
+
+
+def _seen(messages: list[Meta], fast_path: bool, batches: int = 3, owned: tuple[int, ...] | None = None,
+          **health: Any) -> Any:
+    """What the health monitor holds after the records went through one path, in `batches` batches;
+    `owned`: the partitions of the logs topic (of 4) this replica holds (the others' services are
+    counted to be sent on as shares)."""
+    monitor = HealthMonitor(HealthSettings(**health), "t")
+    if owned is not None:
+        monitor.owner.assign([(TOPIC_LOGS, p) for p in owned], {TOPIC_LOGS: 4})
+    batch = Batch(TransformSettings(host_name="h", state_of=monitor.state_of), datetime.now(UTC))
+    size = -(-len(messages) // batches)
+    for i in range(0, len(messages), size):
+        prepare(messages[i:i + size], batch, monitor, fast=fast_path)
+    signals = monitor.signals
+    streams = {name: (s.max_ts, s.min_ts, s.errors, s.records) for name, s in signals.streams.items()}
+    partial = {name: (s.max_ts, s.min_ts, s.errors, s.records) for name, s in signals.partial.items()}
+    return (monitor.offsets, signals.freshest_ts, signals.refused, signals.dirty, streams, monitor.touched,
+            partial, signals.counted, signals.partial_refused)
+
+
+def test_the_health_monitor_sees_the_same_on_both_paths() -> None:
+    """The fast path shows the monitor counts per batch (HealthMonitor.observe_counts): the same
+    signals as one observe per record, redeliveries and services past the bound included."""
+    corpus = [m._replace(partition=m.offset // 700) for m in CORPUS]  # runs of one partition, as Kafka hands them
+    redelivered = corpus[:1500] + corpus[1000:]
+    for messages in (CORPUS, corpus, redelivered):
+        fast_seen = _seen(messages, True)
+        assert fast_seen == _seen(messages, False)
+        assert fast_seen[4] and all(errors for _, _, errors, _ in fast_seen[4].values())
+    assert _seen(corpus, True, max_services=2) == _seen(corpus, False, max_services=2)
+    assert _seen(corpus, True, max_services=2)[2] > 0
+    # services whose stream another replica owns: counted apart, to be sent on (shipper/health/shares.py)
+    for owned in ((0, 1), (2,), ()):
+        elsewhere = _seen(corpus, True, owned=owned)
+        assert elsewhere == _seen(corpus, False, owned=owned)
+        assert elsewhere[6]
+    assert _seen(corpus, True, owned=(), max_services=2) == _seen(corpus, False, owned=(), max_services=2)
+    assert _seen(corpus, True, owned=(), max_services=2)[8] > 0
+    # a bucket that is not a whole number of 10 s: grouped by the second
+    assert _seen(corpus, True, error_window_s=45) == _seen(corpus, False, error_window_s=45)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(changes, min_size=1, max_size=8), st.sampled_from([TOPIC_LOGS, TOPIC_METRICS, TOPIC_HEALTH]))
+def test_the_health_monitor_sees_the_same_of_hostile_records(edits: list[Any], topic: str) -> None:
+    # every third on the health topic: probe results among the log records, observed as they come
+    messages = [Meta(TOPIC_HEALTH if i % 3 == 2 else topic, i % 2, i, KAFKA_MS, b"k", (), _changed(e))
+                for i, e in enumerate(edits)]
+    assert _seen(messages, True, batches=2) == _seen(messages, False, batches=2)
+
+
+def test_a_probe_result_in_the_batch_sees_the_counts_before_it() -> None:
+    """A probe result is observed when it comes, so the log records before it are counted first:
+    the removal of a service's last instance forgets its stream, and only the records after it
+    start a new one, as with one observe per record."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    logs = [m._replace(partition=0, timestamp=now_ms) for m in CORPUS[:40]]
+    service = orjson.loads(logs[-1].value or b"")["service"]["name"]  # one with records after the removal
+
+    def probe(action: str, offset: int) -> Meta:
+        record = {"@timestamp": orjson.loads(logs[0].value or b"")["@timestamp"],
+                  "event": {"kind": "state", "dataset": "elk.health", "action": action},
+                  "service": {"name": service, "node": {"name": f"{service}-1"}}, "health": {"status": "healthy"}}
+        return Meta(TOPIC_HEALTH, 0, offset, now_ms, None, (), orjson.dumps(record))
+
+    batch = [probe("health-check", 0), *logs[:20], probe("health-removed", 1), *logs[20:]]
+    fast_seen = _seen(batch, True, batches=1)
+    assert fast_seen == _seen(batch, False, batches=1)
+    counted = sum(fast_seen[4][service][3].values())
+    assert 0 < counted < sum(1 for m in logs if orjson.loads(m.value or b"")["service"]["name"] == service)
