@@ -24,7 +24,10 @@ def restore_query(size: int = 5000) -> dict[str, Any]:
 
 def apply_hits(state: HealthState, hits: list[dict[str, Any]], now: float,
                wanted: Callable[[str], bool] = lambda service: True) -> None:
-    """Replay transitions oldest first so the last one per instance/service wins."""
+    """Replay transitions oldest first so the last one per instance/service wins. `wanted` is asked
+    once per service, before any of its transitions is applied (asked again after the first, "not
+    in memory yet" was no longer true and only the oldest transition was restored)."""
+    decided: dict[str, bool] = {}
     for hit in hits:
         src = hit.get("_source") or {}
         if not is_own_written(src):  # the query's term also matches an array holding the marker
@@ -32,7 +35,12 @@ def apply_hits(state: HealthState, hits: list[dict[str, Any]], now: float,
         health, service = src.get("health") or {}, (src.get("service") or {})
         name, to = service.get("name"), health.get("to")
         when = parse_epoch(src.get("@timestamp"))
-        if not isinstance(name, str) or not isinstance(to, str) or when is None or not wanted(name):
+        if not isinstance(name, str) or not isinstance(to, str) or when is None:
+            continue
+        take = decided.get(name)
+        if take is None:
+            take = decided[name] = wanted(name)
+        if not take:
             continue
         node = None if health.get("scope") == "service" else str((service.get("node") or {}).get("name") or name)
         state.restore(name, node, to, when, now)

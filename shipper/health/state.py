@@ -37,6 +37,9 @@ class Instance:
     oks: int = 0
     seen: float = 0.0  # when its newest result was processed (the shipper's clock): expiry runs on it
     due: float = 0.0  # the deadline of its live entry in the expiry heap (others are stale)
+    # the time (prober's clock) of the transition restored from the index: a probe result older than
+    # it is already in that state (a new owner replays its partition from the committed offset)
+    restored: float = 0.0
 
 
 @dataclass
@@ -124,6 +127,8 @@ class HealthState:
                 return []
             inst = Instance(since=when, seen=when if seen is None else seen)
             self._add(svc, service, node, inst)
+        elif when < inst.restored:
+            return []  # replayed from before the restored transition: counted in it already
         inst.seen = when if seen is None else seen
         if inst.state == UNKNOWN and inst.due > inst.seen + self.unknown_after_s:
             self._schedule(service, node, inst, inst.seen + self.unknown_after_s)  # back: expires sooner again
@@ -218,7 +223,7 @@ class HealthState:
             self._add(svc, service, node, inst)
         svc.counts[inst.state] -= 1
         svc.counts[state] += 1
-        inst.state, inst.since, inst.seen = state, since, now
+        inst.state, inst.since, inst.seen, inst.restored = state, since, now, since
         self._schedule(service, node, inst, now + self.unknown_after_s)
 
     def drop(self, services: set[str]) -> None:

@@ -190,3 +190,50 @@ def test_instances_per_service_are_capped_and_refusals_counted() -> None:
     assert "shipper_health_instances_refused_total 50" in mon.metrics()
     assert "shipper_health_instances 100" in mon.metrics()
     assert mon.capped_logged == {"api-service"}
+
+
+def test_a_new_owner_replaying_probe_results_from_before_the_restored_transition_changes_nothing() -> None:
+    """Issue 20 item 3: a replica that takes a health partition over restores the state from the
+    index, then reads the partition from its committed offset, which may be older than the restored
+    transition (seen in tests/health/test_e2e_replicas.py: the old owner's last commit lagged). The
+    healthy results from before the service went down resolved the open alert ("healthy for 9s")
+    and the failing ones after them fired it again. Results older than the restored transition are
+    in it already; newer ones count as usual."""
+    from shipper.health.restore import apply_hits
+
+    st = HealthState(failures_to_down=3, successes_to_up=1)
+    down_at = 1_000.0
+    hits = [{"_source": {"@timestamp": ts, "health": {"scope": scope, "to": to}, "event": OWN,
+                         "service": {"name": "svc", "node": {"name": "svc-1"}}}}
+            for ts, to in (("1970-01-01T00:15:00Z", OK), ("1970-01-01T00:16:40Z", BAD))
+            for scope in ("instance", "service")]
+    apply_hits(st, hits, now=2_000.0)
+    assert st.state_of("svc") == BAD
+    for when in (910.0, 930.0, 950.0, 990.0):  # replayed: healthy, then the failures that took it down
+        assert st.observe_probe("svc", "svc-1", OK if when < 990 else BAD, when, f"t{when}", seen=2_000.0) == []
+    assert st.state_of("svc") == BAD
+    assert st.observe_probe("svc", "svc-1", BAD, down_at + 2, "t2", seen=2_001.0) == []  # still down
+    assert moves(st.observe_probe("svc", "svc-1", OK, down_at + 4, "t4", seen=2_002.0)) == [
+        ("instance", OK), ("service", OK)]
+
+
+def test_a_takeover_restores_the_newest_transition_not_the_oldest() -> None:
+    """Issue 20 item 3: on an assignment the monitor restores the services it gained and keeps the
+    ones in memory (`wanted` = owned and not in memory). That was asked per transition, so once the
+    oldest transition of a service had made it, the newer ones were skipped: a service down for a
+    minute came back as healthy since the start, its open alert was resolved and fired again
+    (tests/health/test_e2e_replicas.py, 4 of 6 runs)."""
+    from shipper.health.restore import apply_hits
+
+    st = HealthState()
+    st.observe_probe("kept", "kept-1", OK, 100.0, "t")
+    hits = [{"_source": {"@timestamp": ts, "health": {"scope": scope, "to": to}, "event": OWN,
+                         "service": {"name": name, "node": {"name": f"{name}-1"}}}}
+            for name in ("gained", "kept")
+            for ts, to in (("1970-01-01T00:01:40Z", OK), ("1970-01-01T00:03:20Z", BAD))
+            for scope in ("instance", "service")]
+    apply_hits(st, hits, now=300.0, wanted=lambda service: service not in st.services)
+    assert st.state_of("gained") == BAD
+    gained = st.services["gained"]
+    assert gained.since == 200.0
+    assert st.state_of("kept") == OK  # memory holds it: the index fills in nothing
