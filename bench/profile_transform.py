@@ -36,6 +36,11 @@ from shipper.provenance import Meta
 from shipper.route import route
 from shipper.transform import prepare
 
+try:  # an older tree has none
+    from shipper.native import NativeBatch
+except ImportError:
+    NativeBatch = None
+
 BATCH = 5000
 CHUNK_BYTES = 5 * 1024 * 1024
 
@@ -56,16 +61,21 @@ def timed(fn: Callable[[], Any]) -> int:
     return time.process_time_ns() - start
 
 
-def run_prepare(parts: list[list[Meta]], make: Callable[[], Monitor], body: bool, fast: bool = True
+def run_prepare(parts: list[list[Meta]], make: Callable[[], Monitor], body: bool, path: str = "fast"
                 ) -> Callable[[], None]:
-    """A fresh monitor each round: one that saw these offsets already skips them as redelivered."""
-    path = {"fast": fast} if "fast" in inspect.signature(prepare).parameters else {}
+    """A fresh monitor each round: one that saw these offsets already skips them as redelivered.
+    `path`: "fast" as the shipper runs (with the compiled part when built), "python" (the fast path
+    without it), "general"."""
+    params = inspect.signature(prepare).parameters
+    kw: dict[str, bool] = {"fast": path != "general"} if "fast" in params else {}
+    if "native" in params:
+        kw["native"] = path == "fast"
 
     def go() -> None:
         monitor = make()
         settings = TransformSettings(host_name="bench", state_of=monitor.state_of)
         for part in parts:
-            prepared = prepare(part, Batch(settings, datetime.now(UTC)), monitor, **path)
+            prepared = prepare(part, Batch(settings, datetime.now(UTC)), monitor, **kw)
             if body:
                 for chunk in chunks(prepared.actions, CHUNK_BYTES):
                     bulk_body(chunk)
@@ -114,18 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         return HealthMonitor(HealthSettings(), "default")  # owns every service, as a single replica
 
     rows = [
-        ("prepare, null monitor", lambda fast: run_prepare(parts, NullMonitor, False, fast)),
-        ("prepare, health monitor", lambda fast: run_prepare(parts, health, False, fast)),
-        ("prepare + bulk_body, health monitor", lambda fast: run_prepare(parts, health, True, fast)),
+        ("prepare, null monitor", lambda path: run_prepare(parts, NullMonitor, False, path)),
+        ("prepare, health monitor", lambda path: run_prepare(parts, health, False, path)),
+        ("prepare + bulk_body, health monitor", lambda path: run_prepare(parts, health, True, path)),
     ]
-    print(f"{'':45s} {'fast':>8s} {'general':>8s}  (us/record)")
+    paths = ("fast", "python", "general")
+    print(f"compiled part (native/): {'built' if NativeBatch is not None else 'not built: fast = python'}")
+    print(f"{'':45s} {'fast':>8s} {'python':>8s} {'general':>8s}  (us/record)")
     for name, make in rows:
-        fast, general = make(True), make(False)
-        times: dict[bool, list[int]] = {True: [], False: []}
-        for _ in range(args.rounds):  # interleaved, so both see the same load
-            times[True].append(timed(fast))
-            times[False].append(timed(general))
-        print(f"{name:45s} {min(times[True]) / n / 1000:8.2f} {min(times[False]) / n / 1000:8.2f}")
+        runs = {path: make(path) for path in paths}
+        times: dict[str, list[int]] = {path: [] for path in paths}
+        for _ in range(args.rounds):  # interleaved, so all see the same load
+            for path in paths:
+                times[path].append(timed(runs[path]))
+        print(f"{name:45s} " + " ".join(f"{min(times[p]) / n / 1000:8.2f}" for p in paths))
     if args.steps:
         names = ["decode (orjson.loads)", *(s.__name__ for s in STEPS), "route", "record_id"]
         previous = 0.0

@@ -45,6 +45,7 @@ from shipper.enrich import (
 )
 from shipper.ids import SHORT_ID, bounded_id, record_id
 from shipper.monitor import Doc, Monitor, NullMonitor
+from shipper.native import NativeBatch
 from shipper.provenance import Message, Provenance
 from shipper.route import namespace_of, route, service_dataset, stream_name
 
@@ -93,7 +94,7 @@ def _expand(record: Record, message: Message, batch: Batch) -> Record:
 
 
 def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, out: Prepared,
-                 own_actions: Callable[[list[Doc]], list[Action]]) -> None:
+                 own_actions: Callable[[list[Doc]], list[Action]], use_native: bool = True) -> None:
     """`prepare` on the fast path: each step's common case inline in one loop, with what depends only
     on a record's service (its health state, its stream) worked out once per batch, and each record's
     bulk line (action and document) written once into one arena that `bulk_body` joins.
@@ -134,20 +135,12 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
     # views of it: orjson's own result keeps ~4 KB of buffer per object alive, 10x the record itself.
     arena = bytearray()
     spans: list[tuple[Action, int, int, int]] = []
+    native = None
+    if use_native and NativeBatch is not None:
+        native = NativeBatch(latest, ingested, ECS_VERSION, AGENT_TYPE, host_name, ns, OWN_WRITER, list(LEVELS),
+                             states, state_of, routes)
     for message in messages:
         raw = message.value
-        record: Any = None
-        if raw is not None and len(raw) <= max_bytes:  # decode's common case inline
-            try:
-                record = loads(raw)
-            except orjson.JSONDecodeError:
-                pass
-        if type(record) is not dict:
-            try:  # decode again, for the reason
-                record = decode(raw, max_bytes)
-            except Rejected as exc:
-                dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
-                continue
         if message.partition != partition or message.topic != topic:  # a new partition's run
             if counted and not is_health:
                 uptos[(topic, partition)] = floor
@@ -159,74 +152,101 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
                 floor = uptos.get((topic, partition), -2)
                 if floor == -2:
                     floor = upto_of(topic, partition)
-        try:
-            record = _expand(record, message, batch)
-            # normalize_timestamp: already in the wire form and not in the future
-            ts = record.get("@timestamp")
-            if not (type(ts) is str and ts <= latest and ISO_MS.fullmatch(ts)):
-                record = normalize_timestamp(record, message, batch)
-                ts = record.get("@timestamp")
-            # normalize_level: a canonical level in `log`, and a message
-            log = record.get("log")
-            if not (type(log) is dict and "message" in record
-                    and ((level := log.get("level")) is None or (type(level) is str and level in CANONICAL_LEVELS))):
-                record = normalize_level(record, message, batch)
-            # resolve_service: a named service object, the node not flat, no headers to read
-            service = record.get("service")
-            if not (type(service) is dict and type(name := service.get("name")) is str and name
-                    and type(service.get("node")) is not str and not message.headers):
-                record = resolve_service(record, message, batch)
-                name = record["service"]["name"]
-            # stamp_ingest: an event object with no provider, or a text one that is not the shipper's
-            event = record.get("event")
-            if type(event) is dict and ((provider := event.get("provider")) is None
-                                        or (type(provider) is str and provider != OWN_WRITER)):
-                event["ingested"] = ingested
-                ecs = record.get("ecs")
-                if type(ecs) is dict:
-                    ecs.setdefault("version", ECS_VERSION)
-                else:
-                    record["ecs"] = {"version": ECS_VERSION}
-                if "agent" not in record:
-                    record["agent"] = {"type": AGENT_TYPE, "name": host_name}
-                state = states.get(name, _UNKNOWN)
-                if state is _UNKNOWN:
-                    state = states[name] = state_of(name)
-                if state is not None:
-                    health = record.get("health")
-                    if type(health) is not dict:
-                        record["health"] = health = {} if health is None else {"value": health}
-                    health.setdefault("state", state)
-            else:
-                record = stamp_ingest(record, message, batch)
-                event = record["event"]
-            # route: the stream of a (topic, service, metric kind) once per batch, while it is the
-            # service's own and known (a catch-all is counted per record, so never remembered)
-            metric = event.get("kind") == "metric"
-            hit = None if is_health else routes.get((topic, name, metric))
-            if hit is None:
-                stream = route(record, message, batch)
-                if not is_health:
-                    data_stream = record["data_stream"]
-                    type_, dataset = data_stream["type"], data_stream["dataset"]
-                    if stream in known and stream == stream_name(type_, service_dataset(name), ns):
-                        routes[(topic, name, metric)] = (stream, type_, dataset)
-            else:
-                stream, type_, dataset = hit
-                record["data_stream"] = {"type": type_, "dataset": dataset, "namespace": ns}
-                event["dataset"] = dataset
-            doc = dumps(record)
-            # record_id: the Kafka coordinates, unless the record has its own event.id
-            own = event.get("id")
-            offset = message.offset
-            doc_id = record_id(record, message, tid) if type(own) is str and own else f"{id_base}{offset}{id_tail}"
+        offset = message.offset
+        hit = None
+        if native is not None and not is_health and raw is not None and len(raw) <= max_bytes and not message.headers:
+            try:
+                hit = native.transform(raw, topic)
+            except Exception:  # a state_of that raised: the Python path meets it again, and says why
+                hit = None
+        if hit is not None:  # the common record, done by the compiled part (native/)
+            doc, name, stream, type_, ts, level, code = hit
+            record = None
+            doc_id = f"{id_base}{offset}{id_tail}"
             head = heads.get(stream)
             if head is None:
                 head = heads[stream] = action_head(stream)
             id_json = dumps(doc_id if len(doc_id) <= SHORT_ID else bounded_id(doc_id))
-        except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
-            dead.append(DeadLetter(message, raw, "transform", failure_reason(exc), "decode"))
-            continue
+        else:
+            record = None
+            if raw is not None and len(raw) <= max_bytes:  # decode's common case inline
+                try:
+                    record = loads(raw)
+                except orjson.JSONDecodeError:
+                    pass
+            if type(record) is not dict:
+                try:  # decode again, for the reason
+                    record = decode(raw, max_bytes)
+                except Rejected as exc:
+                    dead.append(DeadLetter(message, raw, exc.kind, exc.reason, "decode"))
+                    continue
+            try:
+                record = _expand(record, message, batch)
+                # normalize_timestamp: already in the wire form and not in the future
+                ts = record.get("@timestamp")
+                if not (type(ts) is str and ts <= latest and ISO_MS.fullmatch(ts)):
+                    record = normalize_timestamp(record, message, batch)
+                    ts = record.get("@timestamp")
+                # normalize_level: a canonical level in `log`, and a message
+                log = record.get("log")
+                if not (type(log) is dict and "message" in record
+                        and ((level := log.get("level")) is None or (type(level) is str and level in CANONICAL_LEVELS))):
+                    record = normalize_level(record, message, batch)
+                # resolve_service: a named service object, the node not flat, no headers to read
+                service = record.get("service")
+                if not (type(service) is dict and type(name := service.get("name")) is str and name
+                        and type(service.get("node")) is not str and not message.headers):
+                    record = resolve_service(record, message, batch)
+                    name = record["service"]["name"]
+                # stamp_ingest: an event object with no provider, or a text one that is not the shipper's
+                event = record.get("event")
+                if type(event) is dict and ((provider := event.get("provider")) is None
+                                            or (type(provider) is str and provider != OWN_WRITER)):
+                    event["ingested"] = ingested
+                    ecs = record.get("ecs")
+                    if type(ecs) is dict:
+                        ecs.setdefault("version", ECS_VERSION)
+                    else:
+                        record["ecs"] = {"version": ECS_VERSION}
+                    if "agent" not in record:
+                        record["agent"] = {"type": AGENT_TYPE, "name": host_name}
+                    state = states.get(name, _UNKNOWN)
+                    if state is _UNKNOWN:
+                        state = states[name] = state_of(name)
+                    if state is not None:
+                        health = record.get("health")
+                        if type(health) is not dict:
+                            record["health"] = health = {} if health is None else {"value": health}
+                        health.setdefault("state", state)
+                else:
+                    record = stamp_ingest(record, message, batch)
+                    event = record["event"]
+                # route: the stream of a (topic, service, metric kind) once per batch, while it is the
+                # service's own and known (a catch-all is counted per record, so never remembered)
+                metric = event.get("kind") == "metric"
+                route_hit = None if is_health else routes.get((topic, name, metric))
+                if route_hit is None:
+                    stream = route(record, message, batch)
+                    if not is_health:
+                        data_stream = record["data_stream"]
+                        type_, dataset = data_stream["type"], data_stream["dataset"]
+                        if stream in known and stream == stream_name(type_, service_dataset(name), ns):
+                            routes[(topic, name, metric)] = (stream, type_, dataset)
+                else:
+                    stream, type_, dataset = route_hit
+                    record["data_stream"] = {"type": type_, "dataset": dataset, "namespace": ns}
+                    event["dataset"] = dataset
+                doc = dumps(record)
+                # record_id: the Kafka coordinates, unless the record has its own event.id
+                own = event.get("id")
+                doc_id = record_id(record, message, tid) if type(own) is str and own else f"{id_base}{offset}{id_tail}"
+                head = heads.get(stream)
+                if head is None:
+                    head = heads[stream] = action_head(stream)
+                id_json = dumps(doc_id if len(doc_id) <= SHORT_ID else bounded_id(doc_id))
+            except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
+                dead.append(DeadLetter(message, raw, "transform", failure_reason(exc), "decode"))
+                continue
         line = len(arena)
         arena += head
         arena += id_json
@@ -253,16 +273,8 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
                             entry[2] = ts
                         elif ts < entry[1]:
                             entry[1] = ts
-                    log = record.get("log")
-                    level = log.get("level") if type(log) is dict else None
-                    http = record.get("http")
-                    code = None
-                    if type(http) is dict:
-                        response = http.get("response")
-                        if type(response) is dict:
-                            code = response.get("status_code")
-                            if type(code) is not int or code < 500:
-                                code = None
+                    if record is not None:  # the Python path's record (the compiled part said these)
+                        level, code = _error_signals(record)
                     if code is not None or (level not in NOT_ERRORS and type(level) is str):
                         key = (name, prefix, level, code)
                         maybe[key] = maybe.get(key, 0) + 1
@@ -284,6 +296,21 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
     for action, line, start, end in spans:
         action.source = view[start:end]
         action.line = view[line:end + 1]
+
+
+def _error_signals(record: Record) -> tuple[Any, Any]:
+    """The record's level and its status code when 500 or more (else None): what may make it an error."""
+    log = record.get("log")
+    level = log.get("level") if type(log) is dict else None
+    http = record.get("http")
+    code = None
+    if type(http) is dict:
+        response = http.get("response")
+        if type(response) is dict:
+            code = response.get("status_code")
+            if type(code) is not int or code < 500:
+                code = None
+    return level, code
 
 
 def _hand_counts(observe_counts: Callable[..., None], uptos: dict[tuple[str, int], int],

@@ -52,12 +52,14 @@ def _own_actions(docs: list[Doc]) -> list[Action]:
     return [doc_action(doc_id, doc) for doc_id, doc in docs]
 
 
-def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: bool = True) -> Prepared:
+def prepare(messages: Sequence[Message], batch: Batch, monitor: Monitor, fast: bool = True,
+            native: bool = True) -> Prepared:
     """`fast=False` runs every step of the chain for every record (the general path, which the fast
-    path must match byte for byte: see shipper/fast.py)."""
+    path must match byte for byte: see shipper/fast.py); `native=False` keeps the fast path in
+    Python even when its compiled part (shipper/native.py) is there."""
     out = Prepared()
     if fast:
-        prepare_fast(messages, batch, monitor, out, _own_actions)
+        prepare_fast(messages, batch, monitor, out, _own_actions, native)
         return out
     actions, dead = out.actions, out.dead
     settings = batch.settings

@@ -23,11 +23,14 @@ from shipper.bulk import bulk_body
 from shipper.context import Batch, TransformSettings
 from shipper.health.config import HealthSettings
 from shipper.health.monitor import HealthMonitor
+from shipper.native import NativeBatch
 from shipper.provenance import Meta
 from shipper.transform import Prepared, prepare
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 KAFKA_MS = int(NOW.timestamp() * 1000)
+# the fast path in Python, and with its compiled part when that is built (shipper/native.py)
+NATIVE = [False, True] if NativeBatch is not None else [False]
 CORPUS = [Meta(TOPIC_LOGS, i % 4, i, KAFKA_MS, key, (), value) for i, (key, value) in enumerate(generate(3000))]
 
 
@@ -35,10 +38,10 @@ def _state(service: str) -> str | None:
     return {"api-service": "healthy", "auth-service": "degraded"}.get(service)
 
 
-def _run(messages: list[Meta], fast_path: bool, **overrides: Any) -> Prepared:
+def _run(messages: list[Meta], fast_path: bool, native: bool = False, **overrides: Any) -> Prepared:
     monitor = HealthMonitor(HealthSettings(failures_to_down=1), "t")
     batch = Batch(TransformSettings(host_name="h", state_of=_state, **overrides), NOW)
-    return prepare(messages, batch, monitor, fast=fast_path)
+    return prepare(messages, batch, monitor, fast=fast_path, native=native)
 
 
 def _out(prepared: Prepared) -> tuple[list[tuple[str, str, bytes]], list[tuple[int, str, str]], bytes]:
@@ -48,8 +51,11 @@ def _out(prepared: Prepared) -> tuple[list[tuple[str, str, bytes]], list[tuple[i
 
 
 def _same(messages: list[Meta], **overrides: Any) -> Prepared:
-    quick = _run(messages, True, **overrides)
-    assert _out(quick) == _out(_run(messages, False, **overrides))
+    """The fast path's output, checked against the general path's, with and without the compiled part."""
+    general = _out(_run(messages, False, **overrides))
+    for native in NATIVE:
+        quick = _run(messages, True, native, **overrides)
+        assert _out(quick) == general, f"native={native}"
     return quick
 
 
@@ -67,7 +73,7 @@ def test_the_fast_path_is_taken_for_the_library_records(monkeypatch: pytest.Monk
             fallbacks[name] = fallbacks.get(name, 0) + 1
             return step(record, message, batch)
         monkeypatch.setattr(fast, name, counted)
-    _run(CORPUS, True)
+    _run(CORPUS, True, native=False)
     with_backslash = sum(1 for m in CORPUS if b"\\" in (m.value or b""))
     assert fallbacks == ({"expand_keys": with_backslash} if with_backslash else {})
 
@@ -125,16 +131,26 @@ def test_library_records_with_hostile_fields_give_the_same_documents(edits: list
 
 def _seen(messages: list[Meta], fast_path: bool, batches: int = 3, owned: tuple[int, ...] | None = None,
           **health: Any) -> Any:
-    """What the health monitor holds after the records went through one path, in `batches` batches;
-    `owned`: the partitions of the logs topic (of 4) this replica holds (the others' services are
-    counted to be sent on as shares)."""
+    """What the health monitor holds after the records went through one path, in `batches` batches
+    (the fast path: with and without its compiled part, which must agree); `owned`: the partitions
+    of the logs topic (of 4) this replica holds (the others' services are counted to be sent on as
+    shares)."""
+    if fast_path:
+        seen = [_seen_on(messages, True, native, batches, owned, **health) for native in NATIVE]
+        assert all(s == seen[0] for s in seen)
+        return seen[0]
+    return _seen_on(messages, False, False, batches, owned, **health)
+
+
+def _seen_on(messages: list[Meta], fast_path: bool, native: bool, batches: int, owned: tuple[int, ...] | None,
+             **health: Any) -> Any:
     monitor = HealthMonitor(HealthSettings(**health), "t")
     if owned is not None:
         monitor.owner.assign([(TOPIC_LOGS, p) for p in owned], {TOPIC_LOGS: 4})
     batch = Batch(TransformSettings(host_name="h", state_of=monitor.state_of), datetime.now(UTC))
     size = -(-len(messages) // batches)
     for i in range(0, len(messages), size):
-        prepare(messages[i:i + size], batch, monitor, fast=fast_path)
+        prepare(messages[i:i + size], batch, monitor, fast=fast_path, native=native)
     signals = monitor.signals
     streams = {name: (s.max_ts, s.min_ts, s.errors, s.records) for name, s in signals.streams.items()}
     partial = {name: (s.max_ts, s.min_ts, s.errors, s.records) for name, s in signals.partial.items()}

@@ -23,6 +23,7 @@ from shipper.context import Batch, TransformSettings
 from shipper.health import build_monitor
 from shipper.health.config import HealthSettings
 from shipper.ids import MAX_ID_BYTES
+from shipper.native import NativeBatch
 from shipper.transform import prepare
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -60,10 +61,10 @@ class Msg:
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
 
-def _prepare(messages: list[Msg], fast: bool) -> Any:
+def _prepare(messages: list[Msg], fast: bool, native: bool = False) -> Any:
     monitor = build_monitor(HealthSettings(failures_to_down=1))
     batch = Batch(TransformSettings(host_name="h", state_of=monitor.state_of, max_record_bytes=64 * 1024), NOW)
-    return prepare(messages, batch, monitor, fast=fast)
+    return prepare(messages, batch, monitor, fast=fast, native=native)
 
 
 def _documents(prepared: Any) -> Any:
@@ -72,14 +73,18 @@ def _documents(prepared: Any) -> Any:
 
 
 def _check(messages: list[Msg]) -> Any:
-    """Both paths (shipper/fast.py): the same documents and dead letters, and each keeps the rules."""
+    """Both paths (shipper/fast.py), the fast one with and without its compiled part: the same
+    documents and dead letters, and each keeps the rules."""
     prepared = _check_path(messages, fast=True)
-    assert _documents(prepared) == _documents(_check_path(messages, fast=False))
+    general = _documents(_check_path(messages, fast=False))
+    assert _documents(prepared) == general
+    if NativeBatch is not None:
+        assert _documents(_check_path(messages, fast=True, native=True)) == general
     return prepared
 
 
-def _check_path(messages: list[Msg], fast: bool) -> Any:
-    prepared = _prepare(messages, fast)
+def _check_path(messages: list[Msg], fast: bool, native: bool = False) -> Any:
+    prepared = _prepare(messages, fast, native)
     from_kafka = [a for a in prepared.actions if a.origin is not None]
     # each message exactly once: indexed or dead-lettered
     seen = sorted([a.origin.origin.offset for a in from_kafka] + [d.meta.offset for d in prepared.dead])
