@@ -22,7 +22,20 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-venv: $(STAMP)
+# the shipper's compiled fast path (native/, Rust): optional, so a machine without cargo or a failed
+# build keeps the Python fast path (same documents, more CPU); rebuilt when its sources change
+NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | sha1sum | cut -c1-12)
+
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
+	@rm -f $(VENV)/.native-*
+	@if command -v cargo >/dev/null; then \
+	  $(BIN)/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./native \
+	    || echo "elk-native did not build: the shipper's fast path runs in Python"; \
+	else echo "no cargo: elk-native not built, the shipper's fast path runs in Python"; fi
+	@touch $@
+
+venv: $(STAMP) $(NATIVE_STAMP)
 
 # the local stack needs a JDK and Maven; the documented Node logger (docs/ingest.md) is run by a test
 # with Node; on a fresh Debian machine they come from apt

@@ -137,8 +137,8 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
     spans: list[tuple[Action, int, int, int]] = []
     native = None
     if use_native and NativeBatch is not None:
-        native = NativeBatch(latest, ingested, ECS_VERSION, AGENT_TYPE, host_name, ns, OWN_WRITER, list(LEVELS),
-                             states, state_of, routes)
+        native = NativeBatch(latest, ingested, ECS_VERSION, AGENT_TYPE, host_name, ns, OWN_WRITER, SHORT_ID,
+                             list(LEVELS), states, state_of, routes, action_head)
     for message in messages:
         raw = message.value
         if message.partition != partition or message.topic != topic:  # a new partition's run
@@ -152,21 +152,21 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
                 floor = uptos.get((topic, partition), -2)
                 if floor == -2:
                     floor = upto_of(topic, partition)
+            if native is not None and not is_health:
+                native.run(topic, id_base, id_tail)
         offset = message.offset
         hit = None
         if native is not None and not is_health and raw is not None and len(raw) <= max_bytes and not message.headers:
             try:
-                hit = native.transform(raw, topic)
+                hit = native.transform(raw, offset, arena)
             except Exception:  # a state_of that raised: the Python path meets it again, and says why
                 hit = None
-        if hit is not None:  # the common record, done by the compiled part (native/)
-            doc, name, stream, type_, ts, level, code = hit
+        if hit is not None:  # the common record, done by the compiled part (native/): its lines are in the arena
+            doc_id, name, stream, type_, ts, level, code, line, start, end = hit
             record = None
-            doc_id = f"{id_base}{offset}{id_tail}"
-            head = heads.get(stream)
-            if head is None:
-                head = heads[stream] = action_head(stream)
-            id_json = dumps(doc_id if len(doc_id) <= SHORT_ID else bounded_id(doc_id))
+            action = Action(doc_id, stream, b"", Provenance(message, raw, name))
+            spans.append((action, line, start, end))
+            actions.append(action)
         else:
             record = None
             if raw is not None and len(raw) <= max_bytes:  # decode's common case inline
@@ -247,16 +247,16 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
             except Exception as exc:  # any value anywhere (integers beyond 64 bit, nesting, ...): never the batch
                 dead.append(DeadLetter(message, raw, "transform", failure_reason(exc), "decode"))
                 continue
-        line = len(arena)
-        arena += head
-        arena += id_json
-        arena += b"}}\n"
-        start = len(arena)
-        arena += doc
-        arena += b"\n"
-        action = Action(doc_id, stream, b"", Provenance(message, raw, name))
-        spans.append((action, line, start, start + len(doc)))
-        actions.append(action)
+            line = len(arena)
+            arena += head
+            arena += id_json
+            arena += b"}}\n"
+            start = len(arena)
+            arena += doc
+            arena += b"\n"
+            action = Action(doc_id, stream, b"", Provenance(message, raw, name))
+            spans.append((action, line, start, start + len(doc)))
+            actions.append(action)
         if observe is None:
             continue
         if counted and not is_health:
@@ -288,6 +288,8 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
         except Exception as exc:
             out.observe_failures.append(failure_reason(exc))
         states.clear()  # a probe result may have changed a service's state
+        if native is not None:
+            native.states_changed()
     if counted and not is_health:
         uptos[(topic, partition)] = floor
     if uptos:

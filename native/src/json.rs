@@ -2,119 +2,149 @@
 //! writes for the value `orjson.loads` reads from them. Only such bytes are accepted, so a value
 //! the transform does not change can be copied verbatim and the document still comes out byte for
 //! byte as the Python path's `orjson.dumps(record)`. Anything else (whitespace, escapes orjson would
-//! not write, exponents, floats not in their shortest form, integers beyond 64 bits, duplicate
-//! keys, deep nesting, long objects) is refused, and the record takes the Python path.
+//! not write, exponents, floats not in their shortest form, integers beyond 64 bits, invalid UTF-8,
+//! duplicate keys, deep nesting, long objects) is refused, and the record takes the Python path.
 //!
-//! orjson's forms, checked against orjson 3.x: strings escape `"`, `\`, and the control characters
-//! (`\b \t \n \f \r` short, the others `\u00xx` in lower case), nothing else; integers are in
-//! [-2^63, 2^64); floats are the shortest representation that reads back, with a fraction, in
-//! plain notation from 1e-5 up to 1e16 (exponent form outside, which is refused here).
+//! orjson's forms, checked against orjson 3.x (and by tests/shipper/test_native.py): strings escape
+//! `"`, `\` and the control characters (`\b \t \n \f \r` short, the others `\u00xx` in lower case),
+//! nothing else; integers are in [-2^63, 2^64); floats are the shortest representation that reads
+//! back, with a fraction, in plain notation from 1e-5 up to 1e16 (exponent form outside, refused).
+
+use std::ops::Range;
 
 /// Nesting deeper than this is refused (orjson.dumps itself stops at 255).
 pub const MAX_DEPTH: usize = 64;
 /// Objects with more keys than this are refused: duplicate keys are looked for pairwise.
 pub const MAX_KEYS: usize = 128;
 
-/// A member of an object: the key with its quotes, the value's bytes.
-#[derive(Clone, Copy)]
-pub struct Member<'a> {
-    pub key: &'a [u8],
-    pub value: &'a [u8],
+/// A member of an object, as byte ranges of the record: the key with its quotes, the value.
+#[derive(Clone)]
+pub struct Member {
+    pub key: Range<usize>,
+    pub value: Range<usize>,
+    /// The value's own members (in `Scanner::sub`) when it is an object on the top level.
+    pub members: Range<usize>,
 }
 
-pub struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-    keys: Vec<(usize, usize)>,
+/// What a byte means inside a string.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const BACKSLASH: u8 = 2;
+const CONTROL: u8 = 3;
+const HIGH: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i < 0x20 {
+            CONTROL
+        } else if i == b'"' as usize {
+            QUOTE
+        } else if i == b'\\' as usize {
+            BACKSLASH
+        } else if i >= 0x80 {
+            HIGH
+        } else {
+            PLAIN
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The scanner's buffers, kept from record to record.
+#[derive(Default)]
+pub struct Scanner {
+    /// The top level's members.
+    pub top: Vec<Member>,
+    /// The members of the objects on the top level.
+    pub sub: Vec<Member>,
+    keys: Vec<Range<usize>>,
     /// A key below the top level has a dot.
     pub nested_dot: bool,
+    /// A string has an escape (so the raw bytes have a backslash).
+    pub escaped: bool,
 }
 
-impl<'a> Scanner<'a> {
-    pub fn new(b: &'a [u8]) -> Self {
-        Scanner { b, i: 0, keys: Vec::new(), nested_dot: false }
-    }
-
-    /// The whole input is one canonical object: its members in order.
-    pub fn top_object(mut self, out: &mut Vec<Member<'a>>) -> Option<Self> {
-        if self.b.first() != Some(&b'{') {
-            return None;
+impl Scanner {
+    /// Reads `b`, one canonical object; false when it is not.
+    pub fn scan(&mut self, b: &[u8]) -> bool {
+        self.top.clear();
+        self.sub.clear();
+        self.keys.clear();
+        self.nested_dot = false;
+        self.escaped = false;
+        if b.first() != Some(&b'{') {
+            return false;
         }
-        self.object(0, Some(out))?;
-        if self.i != self.b.len() {
-            return None;
-        }
-        Some(self)
+        let mut i = 0;
+        self.object(b, &mut i, 0) == Some(()) && i == b.len()
     }
 
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn value(&mut self, depth: usize) -> Option<()> {
-        match self.peek()? {
-            b'{' => self.object(depth + 1, None),
-            b'[' => self.array(depth + 1),
-            b'"' => self.string().map(|_| ()),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.number(),
+    fn value(&mut self, b: &[u8], i: &mut usize, depth: usize) -> Option<()> {
+        match *b.get(*i)? {
+            b'{' => self.object(b, i, depth + 1),
+            b'[' => self.array(b, i, depth + 1),
+            b'"' => {
+                self.escaped |= string(b, i)?;
+                Some(())
+            }
+            b't' => literal(b, i, b"true"),
+            b'f' => literal(b, i, b"false"),
+            b'n' => literal(b, i, b"null"),
+            _ => number(b, i),
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        if self.b[self.i..].starts_with(word) {
-            self.i += word.len();
-            Some(())
-        } else {
-            None
-        }
-    }
-
-    /// An object at `self.i`; `members` collects its members (the top level's).
-    fn object(&mut self, depth: usize, mut members: Option<&mut Vec<Member<'a>>>) -> Option<()> {
+    /// An object at `*i`; its members are kept on the top level (depth 0) and the one below.
+    fn object(&mut self, b: &[u8], i: &mut usize, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.i += 1;
-        let base = self.keys.len();
-        if self.peek()? == b'}' {
-            self.i += 1;
+        *i += 1;
+        if *b.get(*i)? == b'}' {
+            *i += 1;
             return Some(());
         }
+        let base = self.keys.len();
         loop {
-            if self.peek()? != b'"' {
+            if *b.get(*i)? != b'"' {
                 return None;
             }
-            let start = self.i;
-            self.string()?;
-            let end = self.i;
-            let key = &self.b[start..end];
+            let start = *i;
+            self.escaped |= string(b, i)?;
+            let key = start..*i;
             if self.keys.len() - base >= MAX_KEYS {
                 return None;
             }
             // canonical strings are unique: equal keys have equal bytes
-            if self.keys[base..].iter().any(|&(s, e)| &self.b[s..e] == key) {
+            if self.keys[base..].iter().any(|k| b[k.clone()] == b[key.clone()]) {
                 return None;
             }
-            self.keys.push((start, end));
-            if depth > 0 && key.contains(&b'.') {
+            if depth > 0 && b[key.clone()].contains(&b'.') {
                 self.nested_dot = true;
             }
-            if self.peek()? != b':' {
+            self.keys.push(key.clone());
+            if *b.get(*i)? != b':' {
                 return None;
             }
-            self.i += 1;
-            let vstart = self.i;
-            self.value(depth)?;
-            if let Some(out) = members.as_deref_mut() {
-                out.push(Member { key, value: &self.b[vstart..self.i] });
+            *i += 1;
+            let vstart = *i;
+            let first = self.sub.len();
+            self.value(b, i, depth)?;
+            match depth {
+                0 => {
+                    let members = if b[vstart] == b'{' { first..self.sub.len() } else { 0..0 };
+                    self.top.push(Member { key, value: vstart..*i, members });
+                }
+                1 => self.sub.push(Member { key, value: vstart..*i, members: 0..0 }),
+                _ => {}
             }
-            match self.peek()? {
-                b',' => self.i += 1,
+            match *b.get(*i)? {
+                b',' => *i += 1,
                 b'}' => {
-                    self.i += 1;
+                    *i += 1;
                     self.keys.truncate(base);
                     return Some(());
                 }
@@ -123,116 +153,159 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Option<()> {
+    fn array(&mut self, b: &[u8], i: &mut usize, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.i += 1;
-        if self.peek()? == b']' {
-            self.i += 1;
+        *i += 1;
+        if *b.get(*i)? == b']' {
+            *i += 1;
             return Some(());
         }
+        // members of objects in arrays are nobody's: scanned at a depth that keeps none
+        let depth = depth.max(2);
         loop {
-            self.value(depth)?;
-            match self.peek()? {
-                b',' => self.i += 1,
+            self.value(b, i, depth)?;
+            match *b.get(*i)? {
+                b',' => *i += 1,
                 b']' => {
-                    self.i += 1;
+                    *i += 1;
                     return Some(());
                 }
                 _ => return None,
             }
         }
     }
+}
 
-    /// A string at `self.i` (its opening quote); whether it has an escape.
-    fn string(&mut self) -> Option<bool> {
-        self.i += 1;
-        let mut escaped = false;
-        loop {
-            let c = self.peek()?;
-            match c {
-                b'"' => {
-                    self.i += 1;
-                    return Some(escaped);
+fn literal(b: &[u8], i: &mut usize, word: &[u8]) -> Option<()> {
+    if b[*i..].starts_with(word) {
+        *i += word.len();
+        Some(())
+    } else {
+        None
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of `w` is a quote, a backslash, a control character or above ASCII.
+#[inline]
+fn special(w: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = zero(w ^ (ONES * b'"' as u64));
+    let backslash = zero(w ^ (ONES * b'\\' as u64));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    (quote | backslash | control | (w & HIGHS)) != 0
+}
+
+/// A string at `*i` (its opening quote), canonical and valid UTF-8; whether it has an escape.
+fn string(b: &[u8], i: &mut usize) -> Option<bool> {
+    *i += 1;
+    let start = *i;
+    let mut escaped = false;
+    let mut high = false;
+    loop {
+        // eight bytes at a time while none of them ends the string, escapes or is no ASCII
+        while *i + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[*i..*i + 8].try_into().expect("eight bytes"));
+            if special(w) {
+                break;
+            }
+            *i += 8;
+        }
+        while *i < b.len() && CLASS[b[*i] as usize] == PLAIN {
+            *i += 1;
+        }
+        match CLASS[*b.get(*i)? as usize] {
+            QUOTE => {
+                if high {
+                    std::str::from_utf8(&b[start..*i]).ok()?;
                 }
-                b'\\' => {
-                    escaped = true;
-                    match *self.b.get(self.i + 1)? {
-                        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
-                        b'u' => {
-                            let h = self.b.get(self.i + 2..self.i + 6)?;
-                            let v = match (h[0], h[1], h[2], h[3]) {
-                                (b'0', b'0', hi @ (b'0' | b'1'), lo) => {
-                                    ((hi - b'0') << 4)
-                                        | match lo {
-                                            b'0'..=b'9' => lo - b'0',
-                                            b'a'..=b'f' => lo - b'a' + 10,
-                                            _ => return None,
-                                        }
-                                }
-                                _ => return None,
-                            };
-                            if matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
-                                return None; // orjson writes these short
+                *i += 1;
+                return Some(escaped);
+            }
+            BACKSLASH => {
+                escaped = true;
+                match *b.get(*i + 1)? {
+                    b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => *i += 2,
+                    b'u' => {
+                        let h = b.get(*i + 2..*i + 6)?;
+                        let v = match (h[0], h[1], h[2], h[3]) {
+                            (b'0', b'0', hi @ (b'0' | b'1'), lo) => {
+                                ((hi - b'0') << 4)
+                                    | match lo {
+                                        b'0'..=b'9' => lo - b'0',
+                                        b'a'..=b'f' => lo - b'a' + 10,
+                                        _ => return None,
+                                    }
                             }
-                            self.i += 6;
+                            _ => return None,
+                        };
+                        if matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                            return None; // orjson writes these short
                         }
-                        _ => return None,
+                        *i += 6;
                     }
+                    _ => return None,
                 }
-                0..=0x1f => return None,
-                _ => self.i += 1,
             }
+            HIGH => {
+                high = true;
+                *i += 1;
+            }
+            _ => return None, // a raw control character: no JSON
         }
     }
+}
 
-    fn digits(&mut self) -> usize {
-        let start = self.i;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.i += 1;
-        }
-        self.i - start
+fn digits(b: &[u8], i: &mut usize) -> usize {
+    let start = *i;
+    while *i < b.len() && b[*i].is_ascii_digit() {
+        *i += 1;
     }
+    *i - start
+}
 
-    fn number(&mut self) -> Option<()> {
-        let start = self.i;
-        if self.peek()? == b'-' {
-            self.i += 1;
+fn number(b: &[u8], i: &mut usize) -> Option<()> {
+    let start = *i;
+    if *b.get(*i)? == b'-' {
+        *i += 1;
+    }
+    match *b.get(*i)? {
+        b'0' => *i += 1,
+        b'1'..=b'9' => {
+            digits(b, i);
         }
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => {
-                self.digits();
-            }
-            _ => return None,
-        }
-        let float = self.peek() == Some(b'.');
-        if float {
-            self.i += 1;
-            if self.digits() == 0 {
-                return None;
-            }
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
+        _ => return None,
+    }
+    let float = b.get(*i) == Some(&b'.');
+    if float {
+        *i += 1;
+        if digits(b, i) == 0 {
             return None;
         }
-        let text = &self.b[start..self.i];
-        if float {
-            canonical_float(text)
-        } else {
-            int_value(text).map(|_| ())
-        }
+    }
+    if matches!(b.get(*i), Some(b'e' | b'E')) {
+        return None;
+    }
+    let text = &b[start..*i];
+    if float {
+        canonical_float(text)
+    } else if text.len() <= 18 {
+        (text != b"-0").then_some(())
+    } else {
+        int_value(text).map(|_| ())
     }
 }
 
 /// The value of a canonical integer token, if it is one orjson reads as an int.
 pub fn int_value(text: &[u8]) -> Option<i128> {
-    if text == b"-0" || text.len() > 21 {
+    if text == b"-0" || text.len() > 21 || text.contains(&b'.') {
         return None;
     }
-    let s = std::str::from_utf8(text).ok()?;
-    let v: i128 = s.parse().ok()?;
+    let v: i128 = std::str::from_utf8(text).ok()?.parse().ok()?;
     if v < -(1i128 << 63) || v >= (1i128 << 64) {
         return None;
     }
@@ -240,8 +313,7 @@ pub fn int_value(text: &[u8]) -> Option<i128> {
 }
 
 fn canonical_float(text: &[u8]) -> Option<()> {
-    let s = std::str::from_utf8(text).ok()?;
-    let v: f64 = s.parse().ok()?;
+    let v: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
     if !v.is_finite() {
         return None;
     }
@@ -250,19 +322,7 @@ fn canonical_float(text: &[u8]) -> Option<()> {
         return None;
     }
     let mut buf = ryu::Buffer::new();
-    if buf.format_finite(v).as_bytes() == text {
-        Some(())
-    } else {
-        None
-    }
-}
-
-/// The members of a canonical object (validated already as part of the record).
-pub fn members(obj: &[u8]) -> Option<Vec<Member<'_>>> {
-    let mut out = Vec::new();
-    let mut s = Scanner::new(obj);
-    s.object(1, Some(&mut out))?;
-    Some(out)
+    (buf.format_finite(v).as_bytes() == text).then_some(())
 }
 
 /// A string value's text when it is a string without escapes.
@@ -296,4 +356,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.push(b'"');
+}
+
+pub fn json_str(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 2);
+    write_str(&mut v, s);
+    v
 }

@@ -10,123 +10,85 @@
 
 mod json;
 
-use json::{int_value, members, plain_str, write_str, Member, Scanner};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
+
+use json::{int_value, json_str, plain_str, write_str, Member, Scanner};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
-
-/// A value of the document being written: bytes of the record copied as they are, or an object
-/// the transform changed, or bytes it wrote.
-enum Val<'a> {
-    Raw(&'a [u8]),
-    Obj(Vec<(&'a [u8], Val<'a>)>),
-    Own(Vec<u8>),
-}
-
-type Obj<'a> = Vec<(&'a [u8], Val<'a>)>;
-
-fn find(obj: &Obj<'_>, key: &[u8]) -> Option<usize> {
-    obj.iter().position(|(k, _)| *k == key)
-}
-
-/// A dict's `d[key] = value`: in place when the key is there, else at the end.
-fn set<'a>(obj: &mut Obj<'a>, key: &'a [u8], value: Val<'a>) {
-    match find(obj, key) {
-        Some(i) => obj[i].1 = value,
-        None => obj.push((key, value)),
-    }
-}
-
-fn is_object(v: &Val<'_>) -> bool {
-    match v {
-        Val::Raw(b) => b.first() == Some(&b'{'),
-        Val::Obj(_) => true,
-        Val::Own(b) => b.first() == Some(&b'{'),
-    }
-}
-
-fn is_null(v: &Val<'_>) -> bool {
-    matches!(v, Val::Raw(b"null"))
-}
-
-fn from_members<'a>(ms: Vec<Member<'a>>) -> Obj<'a> {
-    ms.into_iter().map(|m| (m.key, Val::Raw(m.value))).collect()
-}
-
-/// The object at `obj[i]` opened for changes (it must be an object).
-fn open<'a, 'b>(obj: &'b mut Obj<'a>, i: usize) -> Option<&'b mut Obj<'a>> {
-    if let Val::Raw(b) = obj[i].1 {
-        obj[i].1 = Val::Obj(from_members(members(b)?));
-    }
-    match &mut obj[i].1 {
-        Val::Obj(o) => Some(o),
-        _ => None,
-    }
-}
-
-/// A raw value's bytes (for reading), whatever the transform did to the object around it.
-fn raw<'a>(v: &Val<'a>) -> Option<&'a [u8]> {
-    match v {
-        Val::Raw(b) => Some(b),
-        _ => None,
-    }
-}
-
-fn write(out: &mut Vec<u8>, obj: &Obj<'_>) {
-    out.push(b'{');
-    for (n, (key, value)) in obj.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(key);
-        out.push(b':');
-        match value {
-            Val::Raw(b) => out.extend_from_slice(b),
-            Val::Own(b) => out.extend_from_slice(b),
-            Val::Obj(o) => write(out, o),
-        }
-    }
-    out.push(b'}');
-}
-
-fn json_str(s: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(s.len() + 2);
-    write_str(&mut v, s);
-    v
-}
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyString, PyTuple};
 
 /// `@timestamp`'s wire form, `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z` (collector.contract.timefmt.ISO_MS)
 /// in ASCII digits (Python's `\d` takes other digits too: those take the Python path).
 fn iso_ms(ts: &[u8]) -> bool {
     const SHAPE: &[u8; 24] = b"dddd-dd-ddTdd:dd:dd.dddZ";
-    ts.len() == 24
-        && ts.iter().zip(SHAPE.iter()).all(|(&c, &s)| if s == b'd' { c.is_ascii_digit() } else { c == s })
+    ts.len() == 24 && ts.iter().zip(SHAPE.iter()).all(|(&c, &s)| if s == b'd' { c.is_ascii_digit() } else { c == s })
 }
 
-/// What a record in the common case gives back besides its document.
-struct Common<'r, 'py> {
-    doc: Vec<u8>,
-    name: &'r str,
-    ts: &'r str,
-    level: Option<usize>,
-    code: Option<i128>,
-    route: Bound<'py, PyTuple>,
+/// FNV-1a: the keys are a topic and a service name, hashed once per record.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
-/// One batch's fast path: the values every record of the batch shares, and the batch's caches
-/// (each service's health state, each stream), shared with shipper/fast.py.
+
+/// What the batch knows of one (topic, service, metric kind): the stream the Python path routed
+/// it to (shipper/fast.py's `routes`), and the service's health state.
+struct Stream {
+    name: Py<PyString>,
+    stream: Py<PyAny>,
+    type_: Py<PyAny>,
+    /// The action line up to the id (shipper.bulk.action_head).
+    head: Vec<u8>,
+    data_stream: Vec<u8>,
+    dataset: Vec<u8>,
+    /// The health state as JSON (None: no state), while `epoch` is the batch's.
+    state: Option<Vec<u8>>,
+    epoch: u64,
+}
+
+/// One batch's fast path: the values every record of the batch shares, and its caches, which
+/// follow the Python path's (each stream once the Python path routed a record to it, each
+/// service's health state until the caller says the states changed). At most one entry per
+/// (topic, service, metric kind) the Python path routed in this batch: bounded by the batch.
 #[pyclass(module = "elk_native")]
 struct Batch {
     latest: Vec<u8>,
     ingested: Vec<u8>,
     ecs_version: Vec<u8>,
+    ecs: Vec<u8>,
     agent: Vec<u8>,
     namespace: String,
     own_writer: String,
+    short_id: usize,
     levels: Vec<Py<PyString>>,
     level_names: Vec<String>,
     states: Py<PyDict>,
     state_of: Py<PyAny>,
     routes: Py<PyDict>,
+    action_head: Py<PyAny>,
+    streams: HashMap<Vec<u8>, Stream, BuildHasherDefault<Fnv>>,
+    epoch: u64,
+    scanner: Scanner,
+    inner: Scanner,
+    key: Vec<u8>,
+    doc: Vec<u8>,
+    // the partition run: its topic and the document ids' parts around the offset
+    topic: Option<Py<PyString>>,
+    id_base: String,
+    id_tail: String,
 }
 
 const K_LOG: &[u8] = b"\"log\"";
@@ -155,6 +117,123 @@ const K_HTTP: &[u8] = b"\"http\"";
 const K_RESPONSE: &[u8] = b"\"response\"";
 const K_STATUS_CODE: &[u8] = b"\"status_code\"";
 
+/// Where the top-level keys the transform reads or changes are (indexes into the scan's `top`).
+#[derive(Default)]
+struct Places {
+    ts: Option<usize>,
+    message: Option<usize>,
+    log_level: Option<usize>,
+    ecs_version: Option<usize>,
+    log: Option<usize>,
+    ecs: Option<usize>,
+    service: Option<usize>,
+    event: Option<usize>,
+    http: Option<usize>,
+    health: Option<usize>,
+    agent: Option<usize>,
+    data_stream: Option<usize>,
+}
+
+/// What one record gives besides its document.
+struct Found {
+    ts: Range<usize>,
+    level: Option<usize>,
+    code: Option<i128>,
+}
+
+/// The document as it is written: members copied from the record in runs, the changed ones between.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    raw: &'a [u8],
+    first: bool,
+    run: Option<Range<usize>>,
+}
+
+impl<'a> Writer<'a> {
+    fn open(out: &'a mut Vec<u8>, raw: &'a [u8]) -> Self {
+        out.push(b'{');
+        Writer { out, raw, first: true, run: None }
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    /// A member of the record, unchanged: one run with its neighbours (canonical members are one comma apart).
+    fn copy(&mut self, m: &Member) {
+        self.run = Some(match self.run.take() {
+            Some(r) if r.end + 1 == m.key.start => r.start..m.value.end,
+            Some(r) => {
+                self.flush_range(r);
+                m.key.start..m.value.end
+            }
+            None => m.key.start..m.value.end,
+        });
+    }
+
+    fn flush_range(&mut self, r: Range<usize>) {
+        self.sep();
+        self.out.extend_from_slice(&self.raw[r]);
+    }
+
+    fn flush(&mut self) {
+        if let Some(r) = self.run.take() {
+            self.flush_range(r);
+        }
+    }
+
+    /// The key of a changed member; its value follows.
+    fn key(&mut self, key: &[u8]) {
+        self.flush();
+        self.sep();
+        self.out.extend_from_slice(key);
+        self.out.push(b':');
+    }
+
+    fn member(&mut self, key: &[u8], value: &[u8]) {
+        self.key(key);
+        self.out.extend_from_slice(value);
+    }
+
+    fn close(mut self) {
+        self.flush();
+        self.out.push(b'}');
+    }
+}
+
+/// An object of the record with `lead` first, each of `sets` in place of its key or after the
+/// members (Python's `d[key] = value`, in that order), and the rest copied.
+fn changed_object(out: &mut Vec<u8>, raw: &[u8], members: &[Member], lead: Option<(&[u8], &[u8])>, sets: &[(&[u8], &[u8])]) {
+    let mut w = Writer::open(out, raw);
+    if let Some((k, v)) = lead {
+        w.member(k, v);
+    }
+    let mut found = [false; 4];
+    for m in members {
+        let key = &raw[m.key.clone()];
+        match sets.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                found[i] = true;
+                w.member(key, sets[i].1);
+            }
+            None => w.copy(m),
+        }
+    }
+    for (i, (k, v)) in sets.iter().enumerate() {
+        if !found[i] {
+            w.member(k, v);
+        }
+    }
+    w.close();
+}
+
+fn field<'r>(raw: &'r [u8], sub: &[Member], m: &Member, key: &[u8]) -> Option<&'r [u8]> {
+    sub[m.members.clone()].iter().find(|s| &raw[s.key.clone()] == key).map(|s| &raw[s.value.clone()])
+}
+
 #[pymethods]
 impl Batch {
     #[new]
@@ -167,16 +246,22 @@ impl Batch {
         host_name: &str,
         namespace: &str,
         own_writer: &str,
+        short_id: usize,
         levels: Vec<Bound<'_, PyString>>,
         states: Bound<'_, PyDict>,
         state_of: Bound<'_, PyAny>,
         routes: Bound<'_, PyDict>,
+        action_head: Bound<'_, PyAny>,
     ) -> PyResult<Self> {
         let mut agent = b"{\"type\":".to_vec();
         write_str(&mut agent, agent_type);
         agent.extend_from_slice(b",\"name\":");
         write_str(&mut agent, host_name);
         agent.push(b'}');
+        let ecs_version = json_str(ecs_version);
+        let mut ecs = b"{\"version\":".to_vec();
+        ecs.extend_from_slice(&ecs_version);
+        ecs.push(b'}');
         let mut level_names = Vec::new();
         for l in &levels {
             level_names.push(l.to_str()?.to_owned());
@@ -184,64 +269,128 @@ impl Batch {
         Ok(Batch {
             latest: latest.as_bytes().to_vec(),
             ingested: json_str(ingested),
-            ecs_version: json_str(ecs_version),
+            ecs_version,
+            ecs,
             agent,
             namespace: namespace.to_owned(),
             own_writer: own_writer.to_owned(),
+            short_id,
             levels: levels.into_iter().map(|l| l.unbind()).collect(),
             level_names,
             states: states.unbind(),
             state_of: state_of.unbind(),
             routes: routes.unbind(),
+            action_head: action_head.unbind(),
+            streams: HashMap::default(),
+            epoch: 0,
+            scanner: Scanner::default(),
+            inner: Scanner::default(),
+            key: Vec::new(),
+            doc: Vec::new(),
+            topic: None,
+            id_base: String::new(),
+            id_tail: String::new(),
         })
     }
 
-    /// The record's document and what the monitor counts, as
-    /// `(document, service name, stream, data_stream.type, @timestamp, log.level, status code >= 500)`,
-    /// or None when the record is not the common one (the Python path then does it).
+    /// The states dict was cleared (a probe result was observed): ask it again.
+    fn states_changed(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// A partition's run of records starts: its topic, and the document ids' parts around the offset.
+    fn run(&mut self, topic: Bound<'_, PyString>, id_base: String, id_tail: String) {
+        self.topic = Some(topic.unbind());
+        self.id_base = id_base;
+        self.id_tail = id_tail;
+    }
+
+    /// The record's bulk lines (action and document) appended to `arena`, and
+    /// `(id, service name, stream, data_stream.type, @timestamp, log.level, status code >= 500,
+    /// line start, document start, document end)`; or None when the record is not the common
+    /// one (the Python path then does it, and nothing was appended).
     fn transform<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         raw: &[u8],
-        topic: &Bound<'py, PyString>,
+        offset: i64,
+        arena: &Bound<'py, PyByteArray>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Some(c) = self.common(py, raw, topic)? else {
+        let Some(topic) = self.topic.as_ref().map(|t| t.clone_ref(py)) else {
             return Ok(None);
         };
-        let name = PyString::new(py, c.name);
-        let level = match c.level {
-            Some(i) => self.levels[i].bind(py).clone().into_any(),
-            None => py.None().into_bound(py),
+        let mut doc = std::mem::take(&mut self.doc);
+        doc.clear();
+        let found = self.common(py, raw, topic.bind(py), &mut doc);
+        let result = match found {
+            Ok(Some(found)) => self.lines(py, raw, offset, arena, &doc, found).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
         };
-        let code = match c.code {
-            Some(v) => v.into_pyobject(py)?.into_any(),
-            None => py.None().into_bound(py),
-        };
-        let items: [Bound<'py, PyAny>; 7] = [
-            PyBytes::new(py, &c.doc).into_any(),
-            name.into_any(),
-            c.route.get_item(0)?,
-            c.route.get_item(1)?,
-            PyString::new(py, c.ts).into_any(),
-            level,
-            code,
-        ];
-        Ok(Some(PyTuple::new(py, items)?))
+        self.doc = doc;
+        result.map(Option::flatten)
     }
 }
 
 impl Batch {
-    fn common<'r, 'py>(&self, py: Python<'py>, raw: &'r [u8], topic: &Bound<'py, PyString>) -> PyResult<Option<Common<'r, 'py>>> {
-        Ok(self.common_inner(py, raw, topic)?.flatten())
-    }
-
-    /// Ok(None) / Ok(Some(None)): not the common record; Err: Python failed (a state_of that raised).
-    fn common_inner<'r, 'py>(
+    /// The bulk lines into the arena, and what `transform` gives back.
+    fn lines<'py>(
         &self,
         py: Python<'py>,
-        raw: &'r [u8],
-        topic: &Bound<'py, PyString>,
-    ) -> PyResult<Option<Option<Common<'r, 'py>>>> {
+        raw: &[u8],
+        offset: i64,
+        arena: &Bound<'py, PyByteArray>,
+        doc: &[u8],
+        found: Found,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let mut doc_id = String::with_capacity(self.id_base.len() + 24 + self.id_tail.len());
+        doc_id.push_str(&self.id_base);
+        doc_id.push_str(&offset.to_string());
+        doc_id.push_str(&self.id_tail);
+        if doc_id.chars().count() > self.short_id {
+            return Ok(None); // a long id is bounded (shipper.ids.bounded_id): the Python path
+        }
+        let entry = &self.streams[&self.key];
+        let line = arena.len();
+        let mut id_json = Vec::with_capacity(doc_id.len() + 2);
+        write_str(&mut id_json, &doc_id);
+        let start = line + entry.head.len() + id_json.len() + 3;
+        let end = start + doc.len();
+        arena.resize(end + 1)?;
+        // SAFETY: the bytearray is ours alone while the GIL is held and nothing runs Python code in between
+        let bytes = unsafe { arena.as_bytes_mut() };
+        let mut at = line;
+        for part in [&entry.head[..], &id_json, b"}}\n", doc, b"\n"] {
+            bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        let level = match found.level {
+            Some(i) => self.levels[i].bind(py).clone().into_any(),
+            None => py.None().into_bound(py),
+        };
+        let code = match found.code {
+            Some(v) => v.into_pyobject(py)?.into_any(),
+            None => py.None().into_bound(py),
+        };
+        let ts = std::str::from_utf8(&raw[found.ts]).unwrap_or_default();
+        let items: [Bound<'py, PyAny>; 10] = [
+            PyString::new(py, &doc_id).into_any(),
+            entry.name.bind(py).clone().into_any(),
+            entry.stream.bind(py).clone(),
+            entry.type_.bind(py).clone(),
+            PyString::new(py, ts).into_any(),
+            level,
+            code,
+            line.into_pyobject(py)?.into_any(),
+            start.into_pyobject(py)?.into_any(),
+            end.into_pyobject(py)?.into_any(),
+        ];
+        Ok(Some(PyTuple::new(py, items)?))
+    }
+
+    /// The record's document into `doc`, when it is the common record. Ok(None): it is not;
+    /// Err: Python failed (a state_of or action_head that raised).
+    fn common(&mut self, py: Python<'_>, raw: &[u8], topic: &Bound<'_, PyString>, doc: &mut Vec<u8>) -> PyResult<Option<Found>> {
         macro_rules! need {
             ($e:expr) => {
                 match $e {
@@ -257,213 +406,260 @@ impl Batch {
                 }
             };
         }
-        need!(std::str::from_utf8(raw).ok());
-        let mut top_members = Vec::with_capacity(16);
-        let scanner = need!(Scanner::new(raw).top_object(&mut top_members));
-        check!(!scanner.nested_dot);
-        let mut rec: Obj<'r> = from_members(top_members);
-
-        // expand_keys: only `log.level` and `ecs.version` may be dotted, each moved into its object
-        // (an existing one without that key, or a new one at the end), in the record's order
-        let mut moves: Vec<(&[u8], &[u8], &[u8])> = Vec::with_capacity(2);
-        for (key, _) in &rec {
-            if key.contains(&b'.') {
-                if *key == K_LOG_LEVEL {
-                    moves.push((K_LOG_LEVEL, K_LOG, K_LEVEL));
-                } else if *key == K_ECS_VERSION {
-                    moves.push((K_ECS_VERSION, K_ECS, K_VERSION));
-                } else {
-                    return Ok(None);
+        check!(self.scanner.scan(raw) && !self.scanner.nested_dot);
+        let sc = &self.scanner;
+        let (top, sub) = (&sc.top, &sc.sub);
+        let mut at = Places::default();
+        for (i, m) in top.iter().enumerate() {
+            let slot = match &raw[m.key.clone()] {
+                K_TIMESTAMP => &mut at.ts,
+                K_MESSAGE => &mut at.message,
+                K_LOG_LEVEL => &mut at.log_level,
+                K_ECS_VERSION => &mut at.ecs_version,
+                K_LOG => &mut at.log,
+                K_ECS => &mut at.ecs,
+                K_SERVICE => &mut at.service,
+                K_EVENT => &mut at.event,
+                K_HTTP => &mut at.http,
+                K_HEALTH => &mut at.health,
+                K_AGENT => &mut at.agent,
+                K_DATA_STREAM => &mut at.data_stream,
+                key => {
+                    check!(!key.contains(&b'.')); // other dotted keys: expand_keys decides
+                    continue;
                 }
-            }
+            };
+            *slot = Some(i);
         }
-        for &(_, parent, leaf) in &moves {
-            if let Some(i) = find(&rec, parent) {
-                check!(is_object(&rec[i].1));
-                let obj = need!(open(&mut rec, i));
-                check!(find(obj, leaf).is_none());
-            }
-        }
-        // Python's expand_keys moves them in place when the raw scan can count the dotted keys
-        // (shipper/dotted.py: no backslash in the record), and rebuilds the record otherwise, where
-        // each object takes the place of the first of its two keys and the leaf its order among them
-        let rebuilt = !moves.is_empty() && raw.contains(&b'\\');
-        for (dotted, parent, leaf) in moves {
-            let i = need!(find(&rec, dotted));
-            match find(&rec, parent) {
-                Some(p) if rebuilt && i < p => {
-                    let mut obj = vec![(leaf, std::mem::replace(&mut rec[i].1, Val::Raw(b"null")))];
-                    obj.append(need!(open(&mut rec, p)));
-                    rec[i] = (parent, Val::Obj(obj));
-                    rec.remove(p);
-                }
-                Some(p) => {
-                    let value = rec.remove(i).1;
-                    let p = if p > i { p - 1 } else { p };
-                    need!(open(&mut rec, p)).push((leaf, value));
-                }
-                None if rebuilt => {
-                    let value = std::mem::replace(&mut rec[i].1, Val::Raw(b"null"));
-                    rec[i] = (parent, Val::Obj(vec![(leaf, value)]));
-                }
-                None => {
-                    let value = rec.remove(i).1;
-                    rec.push((parent, Val::Obj(vec![(leaf, value)])));
-                }
-            }
-        }
-
-        // normalize_timestamp: in the wire form and not in the future
-        let ts_at = need!(find(&rec, K_TIMESTAMP));
-        let ts = need!(plain_str(need!(raw_of(&rec[ts_at].1))));
-        check!(iso_ms(ts.as_bytes()) && ts.as_bytes() <= self.latest.as_slice());
-
-        // normalize_level: a canonical level (or none) in `log`, and a message
-        check!(find(&rec, K_MESSAGE).is_some());
-        let log_at = need!(find(&rec, K_LOG));
-        check!(is_object(&rec[log_at].1));
-        let log = need!(open(&mut rec, log_at));
-        let level = match find(log, K_LEVEL) {
-            None => None,
-            Some(i) => {
-                let v = need!(raw_of(&log[i].1));
-                if v == b"null" {
-                    None
-                } else {
-                    let text = need!(plain_str(v));
-                    Some(need!(self.level_names.iter().position(|l| l == text)))
-                }
-            }
-        };
+        let is_obj = |i: usize| raw[top[i].value.start] == b'{';
 
         // resolve_service: a named service object whose node is no text (no headers: the caller's check)
-        let svc_at = need!(find(&rec, K_SERVICE));
-        let svc_raw = need!(raw_of(&rec[svc_at].1));
-        check!(svc_raw.first() == Some(&b'{'));
-        let svc = need!(members(svc_raw));
-        let svc_name = need!(svc.iter().find(|m| m.key == K_NAME));
-        let name = need!(plain_str(svc_name.value));
+        let svc = &top[need!(at.service)];
+        check!(raw[svc.value.start] == b'{');
+        let name = need!(plain_str(need!(field(raw, sub, svc, K_NAME))));
         check!(!name.is_empty());
-        if let Some(node) = svc.iter().find(|m| m.key == K_NODE) {
-            check!(node.value.first() != Some(&b'"'));
+        if let Some(node) = field(raw, sub, svc, K_NODE) {
+            check!(node[0] != b'"');
         }
-
         // stamp_ingest: an event object with no provider, or a text one that is not the shipper's
-        let ev_at = need!(find(&rec, K_EVENT));
-        check!(is_object(&rec[ev_at].1));
-        let event = need!(open(&mut rec, ev_at));
-        if let Some(i) = find(event, K_PROVIDER) {
-            let v = need!(raw_of(&event[i].1));
-            if v != b"null" {
-                check!(need!(plain_str(v)) != self.own_writer);
+        let ev = &top[need!(at.event)];
+        check!(raw[ev.value.start] == b'{');
+        if let Some(p) = field(raw, sub, ev, K_PROVIDER) {
+            if p != b"null" {
+                check!(need!(plain_str(p)) != self.own_writer);
             }
         }
-        let metric = match find(event, K_KIND) {
-            None => false,
-            Some(i) => {
-                let v = need!(raw_of(&event[i].1));
-                if v.first() == Some(&b'"') {
-                    need!(plain_str(v)) == "metric"
-                } else {
-                    false
-                }
-            }
+        let metric = match field(raw, sub, ev, K_KIND) {
+            Some(v) if v[0] == b'"' => need!(plain_str(v)) == "metric",
+            _ => false,
         };
-        if let Some(i) = find(event, K_ID) {
-            let v = need!(raw_of(&event[i].1));
-            check!(!(v.first() == Some(&b'"') && v.len() > 2)); // its own id: record_id decides
+        if let Some(v) = field(raw, sub, ev, K_ID) {
+            check!(!(v[0] == b'"' && v.len() > 2)); // its own id: record_id decides
         }
-        set(event, K_INGESTED, Val::Own(self.ingested.clone()));
-        match find(&rec, K_ECS) {
-            Some(i) if is_object(&rec[i].1) => {
-                let ecs = need!(open(&mut rec, i));
-                if find(ecs, K_VERSION).is_none() {
-                    ecs.push((K_VERSION, Val::Own(self.ecs_version.clone())));
-                }
+        // normalize_timestamp: in the wire form and not in the future
+        let ts_m = &top[need!(at.ts)];
+        let ts = need!(plain_str(&raw[ts_m.value.clone()]));
+        check!(iso_ms(ts.as_bytes()) && ts.as_bytes() <= self.latest.as_slice());
+        check!(at.message.is_some());
+        // expand_keys: `log.level` and `ecs.version` into their objects (none there, or one without that key)
+        if at.log_level.is_some() {
+            if let Some(i) = at.log {
+                check!(is_obj(i) && field(raw, sub, &top[i], K_LEVEL).is_none());
             }
-            _ => set(&mut rec, K_ECS, Val::Obj(vec![(K_VERSION, Val::Own(self.ecs_version.clone()))])),
         }
-        if find(&rec, K_AGENT).is_none() {
-            rec.push((K_AGENT, Val::Own(self.agent.clone())));
+        if at.ecs_version.is_some() {
+            if let Some(i) = at.ecs {
+                check!(is_obj(i) && field(raw, sub, &top[i], K_VERSION).is_none());
+            }
         }
-        let pyname = PyString::new(py, name);
-        let states = self.states.bind(py);
-        let state = match states.get_item(&pyname)? {
-            Some(s) => s,
+        // normalize_level: a canonical level (or none) in `log`
+        let level_value = match at.log_level {
+            Some(i) => Some(&raw[top[i].value.clone()]),
             None => {
-                let s = self.state_of.bind(py).call1((&pyname,))?;
-                states.set_item(&pyname, &s)?;
-                s
+                let i = need!(at.log);
+                check!(is_obj(i));
+                field(raw, sub, &top[i], K_LEVEL)
             }
         };
-        if !state.is_none() {
-            let state = need!(state.cast::<PyString>().ok()).to_str()?.to_owned();
-            let state_v = Val::Own(json_str(&state));
-            match find(&rec, K_HEALTH) {
-                None => rec.push((K_HEALTH, Val::Obj(vec![(K_STATE, state_v)]))),
-                Some(i) if is_null(&rec[i].1) => rec[i].1 = Val::Obj(vec![(K_STATE, state_v)]),
-                Some(i) if is_object(&rec[i].1) => {
-                    let health = need!(open(&mut rec, i));
-                    if find(health, K_STATE).is_none() {
-                        health.push((K_STATE, state_v));
-                    }
-                }
-                Some(i) => {
-                    let old = std::mem::replace(&mut rec[i].1, Val::Raw(b"null"));
-                    rec[i].1 = Val::Obj(vec![(K_VALUE, old), (K_STATE, state_v)]);
-                }
+        let level = match level_value {
+            None | Some(b"null") => None,
+            Some(v) => {
+                let text = need!(plain_str(v));
+                Some(need!(self.level_names.iter().position(|l| l == text)))
             }
-        }
-
-        // route: the stream this batch found for the (topic, service, metric kind) already
-        let key = PyTuple::new(py, [topic.clone().into_any(), pyname.into_any(), pyo3::types::PyBool::new(py, metric).to_owned().into_any()])?;
-        let route = need!(self.routes.bind(py).get_item(&key)?);
-        let route = need!(route.cast_into::<PyTuple>().ok());
-        check!(route.len() == 3);
-        let type_ = route.get_item(1)?;
-        let dataset = route.get_item(2)?;
-        let type_ = need!(type_.cast::<PyString>().ok()).to_str()?.to_owned();
-        let dataset = need!(dataset.cast::<PyString>().ok()).to_str()?.to_owned();
-        let mut ds = b"{\"type\":".to_vec();
-        write_str(&mut ds, &type_);
-        ds.extend_from_slice(b",\"dataset\":");
-        write_str(&mut ds, &dataset);
-        ds.extend_from_slice(b",\"namespace\":");
-        write_str(&mut ds, &self.namespace);
-        ds.push(b'}');
-        set(&mut rec, K_DATA_STREAM, Val::Own(ds));
-        let ev_at = need!(find(&rec, K_EVENT));
-        let event = need!(open(&mut rec, ev_at));
-        set(event, K_DATASET, Val::Own(json_str(&dataset)));
-
+        };
         // the monitor's error signal: a status code of 500 or more
         let mut code = None;
-        if let Some(i) = find(&rec, K_HTTP) {
-            if let Some(b) = raw_of(&rec[i].1).filter(|b| b.first() == Some(&b'{')) {
-                let http = need!(members(b));
-                if let Some(resp) = http.iter().find(|m| m.key == K_RESPONSE && m.value.first() == Some(&b'{')) {
-                    let resp = need!(members(resp.value));
-                    if let Some(sc) = resp.iter().find(|m| m.key == K_STATUS_CODE) {
-                        if !sc.value.contains(&b'.') {
-                            if let Some(v) = int_value(sc.value) {
-                                if v >= 500 {
-                                    code = Some(v);
-                                }
-                            }
+        if let Some(http) = at.http.filter(|&i| is_obj(i)) {
+            if let Some(resp) = field(raw, sub, &top[http], K_RESPONSE).filter(|r| r[0] == b'{') {
+                let inner = &mut self.inner;
+                check!(inner.scan(resp));
+                if let Some(sc) = inner.top.iter().find(|m| &resp[m.key.clone()] == K_STATUS_CODE) {
+                    if let Some(v) = int_value(&resp[sc.value.clone()]) {
+                        if v >= 500 {
+                            code = Some(v);
                         }
                     }
                 }
             }
         }
 
-        let mut doc = Vec::with_capacity(raw.len() + 192);
-        write(&mut doc, &rec);
-        Ok(Some(Some(Common { doc, name, ts, level, code, route })))
-    }
-}
+        // The stream of this (topic, service, metric kind), known to the batch once the Python path
+        // routed a record to it; the service's health state with it.
+        self.key.clear();
+        self.key.extend_from_slice(topic.to_str()?.as_bytes());
+        self.key.push(0);
+        self.key.extend_from_slice(name.as_bytes());
+        self.key.push(metric as u8);
+        if !self.streams.contains_key(&self.key) {
+            let pyname = PyString::new(py, name);
+            let key = PyTuple::new(py, [topic.clone().into_any(), pyname.clone().into_any(), PyBool::new(py, metric).to_owned().into_any()])?;
+            let route = need!(self.routes.bind(py).get_item(&key)?);
+            let route = need!(route.cast_into::<PyTuple>().ok());
+            check!(route.len() == 3);
+            let stream = route.get_item(0)?;
+            let type_ = route.get_item(1)?;
+            let head = self.action_head.bind(py).call1((&stream,))?;
+            let head = need!(head.cast::<PyBytes>().ok()).as_bytes().to_vec();
+            let mut data_stream = b"{\"type\":".to_vec();
+            write_str(&mut data_stream, need!(type_.cast::<PyString>().ok()).to_str()?);
+            data_stream.extend_from_slice(b",\"dataset\":");
+            let dataset = json_str(need!(route.get_item(2)?.cast::<PyString>().ok()).to_str()?);
+            data_stream.extend_from_slice(&dataset);
+            data_stream.extend_from_slice(b",\"namespace\":");
+            write_str(&mut data_stream, &self.namespace);
+            data_stream.push(b'}');
+            let entry = Stream {
+                name: pyname.unbind(),
+                stream: stream.unbind(),
+                type_: type_.unbind(),
+                head,
+                data_stream,
+                dataset,
+                state: None,
+                epoch: u64::MAX,
+            };
+            self.streams.insert(self.key.clone(), entry);
+        }
+        let epoch = self.epoch;
+        let entry = self.streams.get_mut(&self.key).expect("inserted above");
+        if entry.epoch != epoch {
+            let states = self.states.bind(py);
+            let pyname = entry.name.bind(py);
+            let state = match states.get_item(pyname)? {
+                Some(s) => s,
+                None => {
+                    let s = self.state_of.bind(py).call1((pyname,))?;
+                    states.set_item(pyname, &s)?;
+                    s
+                }
+            };
+            entry.state = if state.is_none() { None } else { Some(json_str(need!(state.cast::<PyString>().ok()).to_str()?)) };
+            entry.epoch = epoch;
+        }
+        let entry = &self.streams[&self.key];
+        let sc = &self.scanner;
+        let (top, sub) = (&sc.top, &sc.sub);
 
-fn raw_of<'a>(v: &Val<'a>) -> Option<&'a [u8]> {
-    raw(v)
+        // The document. Python's expand_keys moves the dotted keys in place when the raw scan can
+        // count them (shipper/dotted.py: no backslash in the record): each into its object, or a new
+        // object at the end. Otherwise it rebuilds the record, where each object takes the place of
+        // the first of its two keys, the leaf its order among them.
+        let rebuilt = sc.escaped;
+        let groups = [(at.log_level, at.log, K_LOG, K_LEVEL), (at.ecs_version, at.ecs, K_ECS, K_VERSION)];
+        let mut w = Writer::open(doc, raw);
+        for (i, m) in top.iter().enumerate() {
+            let here = Some(i);
+            if let Some(&(dotted, parent, pkey, leaf)) = groups.iter().find(|g| g.0.is_some() && (g.0 == here || g.1 == here)) {
+                let value = &raw[top[dotted.expect("a group")].value.clone()];
+                let dotted_first = parent.is_none() || dotted < parent;
+                match parent {
+                    None if rebuilt => {
+                        w.key(pkey);
+                        changed_object(w.out, raw, &[], Some((leaf, value)), &[]);
+                    }
+                    None => {} // at the end
+                    Some(p) if rebuilt && dotted_first => {
+                        if here == dotted {
+                            w.key(pkey);
+                            changed_object(w.out, raw, &sub[top[p].members.clone()], Some((leaf, value)), &[]);
+                        }
+                    }
+                    Some(p) => {
+                        if here == parent {
+                            w.key(pkey);
+                            changed_object(w.out, raw, &sub[top[p].members.clone()], None, &[(leaf, value)]);
+                        }
+                    }
+                }
+                continue;
+            }
+            if here == at.event {
+                w.key(K_EVENT);
+                changed_object(w.out, raw, &sub[m.members.clone()], None, &[(K_INGESTED, &self.ingested), (K_DATASET, &entry.dataset)]);
+            } else if here == at.ecs && at.ecs_version.is_none() {
+                if !is_obj(i) {
+                    w.member(K_ECS, &self.ecs);
+                } else if field(raw, sub, m, K_VERSION).is_none() {
+                    w.key(K_ECS);
+                    changed_object(w.out, raw, &sub[m.members.clone()], None, &[(K_VERSION, &self.ecs_version)]);
+                } else {
+                    w.copy(m);
+                }
+            } else if here == at.health && entry.state.is_some() {
+                let state: &[u8] = entry.state.as_deref().expect("checked");
+                let value = &raw[m.value.clone()];
+                if is_obj(i) {
+                    if field(raw, sub, m, K_STATE).is_none() {
+                        w.key(K_HEALTH);
+                        changed_object(w.out, raw, &sub[m.members.clone()], None, &[(K_STATE, state)]);
+                    } else {
+                        w.copy(m);
+                    }
+                } else if value == b"null" {
+                    w.key(K_HEALTH);
+                    changed_object(w.out, raw, &[], None, &[(K_STATE, state)]);
+                } else {
+                    w.key(K_HEALTH);
+                    changed_object(w.out, raw, &[], Some((K_VALUE, value)), &[(K_STATE, state)]);
+                }
+            } else if here == at.data_stream {
+                w.member(K_DATA_STREAM, &entry.data_stream);
+            } else {
+                w.copy(m);
+            }
+        }
+        // at the end, in the order the Python path adds them: the objects of dotted keys (in the
+        // record's order), ecs, agent, health, data_stream
+        if !rebuilt {
+            let mut created: Vec<(usize, &[u8], &[u8], &[u8])> = Vec::new();
+            for (dotted, parent, pkey, leaf) in groups {
+                if let (Some(d), None) = (dotted, parent) {
+                    created.push((d, pkey, leaf, &raw[top[d].value.clone()]));
+                }
+            }
+            created.sort_by_key(|c| c.0);
+            for (_, pkey, leaf, value) in created {
+                w.key(pkey);
+                changed_object(w.out, raw, &[], Some((leaf, value)), &[]);
+            }
+        }
+        if at.ecs.is_none() && at.ecs_version.is_none() {
+            w.member(K_ECS, &self.ecs);
+        }
+        if at.agent.is_none() {
+            w.member(K_AGENT, &self.agent);
+        }
+        if let (None, Some(state)) = (at.health, &entry.state) {
+            w.key(K_HEALTH);
+            changed_object(w.out, raw, &[], None, &[(K_STATE, state)]);
+        }
+        if at.data_stream.is_none() {
+            w.member(K_DATA_STREAM, &entry.data_stream);
+        }
+        w.close();
+        Ok(Some(Found { ts: ts_m.value.start + 1..ts_m.value.end - 1, level, code }))
+    }
 }
 
 #[pymodule]
