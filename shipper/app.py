@@ -28,6 +28,7 @@ from shipper.context import TransformSettings
 from shipper.engines.base import EngineRejected, EngineUnavailable, SearchEngine
 from shipper.health import build_monitor
 from shipper.log import get_logger
+from shipper.native import fast_path_kind
 from shipper.ops import OpsServer
 from shipper.pipeline import Pipeline
 from shipper.producer import DeadLetterProducer
@@ -145,7 +146,7 @@ class Shipper:
         transform = TransformSettings(host_name=self.host, service_map=self.settings.service_map,
                                       state_of=self.monitor.state_of, namespace=self.settings.namespace,
                                       max_record_bytes=self.settings.max_record_bytes, roles=self.settings.roles,
-                                      streams=self.streams)
+                                      streams=self.streams, native=self.settings.native_fast_path)
         await self._load_streams()
         pipeline = Pipeline(sink=self.sink, stats=self.stats, settings=transform, monitor=self.monitor,
                             publish_dead=self.producer.publish, waiting=self._waiting, topic_ids=self.topic_ids.of)
@@ -169,7 +170,8 @@ class Shipper:
             return 0
         self.consuming = True
         log.info("consuming", topics=self.settings.topic_list, group=self.settings.group_id,
-                 namespace=self.settings.namespace, engine=self.engine.name)
+                 namespace=self.settings.namespace, engine=self.engine.name,
+                 fast_path=fast_path_kind(self.settings.native_fast_path))
         background = asyncio.create_task(self.background.run(self.stopping))
         slots = asyncio.Semaphore(self.settings.max_batches_in_flight)
         inflight: set[asyncio.Task[None]] = set()

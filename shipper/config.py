@@ -72,6 +72,9 @@ class ShipperSettings(FileSettings):
                                  description="Bytes per batch taken from Kafka and per bulk request.")
     batch_linger_ms: int = Field(200, ge=0, description="How long to wait to fill a batch.")
     max_record_bytes: int = Field(1024 * 1024, ge=1024, description="Larger records are dead-lettered.")
+    native_fast_path: bool = Field(
+        True, description="Transform the common record with the compiled part (native/, the elk-native package, built "
+        "by `make venv`) when it is installed; false keeps the fast path in Python (the same documents, more CPU).")
     bulk_concurrency: int = Field(4, ge=1, le=64, description="Bulk requests in flight at once.")
     max_batches_in_flight: int = Field(
         3, ge=1, le=32,

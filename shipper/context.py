@@ -31,6 +31,7 @@ class TransformSettings:
     roles: TopicRoles = field(default_factory=TopicRoles)
     max_future: timedelta = timedelta(days=1)  # a later @timestamp is a producer's clock gone wrong
     streams: StreamCap = field(default_factory=StreamCap)  # which service streams may be created
+    native: bool = True  # the fast path's compiled part, when installed (shipper/native.py)
     _patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:

@@ -135,8 +135,9 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
     # views of it: orjson's own result keeps ~4 KB of buffer per object alive, 10x the record itself.
     arena = bytearray()
     spans: list[tuple[Action, int, int, int]] = []
+    record: Any = None
     native = None
-    if use_native and NativeBatch is not None:
+    if use_native and settings.native and NativeBatch is not None:
         native = NativeBatch(latest, ingested, ECS_VERSION, AGENT_TYPE, host_name, ns, OWN_WRITER, SHORT_ID,
                              list(LEVELS), states, state_of, routes, action_head)
     for message in messages:
@@ -189,8 +190,9 @@ def prepare_fast(messages: Sequence[Message], batch: Batch, monitor: Monitor, ou
                     ts = record.get("@timestamp")
                 # normalize_level: a canonical level in `log`, and a message
                 log = record.get("log")
-                if not (type(log) is dict and "message" in record
-                        and ((level := log.get("level")) is None or (type(level) is str and level in CANONICAL_LEVELS))):
+                if not (type(log) is dict and "message" in record and ((level := log.get("level")) is None
+                                                                       or (type(level) is str
+                                                                           and level in CANONICAL_LEVELS))):
                     record = normalize_level(record, message, batch)
                 # resolve_service: a named service object, the node not flat, no headers to read
                 service = record.get("service")

@@ -1,27 +1,21 @@
-"""The compiled part of the transform's fast path (native/, a Rust extension built by `make venv`).
+"""The compiled part of the transform's fast path: native/, a Rust extension (the elk-native
+package) that `make venv` builds when cargo is there.
 
-Optional: when it is not installed, or switched off with `ELK_NATIVE=off` in the environment (to
-compare, or to rule it out at 3 a.m.), shipper/fast.py does the same work in Python and the
-documents are the same bytes (tests/shipper/test_fast.py runs every comparison both ways).
+Optional: without it, or with SHIPPER_NATIVE_FAST_PATH=false, shipper/fast.py does the same work
+in Python and the documents are the same bytes (tests/shipper/test_fast.py and test_hostile.py run
+every comparison both ways).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-OFF = ("0", "off", "false", "no")
+try:
+    from elk_native import Batch as NativeBatch
+except ImportError:
+    NativeBatch: Any = None  # type: ignore[no-redef]
 
 
-def load() -> Any:
-    """elk_native.Batch, or None."""
-    if os.environ.get("ELK_NATIVE", "on").strip().lower() in OFF:
-        return None
-    try:
-        from elk_native import Batch
-    except ImportError:
-        return None
-    return Batch
-
-
-NativeBatch: Any = load()
+def fast_path_kind(enabled: bool) -> str:
+    """What the shipper says at start-up about its fast path."""
+    return "native" if enabled and NativeBatch is not None else "python"
