@@ -293,6 +293,11 @@ impl Batch {
         })
     }
 
+    /// How many streams the batch knows (at most one per entry of the Python path's `routes`).
+    fn __len__(&self) -> usize {
+        self.streams.len()
+    }
+
     /// The states dict was cleared (a probe result was observed): ask it again.
     fn states_changed(&mut self) {
         self.epoch += 1;
@@ -321,14 +326,17 @@ impl Batch {
         };
         let mut doc = std::mem::take(&mut self.doc);
         doc.clear();
-        let found = self.common(py, raw, topic.bind(py), &mut doc);
-        let result = match found {
-            Ok(Some(found)) => self.lines(py, raw, offset, arena, &doc, found).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
+        // a bug of ours here must not stop the batch: a panic gives the record back to the Python path
+        // (anything it appended to the arena is between lines, and no line refers to it)
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match self.common(py, raw, topic.bind(py), &mut doc)? {
+                Some(found) => self.lines(py, raw, offset, arena, &doc, found),
+                None => Ok(None),
+            }
+        }))
+        .unwrap_or(Ok(None));
         self.doc = doc;
-        result.map(Option::flatten)
+        result
     }
 }
 
