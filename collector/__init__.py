@@ -86,22 +86,25 @@ import_module(f"{__name__}.outputs")
 globals().pop("outputs")
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is not None:
-        module = import_module(f"{__name__}.{home}")
-        value = getattr(module.REGISTRY, name) if name in ("counter", "gauge", "histogram") else getattr(module, name)
-    elif name.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    else:  # a submodule used as an attribute (`collector.health.add_health`), as when all were imported eagerly
-        try:
-            value = import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value  # once: later lookups do not come here
-    return value
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name as `collector.<name>: Any`
+
+    def __getattr__(name: str) -> Any:
+        home = _HOME.get(name)
+        if home is not None:
+            module = import_module(f"{__name__}.{home}")
+            owner = module.REGISTRY if name in ("counter", "gauge", "histogram") else module
+            value = getattr(owner, name)
+        elif name.startswith("__"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        else:  # a submodule used as an attribute, as the README does: `collector.health.add_health`
+            try:
+                value = import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
+                raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        globals()[name] = value  # once: later lookups do not come here
+        return value
 
 
 def __dir__() -> list[str]:
