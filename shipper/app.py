@@ -256,8 +256,6 @@ class Shipper:
 
 
 async def run(settings: ShipperSettings, early_signals: list[int] | None = None) -> int:
-    # Records are acyclic dicts made and dropped by the hundred thousand: a collector pass every
-    # 700 allocations is pure overhead. Move start-up objects out of its sight and run it rarely.
+    # the start-up objects out of the collector's sight (its thresholds: shipper/cli.py, set before the imports)
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
     return await Shipper(settings).run(early_signals or [])

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shipper.engines.base import SearchEngine
 from shipper.provenance import Message, Origin
+
+if TYPE_CHECKING:  # the engine module (and its templates) is not needed to load the settings
+    from shipper.engines.base import SearchEngine
 
 Doc = tuple[str, dict[str, Any]]  # (document id, document with its data_stream.* fields set)
 

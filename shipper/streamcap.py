@@ -18,10 +18,14 @@ are not affected. Routing pays one set lookup per record.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collector.contract.promtext import single
 from collector.contract.streams import DATASET_OVERFLOW, LOGS, METRICS, data_stream_name, is_own_dataset
-from shipper.engines.base import SearchEngine
 from shipper.log import get_logger
+
+if TYPE_CHECKING:  # the engine module (and its templates) is not needed to load the settings
+    from shipper.engines.base import SearchEngine
 
 log = get_logger("shipper.streams")
 

@@ -3,7 +3,8 @@
 Each webhook has its own bounded queue and worker task, so a slow or failing endpoint delays
 only itself; `submit` never waits (when a queue is full the oldest alert is dropped and
 counted). Webhook URLs often carry tokens (Slack's do): only their host is ever logged, and
-httpx's per-request INFO log (which prints the full URL) is silenced.
+httpx's per-request INFO log (which prints the full URL) is silenced. httpx (with its command-line
+extras, ~25 ms of start-up CPU) is imported only when a webhook is configured.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from shipper.health.config import HealthSettings
 from shipper.log import get_logger
+
+if TYPE_CHECKING:
+    import httpx
 
 log = get_logger("shipper.health.webhooks")
 
@@ -85,6 +88,8 @@ class WebhookNotifier:
     async def start(self) -> None:
         if not self.targets:
             return
+        import httpx
+
         logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs (tokens) at INFO
         self.client = httpx.AsyncClient(timeout=self.settings.webhook_timeout_s)
         for target in self.targets:
@@ -116,6 +121,8 @@ class WebhookNotifier:
                 target.queue.task_done()
 
     async def deliver(self, target: Target, event: dict[str, Any]) -> bool:
+        import httpx  # in sys.modules already (start() made the client)
+
         assert self.client is not None
         body = orjson.dumps(slack_payload(event) if target.kind == "slack" else json_payload(event))
         delay = self.settings.webhook_backoff_s
