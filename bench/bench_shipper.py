@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import json
 import mmap
@@ -581,6 +582,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders: {sorted(unknown)}")
+    # a shipper installed by pip runs from compiled bytecode, which a checkout may lack (with
+    # PYTHONDONTWRITEBYTECODE each start would compile every module again): compiled once here
+    for tree in [REPO, *([Path(args.alt_tree)] if args.alt_tree else [])]:
+        for package in ("collector", "shipper"):
+            compileall.compile_dir(str(tree / package), quiet=1)
     env = stack_env()
     n = args.records
     topic = f"bench-shipper-logs-{n}-{args.partitions}p-{GEN_VERSION}"
