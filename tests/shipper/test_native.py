@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.bench_shipper import generate
-from collector.contract.streams import TOPIC_LOGS
+from collector.contract.streams import TOPIC_HEALTH, TOPIC_LOGS
 from shipper import fast
 from shipper.bulk import bulk_body
 from shipper.context import Batch, TransformSettings
@@ -218,3 +218,43 @@ def test_the_streams_it_knows_are_bounded_by_the_batch(counting: type[Counting])
         Counting.__init__ = original_init  # type: ignore[method-assign]
     assert [len(m) for m in made] == [3000, 1]
     assert counting.taken == 3000 + 1
+
+
+def _monitor_run(messages: list[Meta], native: bool, fast_path: bool = True) -> Prepared:
+    monitor = HealthMonitor(HealthSettings(failures_to_down=1), "t")
+    batch = Batch(TransformSettings(host_name="h", state_of=monitor.state_of), NOW)
+    return prepare(messages, batch, monitor, fast=fast_path, native=native)
+
+
+def test_a_probe_result_in_the_batch_changes_the_state_it_stamps() -> None:
+    """A probe result observed mid-batch changes the service's health state: the records after it
+    carry the new state on every path (the compiled part asks the states again)."""
+    logs = [orjson.dumps(r) for r in LIBRARY]
+    service = LIBRARY[0]["service"]["name"]
+
+    def probe(status: str, offset: int) -> Meta:
+        record = {"@timestamp": LIBRARY[0]["@timestamp"],
+                  "event": {"kind": "state", "dataset": "elk.health", "action": "health-check"},
+                  "service": {"name": service, "node": {"name": f"{service}-1"}}, "health": {"status": status}}
+        return Meta(TOPIC_HEALTH, 0, offset, KAFKA_MS, None, (), orjson.dumps(record))
+
+    messages = ([probe("healthy", 0)] + [Meta(TOPIC_LOGS, 0, i, KAFKA_MS, b"k", (), v) for i, v in enumerate(logs)]
+                + [probe("unhealthy", 1)] + [Meta(TOPIC_LOGS, 0, 100 + i, KAFKA_MS, b"k", (), v)
+                                             for i, v in enumerate(logs)])
+    native = _out(_monitor_run(messages, True))
+    assert native == _out(_monitor_run(messages, False)) == _out(_monitor_run(messages, False, fast_path=False))
+    states = [orjson.loads(doc).get("health", {}).get("state") for _, _, doc in native[0]
+              if orjson.loads(doc)["service"]["name"] == service and orjson.loads(doc)["event"].get("kind") != "state"]
+    assert states[0] != states[-1] and None not in states
+
+
+def test_a_state_of_that_fails_gives_the_python_paths_dead_letters() -> None:
+    def failing(service: str) -> str | None:
+        raise RuntimeError(f"no state for {service}")
+    messages = [Meta(TOPIC_LOGS, 0, i, KAFKA_MS, b"k", (), orjson.dumps(r)) for i, r in enumerate(LIBRARY)]
+    outs = []
+    for fast_path, native in ((True, True), (True, False), (False, False)):
+        batch = Batch(TransformSettings(host_name="h", state_of=failing), NOW)
+        outs.append(_out(prepare(messages, batch, HealthMonitor(HealthSettings(), "t"), fast=fast_path, native=native)))
+    assert outs[0] == outs[1] == outs[2]
+    assert len(outs[0][1]) == len(LIBRARY) and "no state for" in outs[0][1][0][2]
