@@ -9,7 +9,10 @@ each step of the chain alone. No servers.
     (cd /tmp/old && PYTHONPATH=. /path/to/.venv/bin/python -m bench.profile_transform)
 
 CPU time (time.process_time_ns) of this process, best round; batches of 5,000 records as the
-shipper's default. `--steps` adds the cost of each step: the chain up to it minus the chain before it.
+shipper's default. Three columns, alternating round by round: `fast` as the shipper runs (with the
+compiled part, native/, when it is built), `python` (the fast path without it), `general`
+(`prepare(..., fast=False)`). `--steps` adds the cost of each step: the chain up to it minus the
+chain before it.
 """
 
 from __future__ import annotations
