@@ -62,6 +62,7 @@ class Target:
     url: str
     queue: asyncio.Queue[dict[str, Any]]
     task: asyncio.Task[None] | None = None
+    overflowing: bool = False  # its queue overflowed and has not had room since
 
     @property
     def host(self) -> str:
@@ -99,6 +100,8 @@ class WebhookNotifier:
     def submit(self, event: dict[str, Any]) -> None:
         """Never blocks: queue the alert for every webhook, dropping the oldest when a queue is full."""
         for target in self.targets:
+            if not target.queue.full():
+                target.overflowing = False
             while True:
                 try:
                     target.queue.put_nowait(event)
@@ -108,7 +111,10 @@ class WebhookNotifier:
                         target.queue.get_nowait()
                         target.queue.task_done()
                     self.stats.dropped += 1
-                    log.warning("webhook queue full; dropped the oldest alert", host=target.host)
+                    if not target.overflowing:  # once per overflow: an alert storm must not flood the logs
+                        target.overflowing = True
+                        log.warning("webhook queue full; dropping the oldest alerts (counted in "
+                                    "shipper_webhook_deliveries_total{outcome=\"dropped\"})", host=target.host)
 
     async def _worker(self, target: Target) -> None:
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -79,3 +80,38 @@ async def test_queue_drains_in_order(receiver: WebhookReceiver) -> None:
     await notifier.stop(drain_s=5)
     await asyncio.sleep(0)
     assert [r.body["message"] for r in receiver.json_events("hook")] == ["n0", "n1", "n2"]
+
+
+class _Said:
+    """The notifier's logger, keeping what it was told."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **kw: self.lines.append((level, event, kw))
+
+
+async def test_a_full_queue_is_logged_once_per_overflow_not_per_alert(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alert storm into a webhook that does not answer: each dropped alert is counted, and the
+    overflow is logged once per webhook until its queue has room again (one line per dropped alert
+    flooded the shipper's logs and made `submit` slow)."""
+    from shipper.health import webhooks
+
+    said = _Said()
+    monkeypatch.setattr(webhooks, "log", said)
+    dead = f"http://127.0.0.1:{free_port()}/refused"
+    notifier = WebhookNotifier(HealthSettings(webhook_urls=SecretStr(f"{dead},{dead}/2"), webhook_queue=5,
+                                              webhook_retries=0, webhook_timeout_s=0.5))
+    for _ in range(50):  # no worker started: nothing takes from the queues
+        notifier.submit(fired_event())
+    assert notifier.stats.dropped == 2 * 45
+    full = [kw["host"] for level, event, kw in said.lines if level == "warning" and "queue full" in event]
+    assert full == ["127.0.0.1", "127.0.0.1"]
+    for target in notifier.targets:  # room again, then a new overflow: logged again
+        target.queue.get_nowait()
+        target.queue.task_done()
+    notifier.submit(fired_event())
+    notifier.submit(fired_event())
+    assert notifier.stats.dropped == 2 * 46
+    assert len([1 for level, event, _ in said.lines if level == "warning" and "queue full" in event]) == 4
