@@ -87,6 +87,7 @@ struct Batch {
     doc: Vec<u8>,
     // the partition run: its topic and the document ids' parts around the offset
     topic: Option<Py<PyString>>,
+    topic_key: Vec<u8>,
     id_base: String,
     id_tail: String,
 }
@@ -288,6 +289,7 @@ impl Batch {
             key: Vec::new(),
             doc: Vec::new(),
             topic: None,
+            topic_key: Vec::new(),
             id_base: String::new(),
             id_tail: String::new(),
         })
@@ -304,10 +306,14 @@ impl Batch {
     }
 
     /// A partition's run of records starts: its topic, and the document ids' parts around the offset.
-    fn run(&mut self, topic: Bound<'_, PyString>, id_base: String, id_tail: String) {
+    fn run(&mut self, topic: Bound<'_, PyString>, id_base: String, id_tail: String) -> PyResult<()> {
+        self.topic_key.clear();
+        self.topic_key.extend_from_slice(topic.to_str()?.as_bytes());
+        self.topic_key.push(0);
         self.topic = Some(topic.unbind());
         self.id_base = id_base;
         self.id_tail = id_tail;
+        Ok(())
     }
 
     /// The record's bulk lines (action and document) appended to `arena`, and
@@ -515,8 +521,7 @@ impl Batch {
         // The stream of this (topic, service, metric kind), known to the batch once the Python path
         // routed a record to it; the service's health state with it.
         self.key.clear();
-        self.key.extend_from_slice(topic.to_str()?.as_bytes());
-        self.key.push(0);
+        self.key.extend_from_slice(&self.topic_key);
         self.key.extend_from_slice(name.as_bytes());
         self.key.push(metric as u8);
         if !self.streams.contains_key(&self.key) {
